@@ -1,0 +1,121 @@
+//! Drawing detections onto an image: a box and a "name conf" label per detection, in a
+//! stable colour per class (Ultralytics' palette).
+
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
+use image::{Rgb, RgbImage};
+
+use crate::postprocess::Detection;
+
+static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+
+/// Ultralytics' 20-colour palette, so classes keep the colours users know.
+const PALETTE: [[u8; 3]; 20] = [
+    [0x04, 0x2A, 0xFF],
+    [0x0B, 0xDB, 0xEB],
+    [0xF3, 0xF3, 0xF3],
+    [0x00, 0xDF, 0xB7],
+    [0x11, 0x1F, 0x68],
+    [0xFF, 0x6F, 0xDD],
+    [0xFF, 0x44, 0x4F],
+    [0xCC, 0xED, 0x00],
+    [0x00, 0xF3, 0x44],
+    [0xBD, 0x00, 0xFF],
+    [0x00, 0xB4, 0xFF],
+    [0xDD, 0x00, 0xBA],
+    [0x00, 0xFF, 0xFF],
+    [0x26, 0xC0, 0x00],
+    [0x01, 0xFF, 0xB3],
+    [0x7D, 0x24, 0xFF],
+    [0x7B, 0x00, 0x68],
+    [0xFF, 0x1B, 0x6C],
+    [0xFC, 0x6D, 0x2F],
+    [0xA2, 0xFF, 0x0B],
+];
+
+/// The colour of class `class`.
+pub fn class_colour(class: usize) -> [u8; 3] {
+    PALETTE[class % PALETTE.len()]
+}
+
+fn fill(image: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, colour: [u8; 3]) {
+    let (w, h) = (i64::from(image.width()), i64::from(image.height()));
+    for y in y0.max(0)..y1.min(h) {
+        for x in x0.max(0)..x1.min(w) {
+            image.put_pixel(x as u32, y as u32, Rgb(colour));
+        }
+    }
+}
+
+/// Draw every detection; `names[class]` labels it.
+pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[String]) {
+    let font = FontRef::try_from_slice(FONT_BYTES).expect("the bundled font parses");
+    let thickness = ((image.width() + image.height()) as f32 * 0.002)
+        .round()
+        .max(2.0) as i64;
+    let scale = PxScale::from((thickness as f32 * 7.0).max(12.0));
+    let scaled = font.as_scaled(scale);
+    for d in detections {
+        let colour = class_colour(d.class);
+        let [x1, y1, x2, y2] = d.xyxy.map(|v| v.round() as i64);
+        fill(image, x1, y1, x2, y1 + thickness, colour);
+        fill(image, x1, y2 - thickness, x2, y2, colour);
+        fill(image, x1, y1, x1 + thickness, y2, colour);
+        fill(image, x2 - thickness, y1, x2, y2, colour);
+
+        let name = names
+            .get(d.class)
+            .map_or_else(|| d.class.to_string(), String::clone);
+        let label = format!("{name} {:.2}", d.conf);
+        let width: f32 = label
+            .chars()
+            .map(|c| scaled.h_advance(scaled.glyph_id(c)))
+            .sum();
+        let height = scaled.height().ceil() as i64;
+        // Label above the box, or inside it when the box touches the top edge.
+        let top = if y1 - height >= 0 { y1 - height } else { y1 };
+        fill(
+            image,
+            x1,
+            top,
+            x1 + width.ceil() as i64 + 4,
+            top + height,
+            colour,
+        );
+        let text: [u8; 3] = if colour.iter().map(|&c| u32::from(c)).sum::<u32>() > 382 {
+            [0, 0, 0]
+        } else {
+            [255, 255, 255]
+        };
+        let mut caret = x1 as f32 + 2.0;
+        for c in label.chars() {
+            let glyph = scaled.scaled_glyph(c);
+            let advance = scaled.h_advance(glyph.id);
+            let glyph = ab_glyph::Glyph {
+                position: point(caret, top as f32 + scaled.ascent()),
+                ..glyph
+            };
+            if let Some(outline) = font.outline_glyph(glyph) {
+                let bounds = outline.px_bounds();
+                outline.draw(|gx, gy, coverage| {
+                    let (px, py) = (
+                        bounds.min.x as i64 + i64::from(gx),
+                        bounds.min.y as i64 + i64::from(gy),
+                    );
+                    if px >= 0
+                        && py >= 0
+                        && px < i64::from(image.width())
+                        && py < i64::from(image.height())
+                    {
+                        let pixel = image.get_pixel_mut(px as u32, py as u32);
+                        for ch in 0..3 {
+                            let blended = f32::from(pixel[ch]) * (1.0 - coverage)
+                                + f32::from(text[ch]) * coverage;
+                            pixel[ch] = blended.round() as u8;
+                        }
+                    }
+                });
+            }
+            caret += advance;
+        }
+    }
+}

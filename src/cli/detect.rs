@@ -1,0 +1,143 @@
+//! `focalyolo detect`: images in, boxes out (JSON lines and/or annotated images).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use focalyolo::annotate::draw_detections;
+use focalyolo::detector::Detector;
+use focalyolo::device::ComputeDevice;
+use focalyolo::report::{DetectionRecord, ImageRecord};
+use focalyolo::source::{image_paths, load_rgb};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{ModelArgs, NmsArgs};
+
+#[derive(Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    nms: NmsArgs,
+    /// An image, a folder of images, or a glob pattern (quote it).
+    #[arg(long)]
+    source: String,
+    /// Write annotated images into this folder.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Write one JSON object per image, one per line, to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    let paths = image_paths(&args.source)?;
+    let device = ComputeDevice::select(args.model.device)?;
+    let detector = Detector::load(
+        &args.model.weights,
+        device.device.clone(),
+        args.model.input_size(),
+    )
+    .with_context(|| format!("cannot load {}", args.model.weights.display()))?;
+    let names = detector.info().class_names.clone();
+    eprintln!(
+        "model: YOLO11{} ({} classes) on {}",
+        detector.info().scale,
+        names.len(),
+        device.description
+    );
+
+    let mut json = match &args.json {
+        Some(path) => {
+            Some(BufWriter::new(File::create(path).with_context(|| {
+                format!("cannot create {}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let progress = if paths.len() > 1 {
+        ProgressBar::new(paths.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta} {msg}")
+            .expect("valid template"),
+    );
+
+    let options = args.nms.options();
+    let mut failures = 0;
+    for path in &paths {
+        progress.inc(1);
+        let result = load_rgb(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|image| {
+                let detections = detector.detect(&image, &options)?;
+                Ok((image, detections))
+            });
+        let (mut image, detections) = match result {
+            Ok(ok) => ok,
+            Err(err) => {
+                progress.println(format!("skipped {}: {err:#}", path.display()));
+                failures += 1;
+                continue;
+            }
+        };
+        if let Some(out) = json.as_mut() {
+            let record = ImageRecord {
+                source: path.display().to_string(),
+                width: image.width(),
+                height: image.height(),
+                detections: detections
+                    .iter()
+                    .map(|d| DetectionRecord::new(d, &names))
+                    .collect(),
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")?;
+        }
+        if let Some(dir) = &args.save {
+            draw_detections(&mut image, &detections, &names);
+            let target = dir.join(path.file_name().unwrap_or(path.as_os_str()));
+            save_image(&image, &target)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+        }
+        if paths.len() == 1 {
+            for d in &detections {
+                let [x1, y1, x2, y2] = d.xyxy;
+                println!(
+                    "{:>16} {:.2}  [{x1:.1}, {y1:.1}, {x2:.1}, {y2:.1}]",
+                    names[d.class], d.conf
+                );
+            }
+        }
+    }
+    progress.finish_and_clear();
+    if let Some(mut out) = json {
+        out.flush()?;
+    }
+    if failures > 0 {
+        eprintln!(
+            "{failures} of {} images could not be processed",
+            paths.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save_image(image: &image::RgbImage, target: &Path) -> image::ImageResult<()> {
+    // Keep the source's format where the encoder supports it, else PNG.
+    match image::ImageFormat::from_path(target) {
+        Ok(image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::Bmp) => {
+            image.save(target)
+        }
+        _ => image.save_with_format(target.with_extension("png"), image::ImageFormat::Png),
+    }
+}

@@ -1,0 +1,107 @@
+//! Subcommands of the `focalyolo` binary.
+
+mod bench;
+mod detect;
+mod weights;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use focalyolo::detector::InputSize;
+use focalyolo::device::DeviceChoice;
+use focalyolo::postprocess::NmsOptions;
+use focalyolo::preprocess::Canvas;
+
+#[derive(Parser)]
+#[command(
+    name = "focalyolo",
+    version,
+    about = "YOLO11 + FocalModulation object detection on burn/wgpu"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect objects in an image, a folder of images or a glob.
+    Detect(detect::DetectArgs),
+    /// Describe a weights file: scale, classes, layer 9, parameters.
+    Info(weights::InfoArgs),
+    /// Convert a checkpoint (.pt) to safetensors in Ultralytics' layout.
+    Convert(weights::ConvertArgs),
+    /// Time the model's forward pass on this machine.
+    Bench(bench::BenchArgs),
+}
+
+/// Model options shared by every command that runs the model.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Weights: an Ultralytics .pt checkpoint or a .safetensors file.
+    #[arg(long)]
+    weights: std::path::PathBuf,
+    /// Inference size (longest side), a multiple of 32.
+    #[arg(long, default_value_t = 640)]
+    imgsz: usize,
+    /// Letterbox to a full imgsz×imgsz square instead of the minimal stride-32 rectangle.
+    #[arg(long)]
+    square: bool,
+    /// Where the model runs: auto picks a hardware GPU if present, else the CPU backend.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+impl ModelArgs {
+    fn input_size(&self) -> InputSize {
+        InputSize {
+            imgsz: self.imgsz,
+            canvas: if self.square {
+                Canvas::Square
+            } else {
+                Canvas::Minimal
+            },
+        }
+    }
+}
+
+/// Detection thresholds and filters.
+#[derive(Args, Clone)]
+pub struct NmsArgs {
+    /// Minimum confidence.
+    #[arg(long, default_value_t = 0.25)]
+    conf: f32,
+    /// IoU above which NMS suppresses a box.
+    #[arg(long, default_value_t = 0.7)]
+    iou: f32,
+    /// Most detections per image.
+    #[arg(long, default_value_t = 300)]
+    max_det: usize,
+    /// Keep only these class ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<usize>>,
+    /// Class-agnostic NMS.
+    #[arg(long)]
+    agnostic: bool,
+}
+
+impl NmsArgs {
+    fn options(&self) -> NmsOptions {
+        NmsOptions {
+            conf: self.conf,
+            iou: self.iou,
+            max_det: self.max_det,
+            agnostic: self.agnostic,
+            classes: self.classes.clone(),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Detect(args) => detect::run(args),
+        Command::Info(args) => weights::info(args),
+        Command::Convert(args) => weights::convert(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,71 @@
+//! `focalyolo info` and `focalyolo convert`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use focalyolo::device::ComputeDevice;
+use focalyolo::model::{Layer9, ModelInfo, Yolo};
+use focalyolo::weights::Weights;
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// The weights file (.pt or .safetensors).
+    weights: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// The checkpoint to convert.
+    input: PathBuf,
+    /// Where to write the safetensors file.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+/// Load and check a weights file by building the model from it on the CPU.
+fn load_checked(path: &PathBuf) -> anyhow::Result<(Weights, ModelInfo)> {
+    let weights = Weights::load(path)?;
+    let (_, info) = Yolo::load(&weights, &ComputeDevice::cpu().device)
+        .with_context(|| format!("{} does not describe a YOLO11 model", path.display()))?;
+    Ok((weights, info))
+}
+
+pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let (_, info) = load_checked(&args.weights)?;
+    println!("weights     {}", args.weights.display());
+    println!("scale       {}", info.scale);
+    println!("classes     {}", info.num_classes);
+    match info.layer9 {
+        Layer9::Sppf => println!("layer 9     SPPF"),
+        Layer9::FocalModulation(s) => println!(
+            "layer 9     FocalModulation (dim {}, focal_level {}, focal_window {}, focal_factor {}, normalize_modulator {})",
+            s.dim, s.focal_level, s.focal_window, s.focal_factor, s.normalize_modulator
+        ),
+    }
+    println!("parameters  {}", info.parameters);
+    println!(
+        "names       {}",
+        info.class_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i}:{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let (weights, info) = load_checked(&args.input)?;
+    weights.save_safetensors(&args.output)?;
+    println!(
+        "wrote {} ({} tensors, YOLO11{} with {} classes)",
+        args.output.display(),
+        weights.tensors().len(),
+        info.scale,
+        info.num_classes
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,163 @@
+//! One image in, detections out: letterbox, forward, decode, NMS, boxes back on the image.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use thiserror::Error;
+
+use crate::model::{FocalTaps, ModelError, ModelInfo, ModelOutput, Yolo};
+use crate::postprocess::{Detection, NmsOptions, non_max_suppression, unletterbox};
+use crate::preprocess::{Canvas, Letterbox, PreprocessError};
+use crate::weights::Weights;
+
+#[derive(Debug, Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error("reading the model output failed: {0}")]
+    Readback(String),
+}
+
+/// How images are fitted to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputSize {
+    pub imgsz: usize,
+    pub canvas: Canvas,
+}
+
+impl Default for InputSize {
+    fn default() -> Self {
+        Self {
+            imgsz: 640,
+            canvas: Canvas::Minimal,
+        }
+    }
+}
+
+/// Time spent in each stage of one detection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    pub preprocess: Duration,
+    pub inference: Duration,
+    pub postprocess: Duration,
+}
+
+/// Everything one frame produced.
+pub struct FrameResult {
+    pub detections: Vec<Detection>,
+    pub letterbox: Letterbox,
+    pub taps: Option<FocalTaps>,
+    pub times: StageTimes,
+}
+
+/// A loaded model on a device, ready for images.
+pub struct Detector {
+    model: Yolo,
+    info: ModelInfo,
+    device: Device,
+    pub input: InputSize,
+}
+
+impl Detector {
+    pub fn load(
+        weights_path: &Path,
+        device: Device,
+        input: InputSize,
+    ) -> Result<Self, DetectError> {
+        let weights = Weights::load(weights_path).map_err(ModelError::from)?;
+        Self::from_weights(&weights, device, input)
+    }
+
+    pub fn from_weights(
+        weights: &Weights,
+        device: Device,
+        input: InputSize,
+    ) -> Result<Self, DetectError> {
+        let (model, info) = Yolo::load(weights, &device)?;
+        Ok(Self {
+            model,
+            info,
+            device,
+            input,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn model(&self) -> &Yolo {
+        &self.model
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Detections on `image`, in its own pixel coordinates.
+    pub fn detect(
+        &self,
+        image: &RgbImage,
+        options: &NmsOptions,
+    ) -> Result<Vec<Detection>, DetectError> {
+        Ok(self.run(image, options, false)?.detections)
+    }
+
+    /// Detections plus, when `taps` is set, what FocalModulation attended to.
+    pub fn run(
+        &self,
+        image: &RgbImage,
+        options: &NmsOptions,
+        taps: bool,
+    ) -> Result<FrameResult, DetectError> {
+        let start = Instant::now();
+        let letterbox = Letterbox::new(
+            image.width(),
+            image.height(),
+            self.input.imgsz,
+            self.input.canvas,
+        )?;
+        let pixels = letterbox.apply(image);
+        let input = Tensor::<4>::from_data(
+            TensorData::new(
+                pixels,
+                [1, 3, letterbox.canvas_height, letterbox.canvas_width],
+            ),
+            &self.device,
+        );
+        let preprocessed = Instant::now();
+
+        let output = if taps {
+            self.model.forward_with_taps(input)
+        } else {
+            ModelOutput {
+                predictions: self.model.forward(input),
+                focal: None,
+            }
+        };
+        let predictions = output
+            .predictions
+            .into_data()
+            .try_into_vec::<f32>()
+            .map_err(|e| DetectError::Readback(format!("{e:?}")))?;
+        let inferred = Instant::now();
+
+        let mut detections = non_max_suppression(&predictions, self.info.num_classes, options);
+        unletterbox(&mut detections, &letterbox);
+        let done = Instant::now();
+        Ok(FrameResult {
+            detections,
+            letterbox,
+            taps: output.focal,
+            times: StageTimes {
+                preprocess: preprocessed - start,
+                inference: inferred - preprocessed,
+                postprocess: done - inferred,
+            },
+        })
+    }
+}

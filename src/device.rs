@@ -1,0 +1,108 @@
+//! Choosing where the model runs: a real GPU through wgpu when there is one, burn's CPU
+//! backend (`flex`) otherwise. A software Vulkan adapter such as lavapipe runs the same
+//! shaders but slower than the CPU backend, so `auto` passes it over; `gpu` still takes it.
+
+use burn::backend::FlexDevice;
+use burn::backend::wgpu::graphics::AutoGraphicsApi;
+use burn::backend::wgpu::wgpu::DeviceType;
+use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup, try_init_device, try_init_setup};
+use burn::tensor::Device;
+use std::sync::OnceLock;
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DeviceChoice {
+    /// A hardware GPU if there is one, else the CPU backend.
+    #[default]
+    Auto,
+    /// The wgpu device, even a software adapter.
+    Gpu,
+    /// burn's CPU backend.
+    Cpu,
+}
+
+#[derive(Debug, Error)]
+pub enum DeviceError {
+    #[error(
+        "no usable GPU adapter ({0}); on Linux, install a Vulkan driver (Debian: mesa-vulkan-drivers) or use --device cpu"
+    )]
+    NoAdapter(String),
+}
+
+/// The device the model runs on, and how to name it to a person.
+#[derive(Debug, Clone)]
+pub struct ComputeDevice {
+    pub device: Device,
+    pub description: String,
+    pub is_gpu: bool,
+    /// A software rasteriser (lavapipe, WARP) rather than a hardware GPU.
+    pub is_software: bool,
+}
+
+impl ComputeDevice {
+    pub fn cpu() -> Self {
+        Self {
+            device: FlexDevice.into(),
+            description: "CPU (burn flex backend)".into(),
+            is_gpu: false,
+            is_software: false,
+        }
+    }
+
+    pub fn select(choice: DeviceChoice) -> Result<Self, DeviceError> {
+        match choice {
+            DeviceChoice::Cpu => Ok(Self::cpu()),
+            DeviceChoice::Gpu => default_gpu(),
+            DeviceChoice::Auto => match default_gpu() {
+                Ok(gpu) if !gpu.is_software => Ok(gpu),
+                Ok(_) | Err(_) => Ok(Self::cpu()),
+            },
+        }
+    }
+
+    /// Adopt an existing wgpu setup (the UI's, or one just opened).
+    pub fn from_setup(setup: WgpuSetup) -> Result<Self, DeviceError> {
+        let info = setup.adapter.get_info();
+        let software = info.device_type == DeviceType::Cpu;
+        let description = format!(
+            "{} ({:?}{})",
+            info.name,
+            info.backend,
+            if software {
+                ", software rasteriser"
+            } else {
+                ""
+            }
+        );
+        let options =
+            RuntimeOptions::try_default().map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+        let device =
+            try_init_device(setup, options).map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+        Ok(Self {
+            device: device.into(),
+            description,
+            is_gpu: true,
+            is_software: software,
+        })
+    }
+}
+
+/// The default wgpu adapter, opened once per process: cubecl registers a device once.
+fn default_gpu() -> Result<ComputeDevice, DeviceError> {
+    static GPU: OnceLock<Result<ComputeDevice, String>> = OnceLock::new();
+    GPU.get_or_init(|| {
+        open_adapter()
+            .and_then(ComputeDevice::from_setup)
+            .map_err(|DeviceError::NoAdapter(reason)| reason)
+    })
+    .clone()
+    .map_err(DeviceError::NoAdapter)
+}
+
+fn open_adapter() -> Result<WgpuSetup, DeviceError> {
+    let options =
+        RuntimeOptions::try_default().map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+    try_init_setup::<AutoGraphicsApi>(&WgpuDevice::default(), options)
+        .map_err(|e| DeviceError::NoAdapter(e.to_string()))
+}

@@ -1,0 +1,214 @@
+//! Convolutions as Ultralytics builds them: `nn.Conv2d`, and `Conv` (conv + BatchNorm +
+//! SiLU) with the BatchNorm folded into the convolution when the weights are loaded.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{gelu, silu};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::ModelError;
+use crate::weights::{WeightTensor, WeightsView};
+
+/// BatchNorm epsilon of every Ultralytics `Conv`.
+const BN_EPS: f32 = 1e-3;
+
+/// The activation fused into a convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Identity,
+    Silu,
+    /// The exact (erf) GELU, as `nn.GELU()` computes it.
+    Gelu,
+}
+
+impl Activation {
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Identity => x,
+            Activation::Silu => silu(x),
+            Activation::Gelu => gelu(x),
+        }
+    }
+}
+
+/// A 2-D convolution with bias and activation, stride 1 or 2, "same" padding (k/2).
+#[derive(Module, Debug)]
+pub struct Conv2dLayer {
+    pub weight: Param<Tensor<4>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    pub stride: usize,
+    pub groups: usize,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+/// Upload a loaded tensor of rank `D`.
+pub fn upload<const D: usize>(tensor: &WeightTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(
+        TensorData::new(tensor.values.clone(), tensor.shape.clone()),
+        device,
+    )
+}
+
+impl Conv2dLayer {
+    /// `nn.Conv2d` at `view` (`view.weight`, optional `view.bias`). `depthwise` convolutions
+    /// have one input channel per group.
+    pub fn load(
+        view: &WeightsView,
+        stride: usize,
+        depthwise: bool,
+        activation: Activation,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let weight = view.get_rank("weight", 4)?;
+        let bias = if view.has("bias") {
+            Some(view.get_rank("bias", 1)?.clone())
+        } else {
+            None
+        };
+        Self::from_parts(
+            view.path("weight"),
+            weight.clone(),
+            bias,
+            stride,
+            depthwise,
+            activation,
+            device,
+        )
+    }
+
+    fn from_parts(
+        name: String,
+        weight: WeightTensor,
+        bias: Option<WeightTensor>,
+        stride: usize,
+        depthwise: bool,
+        activation: Activation,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let [out_channels, in_per_group, kh, kw] = weight.shape[..] else {
+            unreachable!("rank checked")
+        };
+        if kh != kw || kh % 2 == 0 || (depthwise && in_per_group != 1) {
+            return Err(ModelError::Architecture(format!(
+                "`{name}` has shape {:?}: expected an odd square kernel{}",
+                weight.shape,
+                if depthwise {
+                    " with one input channel per group"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if let Some(bias) = &bias
+            && bias.shape != [out_channels]
+        {
+            return Err(ModelError::Architecture(format!(
+                "the bias of `{name}` does not match its {out_channels} outputs"
+            )));
+        }
+        Ok(Self {
+            weight: Param::from_tensor(upload(&weight, device)),
+            bias: bias.map(|b| Param::from_tensor(upload(&b, device))),
+            stride,
+            groups: if depthwise { out_channels } else { 1 },
+            activation,
+        })
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    pub fn in_channels(&self) -> usize {
+        self.weight.dims()[1] * self.groups
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [.., k, _] = self.weight.dims();
+        let pad = k / 2;
+        let options = ConvOptions::new([self.stride; 2], [pad; 2], [1, 1], self.groups);
+        let y = conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            options,
+        );
+        self.activation.apply(y)
+    }
+}
+
+/// Ultralytics `Conv`: `conv` (no bias) + `bn` + activation, or `conv` with bias once fused.
+#[derive(Module, Debug)]
+pub struct Conv {
+    pub conv: Conv2dLayer,
+}
+
+impl Conv {
+    pub fn load(
+        view: &WeightsView,
+        stride: usize,
+        depthwise: bool,
+        activation: Activation,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let conv_view = view.pp("conv");
+        if !view.pp("bn").exists() {
+            return Ok(Self {
+                conv: Conv2dLayer::load(&conv_view, stride, depthwise, activation, device)?,
+            });
+        }
+        let weight = conv_view.get_rank("weight", 4)?;
+        let out_channels = weight.shape[0];
+        let bn = view.pp("bn");
+        let stat = |name: &str| -> Result<&WeightTensor, ModelError> {
+            let t = bn.get_rank(name, 1)?;
+            if t.values.len() != out_channels {
+                return Err(ModelError::Architecture(format!(
+                    "`{}` has {} entries for a conv of {out_channels} outputs",
+                    bn.path(name),
+                    t.values.len()
+                )));
+            }
+            Ok(t)
+        };
+        let (gamma, beta, mean, var) = (
+            stat("weight")?,
+            stat("bias")?,
+            stat("running_mean")?,
+            stat("running_var")?,
+        );
+        let per_output = weight.values.len() / out_channels;
+        let mut folded = weight.clone();
+        let mut bias = WeightTensor {
+            shape: vec![out_channels],
+            values: vec![0.0; out_channels],
+        };
+        for o in 0..out_channels {
+            let scale = gamma.values[o] / (var.values[o] + BN_EPS).sqrt();
+            folded.values[o * per_output..(o + 1) * per_output]
+                .iter_mut()
+                .for_each(|w| *w *= scale);
+            bias.values[o] = beta.values[o] - mean.values[o] * scale;
+        }
+        let conv = Conv2dLayer::from_parts(
+            conv_view.path("weight"),
+            folded,
+            Some(bias),
+            stride,
+            depthwise,
+            activation,
+            device,
+        )?;
+        Ok(Self { conv })
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.conv.forward(x)
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.conv.out_channels()
+    }
+}

@@ -1,0 +1,156 @@
+//! The Detect head of YOLO11: per level, a box branch (`cv2`, distributions over 16 bins
+//! per side) and a class branch (`cv3`, with the DWConv stages of YOLO11), decoded with DFL
+//! against anchor points at strides 8, 16 and 32.
+
+use burn::module::Module;
+use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::ModelError;
+use super::conv::{Activation, Conv, Conv2dLayer, upload};
+use crate::weights::WeightsView;
+
+/// Strides of the P3, P4 and P5 outputs.
+pub const STRIDES: [usize; 3] = [8, 16, 32];
+
+/// One level's box or class branch: two `Conv` stages then a plain 1×1 `nn.Conv2d`.
+#[derive(Module, Debug)]
+pub struct Branch {
+    pub stages: Vec<Vec<Conv>>,
+    pub out: Conv2dLayer,
+}
+
+impl Branch {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = self
+            .stages
+            .iter()
+            .flatten()
+            .fold(x, |y, conv| conv.forward(y));
+        self.out.forward(y)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Detect {
+    pub cv2: Vec<Branch>,
+    pub cv3: Vec<Branch>,
+    /// DFL's fixed projection `0..reg_max`, as stored in the checkpoint.
+    pub dfl: Tensor<1>,
+    pub num_classes: usize,
+    pub reg_max: usize,
+}
+
+impl Detect {
+    pub fn load(view: &WeightsView, device: &Device) -> Result<Self, ModelError> {
+        let levels = view.pp("cv2").count_children();
+        if levels != STRIDES.len() || view.pp("cv3").count_children() != levels {
+            return Err(ModelError::Architecture(format!(
+                "the Detect head `{}` has {levels} levels, expected {}",
+                view.prefix(),
+                STRIDES.len()
+            )));
+        }
+        let conv =
+            |v: &WeightsView, depthwise| Conv::load(v, 1, depthwise, Activation::Silu, device);
+        let plain = |v: &WeightsView| Conv2dLayer::load(v, 1, false, Activation::Identity, device);
+        let mut cv2 = Vec::with_capacity(levels);
+        let mut cv3 = Vec::with_capacity(levels);
+        for level in 0..levels {
+            let b = view.pp("cv2").pp(level);
+            cv2.push(Branch {
+                stages: vec![vec![conv(&b.pp(0), false)?], vec![conv(&b.pp(1), false)?]],
+                out: plain(&b.pp(2))?,
+            });
+            let c = view.pp("cv3").pp(level);
+            // YOLO11's class branch: (DWConv 3×3, Conv 1×1) twice.
+            let stage = |s: WeightsView| -> Result<Vec<Conv>, ModelError> {
+                Ok(vec![conv(&s.pp(0), true)?, conv(&s.pp(1), false)?])
+            };
+            cv3.push(Branch {
+                stages: vec![stage(c.pp(0))?, stage(c.pp(1))?],
+                out: plain(&c.pp(2))?,
+            });
+        }
+        let dfl_weight = view.pp("dfl").pp("conv").get_rank("weight", 4)?;
+        let reg_max = dfl_weight.values.len();
+        let box_channels = cv2[0].out.out_channels();
+        if box_channels != 4 * reg_max {
+            return Err(ModelError::Architecture(format!(
+                "the box branch has {box_channels} outputs, expected 4 × {reg_max} DFL bins"
+            )));
+        }
+        let num_classes = cv3[0].out.out_channels();
+        let consistent = cv2.iter().all(|b| b.out.out_channels() == box_channels)
+            && cv3.iter().all(|b| b.out.out_channels() == num_classes);
+        if !consistent {
+            return Err(ModelError::Architecture(
+                "the Detect levels disagree on their outputs".into(),
+            ));
+        }
+        let dfl = upload::<4>(dfl_weight, device).reshape([reg_max]);
+        Ok(Self {
+            cv2,
+            cv3,
+            dfl,
+            num_classes,
+            reg_max,
+        })
+    }
+
+    /// Decoded predictions `(B, 4 + nc, anchors)`: box centre and size in input pixels, then
+    /// class probabilities; anchors in P3, P4, P5 order, row-major within each level.
+    pub fn forward(&self, features: [Tensor<4>; 3]) -> Tensor<3> {
+        let device = features[0].device();
+        let batch = features[0].dims()[0];
+        let mut boxes = Vec::with_capacity(3);
+        let mut scores = Vec::with_capacity(3);
+        let mut anchors = Vec::new();
+        let mut strides = Vec::new();
+        for (level, x) in features.into_iter().enumerate() {
+            let [_, _, h, w] = x.dims();
+            boxes.push(self.cv2[level].forward(x.clone()).reshape([
+                batch,
+                4 * self.reg_max,
+                h * w,
+            ]));
+            scores.push(
+                self.cv3[level]
+                    .forward(x)
+                    .reshape([batch, self.num_classes, h * w]),
+            );
+            let stride = STRIDES[level] as f32;
+            for y in 0..h {
+                for x in 0..w {
+                    anchors.push([x as f32 + 0.5, y as f32 + 0.5]);
+                    strides.push(stride);
+                }
+            }
+        }
+        let count = anchors.len();
+        let boxes = Tensor::cat(boxes, 2);
+        let scores = sigmoid(Tensor::cat(scores, 2));
+
+        // DFL: expected value of each side's distribution over 0..reg_max.
+        let bins = softmax(boxes.reshape([batch, 4, self.reg_max, count]), 2);
+        let projection = self.dfl.clone().reshape([1, 1, self.reg_max, 1]);
+        let distances: Tensor<3> = (bins * projection).sum_dim(2).reshape([batch, 4, count]);
+
+        let anchor_data: Vec<f32> = anchors
+            .iter()
+            .map(|a| a[0])
+            .chain(anchors.iter().map(|a| a[1]))
+            .collect();
+        let anchor_points =
+            Tensor::<3>::from_data(TensorData::new(anchor_data, [1, 2, count]), &device);
+        let stride_tensor =
+            Tensor::<3>::from_data(TensorData::new(strides, [1, 1, count]), &device);
+        // Same operation order as Ultralytics' dist2bbox, so rounding matches too.
+        let top_left = anchor_points.clone() - distances.clone().narrow(1, 0, 2);
+        let bottom_right = anchor_points + distances.narrow(1, 2, 2);
+        let centre =
+            (top_left.clone() + bottom_right.clone()).div_scalar(2.0) * stride_tensor.clone();
+        let size = (bottom_right - top_left) * stride_tensor;
+        Tensor::cat(vec![centre, size, scores], 1)
+    }
+}

@@ -1,0 +1,186 @@
+//! From the model's decoded predictions to detections on the source image: confidence
+//! filter, class-aware NMS and the undoing of the letterbox, as Ultralytics' predictor does.
+
+use serde::{Deserialize, Serialize};
+
+use crate::preprocess::Letterbox;
+
+/// Offset that keeps boxes of different classes apart in class-aware NMS (Ultralytics' `max_wh`).
+const CLASS_OFFSET: f32 = 7680.0;
+/// Most candidates NMS looks at (Ultralytics' `max_nms`).
+const MAX_NMS: usize = 30_000;
+
+/// Thresholds and filters of the detection step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NmsOptions {
+    pub conf: f32,
+    pub iou: f32,
+    pub max_det: usize,
+    /// One NMS across classes instead of one per class.
+    pub agnostic: bool,
+    /// Keep only these class ids (all when `None`).
+    pub classes: Option<Vec<usize>>,
+}
+
+impl Default for NmsOptions {
+    fn default() -> Self {
+        Self {
+            conf: 0.25,
+            iou: 0.7,
+            max_det: 300,
+            agnostic: false,
+            classes: None,
+        }
+    }
+}
+
+/// One detected object, in source-image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub xyxy: [f32; 4],
+    pub conf: f32,
+    pub class: usize,
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+/// Detections in canvas pixels from predictions laid out `(4 + nc) × anchors` (one image).
+pub fn non_max_suppression(
+    predictions: &[f32],
+    num_classes: usize,
+    options: &NmsOptions,
+) -> Vec<Detection> {
+    let anchors = predictions.len() / (4 + num_classes);
+    let at = |row: usize, anchor: usize| predictions[row * anchors + anchor];
+    let mut candidates: Vec<Detection> = (0..anchors)
+        .filter_map(|a| {
+            let (class, conf) = (0..num_classes).map(|c| (c, at(4 + c, a))).fold(
+                (0, f32::NEG_INFINITY),
+                |best, x| if x.1 > best.1 { x } else { best },
+            );
+            if conf <= options.conf
+                || options
+                    .classes
+                    .as_ref()
+                    .is_some_and(|keep| !keep.contains(&class))
+            {
+                return None;
+            }
+            let (cx, cy, w, h) = (at(0, a), at(1, a), at(2, a), at(3, a));
+            Some(Detection {
+                xyxy: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
+                conf,
+                class,
+            })
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.conf.total_cmp(&a.conf));
+    candidates.truncate(MAX_NMS);
+
+    let offset = |d: &Detection| {
+        let o = if options.agnostic {
+            0.0
+        } else {
+            d.class as f32 * CLASS_OFFSET
+        };
+        [d.xyxy[0] + o, d.xyxy[1] + o, d.xyxy[2] + o, d.xyxy[3] + o]
+    };
+    let shifted: Vec<[f32; 4]> = candidates.iter().map(offset).collect();
+    let mut suppressed = vec![false; candidates.len()];
+    let mut kept = Vec::new();
+    for i in 0..candidates.len() {
+        if suppressed[i] {
+            continue;
+        }
+        kept.push(candidates[i].clone());
+        if kept.len() == options.max_det {
+            break;
+        }
+        for j in i + 1..candidates.len() {
+            if !suppressed[j] && iou(&shifted[i], &shifted[j]) > options.iou {
+                suppressed[j] = true;
+            }
+        }
+    }
+    kept
+}
+
+/// Map canvas-pixel boxes back onto the source image, clipped to it.
+pub fn unletterbox(detections: &mut [Detection], letterbox: &Letterbox) {
+    let (gain, pad_x, pad_y) = letterbox.box_transform();
+    let (w, h) = (
+        letterbox.source_width as f32,
+        letterbox.source_height as f32,
+    );
+    for d in detections {
+        let [x1, y1, x2, y2] = d.xyxy;
+        d.xyxy = [
+            ((x1 - pad_x) / gain).clamp(0.0, w),
+            ((y1 - pad_y) / gain).clamp(0.0, h),
+            ((x2 - pad_x) / gain).clamp(0.0, w),
+            ((y2 - pad_y) / gain).clamp(0.0, h),
+        ];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Predictions for 2 classes over the given anchors (cx, cy, w, h, p0, p1).
+    fn predictions(anchors: &[[f32; 6]]) -> Vec<f32> {
+        (0..6)
+            .flat_map(|row| anchors.iter().map(move |a| a[row]))
+            .collect()
+    }
+
+    #[test]
+    fn overlapping_boxes_of_one_class_are_suppressed() {
+        let p = predictions(&[
+            [50.0, 50.0, 20.0, 20.0, 0.9, 0.1],
+            [51.0, 50.0, 20.0, 20.0, 0.8, 0.1],
+            [51.0, 50.0, 20.0, 20.0, 0.1, 0.7],
+            [150.0, 50.0, 20.0, 20.0, 0.6, 0.1],
+            [150.0, 150.0, 20.0, 20.0, 0.2, 0.1],
+        ]);
+        let kept = non_max_suppression(&p, 2, &NmsOptions::default());
+        let summary: Vec<(usize, f32)> = kept.iter().map(|d| (d.class, d.conf)).collect();
+        assert_eq!(summary, vec![(0, 0.9), (1, 0.7), (0, 0.6)]);
+        assert_eq!(kept[0].xyxy, [40.0, 40.0, 60.0, 60.0]);
+
+        let agnostic = NmsOptions {
+            agnostic: true,
+            ..NmsOptions::default()
+        };
+        assert_eq!(non_max_suppression(&p, 2, &agnostic).len(), 2);
+        let only_one = NmsOptions {
+            classes: Some(vec![1]),
+            ..NmsOptions::default()
+        };
+        assert_eq!(non_max_suppression(&p, 2, &only_one).len(), 1);
+        let capped = NmsOptions {
+            max_det: 1,
+            ..NmsOptions::default()
+        };
+        assert_eq!(non_max_suppression(&p, 2, &capped).len(), 1);
+    }
+
+    #[test]
+    fn boxes_map_back_through_the_letterbox() {
+        let lb = Letterbox::new(1280, 720, 640, crate::preprocess::Canvas::Minimal).unwrap();
+        let mut d = vec![Detection {
+            xyxy: [0.0, 12.0, 640.0, 372.0],
+            conf: 0.5,
+            class: 0,
+        }];
+        unletterbox(&mut d, &lb);
+        assert_eq!(d[0].xyxy, [0.0, 0.0, 1280.0, 720.0]);
+    }
+}

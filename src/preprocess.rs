@@ -1,0 +1,258 @@
+//! Ultralytics' predict-time letterbox: resize keeping the aspect ratio (bilinear, as
+//! OpenCV's `INTER_LINEAR` on 8-bit images computes it), pad with grey 114 centred, and
+//! hand the model RGB scaled to 0..1 in NCHW.
+
+use image::RgbImage;
+use thiserror::Error;
+
+/// The model's largest stride: canvas sides are multiples of it.
+pub const STRIDE: usize = 32;
+const PAD_VALUE: u8 = 114;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum PreprocessError {
+    #[error("image size {0}×{1} is empty")]
+    EmptyImage(u32, u32),
+    #[error("--imgsz {0} must be a positive multiple of {STRIDE}")]
+    BadImgsz(usize),
+}
+
+/// How big the canvas is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Canvas {
+    /// The smallest stride-multiple rectangle around the resized image (Ultralytics `auto`, `rect`).
+    #[default]
+    Minimal,
+    /// A full `imgsz × imgsz` square.
+    Square,
+}
+
+/// Where the source image lands on the model's canvas.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterbox {
+    pub source_width: u32,
+    pub source_height: u32,
+    pub resized_width: usize,
+    pub resized_height: usize,
+    pub canvas_width: usize,
+    pub canvas_height: usize,
+    pub pad_left: usize,
+    pub pad_top: usize,
+}
+
+/// Python's `round`: halves go to the even neighbour.
+pub fn round_half_even(x: f64) -> f64 {
+    let r = x.round();
+    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
+        r - x.signum()
+    } else {
+        r
+    }
+}
+
+impl Letterbox {
+    pub fn new(
+        source_width: u32,
+        source_height: u32,
+        imgsz: usize,
+        canvas: Canvas,
+    ) -> Result<Self, PreprocessError> {
+        if source_width == 0 || source_height == 0 {
+            return Err(PreprocessError::EmptyImage(source_width, source_height));
+        }
+        if imgsz == 0 || !imgsz.is_multiple_of(STRIDE) {
+            return Err(PreprocessError::BadImgsz(imgsz));
+        }
+        let (w, h) = (f64::from(source_width), f64::from(source_height));
+        let size = imgsz as f64;
+        let r = (size / h).min(size / w);
+        let resized_width = (round_half_even(w * r) as usize).clamp(1, imgsz);
+        let resized_height = (round_half_even(h * r) as usize).clamp(1, imgsz);
+        let (mut dw, mut dh) = (imgsz - resized_width, imgsz - resized_height);
+        if canvas == Canvas::Minimal {
+            dw %= STRIDE;
+            dh %= STRIDE;
+        }
+        let pad_left = round_half_even(dw as f64 / 2.0 - 0.1) as usize;
+        let pad_top = round_half_even(dh as f64 / 2.0 - 0.1) as usize;
+        Ok(Self {
+            source_width,
+            source_height,
+            resized_width,
+            resized_height,
+            canvas_width: resized_width + dw,
+            canvas_height: resized_height + dh,
+            pad_left,
+            pad_top,
+        })
+    }
+
+    /// The gain and padding Ultralytics' `scale_boxes` undoes: canvas = source × gain + pad.
+    pub fn box_transform(&self) -> (f32, f32, f32) {
+        let gain = (self.canvas_height as f64 / f64::from(self.source_height))
+            .min(self.canvas_width as f64 / f64::from(self.source_width));
+        let pad_x = round_half_even(
+            (self.canvas_width as f64 - f64::from(self.source_width) * gain) / 2.0 - 0.1,
+        );
+        let pad_y = round_half_even(
+            (self.canvas_height as f64 - f64::from(self.source_height) * gain) / 2.0 - 0.1,
+        );
+        (gain as f32, pad_x as f32, pad_y as f32)
+    }
+
+    /// The letterboxed image as planar RGB f32 in 0..1, `3 × canvas_height × canvas_width`.
+    pub fn apply(&self, image: &RgbImage) -> Vec<f32> {
+        let resized = resize_bilinear(image, self.resized_width, self.resized_height);
+        let plane = self.canvas_width * self.canvas_height;
+        let mut out = vec![f32::from(PAD_VALUE) / 255.0; 3 * plane];
+        for y in 0..self.resized_height {
+            for x in 0..self.resized_width {
+                let px = &resized[(y * self.resized_width + x) * 3..][..3];
+                let at = (y + self.pad_top) * self.canvas_width + x + self.pad_left;
+                for c in 0..3 {
+                    out[c * plane + at] = f32::from(px[c]) / 255.0;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// OpenCV's fixed-point coefficient scale for 8-bit bilinear resizing.
+const COEF_SCALE: f32 = 2048.0;
+
+/// Source index and fixed-point weights along one axis, as OpenCV's `resize` computes them
+/// (half-pixel centres, edges clamped).
+fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, i32, i32)> {
+    let scale = src as f64 / dst as f64;
+    (0..dst)
+        .map(|d| {
+            let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let mut s = f.floor() as isize;
+            let mut frac = f - s as f32;
+            if s < 0 {
+                s = 0;
+                frac = 0.0;
+            }
+            if s as usize >= src - 1 {
+                s = src as isize - 1;
+                frac = 0.0;
+            }
+            let w0 = ((1.0 - frac) * COEF_SCALE).round() as i32;
+            let s = s as usize;
+            (
+                s,
+                (s + 1).min(src - 1),
+                w0,
+                (frac * COEF_SCALE).round() as i32,
+            )
+        })
+        .collect()
+}
+
+/// Bilinear resize of packed RGB bytes, the way OpenCV's `INTER_LINEAR` does on `uint8`.
+pub fn resize_bilinear(image: &RgbImage, width: usize, height: usize) -> Vec<u8> {
+    let (src_w, src_h) = (image.width() as usize, image.height() as usize);
+    let raw = image.as_raw();
+    if (src_w, src_h) == (width, height) {
+        return raw.clone();
+    }
+    let xs = axis_taps(src_w, width);
+    let ys = axis_taps(src_h, height);
+    let horizontal = |row: usize| -> Vec<i32> {
+        let line = &raw[row * src_w * 3..][..src_w * 3];
+        xs.iter()
+            .flat_map(|&(x0, x1, a0, a1)| {
+                (0..3).map(move |c| {
+                    i32::from(line[x0 * 3 + c]) * a0 + i32::from(line[x1 * 3 + c]) * a1
+                })
+            })
+            .collect()
+    };
+    let mut out = Vec::with_capacity(width * height * 3);
+    let mut cache: Option<(usize, Vec<i32>)> = None;
+    for &(y0, y1, b0, b1) in &ys {
+        let row0 = match cache.take() {
+            Some((row, data)) if row == y0 => data,
+            _ => horizontal(y0),
+        };
+        let row1 = if y1 == y0 {
+            row0.clone()
+        } else {
+            horizontal(y1)
+        };
+        // OpenCV's vectorised vertical pass: 16-bit products, then a rounding shift.
+        out.extend(row0.iter().zip(&row1).map(|(&d0, &d1)| {
+            let v = (((b0 * (d0 >> 4)) >> 16) + ((b1 * (d1 >> 4)) >> 16) + 2) >> 2;
+            v.clamp(0, 255) as u8
+        }));
+        cache = Some((y1, row1));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_like_python() {
+        assert_eq!(round_half_even(2.5), 2.0);
+        assert_eq!(round_half_even(3.5), 4.0);
+        assert_eq!(round_half_even(6.4), 6.0);
+        assert_eq!(round_half_even(-0.5), -0.0);
+    }
+
+    #[test]
+    fn minimal_canvas_matches_ultralytics() {
+        // 640×480 at 640: resized 640×480, rect canvas 640×480, no padding.
+        let lb = Letterbox::new(640, 480, 640, Canvas::Minimal).unwrap();
+        assert_eq!(
+            (lb.canvas_width, lb.canvas_height, lb.pad_left, lb.pad_top),
+            (640, 480, 0, 0)
+        );
+        // 500×375 → 640×480; 1280×720 → 640×360 padded to 640×384 (12 top, 12 bottom).
+        let lb = Letterbox::new(1280, 720, 640, Canvas::Minimal).unwrap();
+        assert_eq!(
+            (lb.resized_height, lb.canvas_height, lb.pad_top),
+            (360, 384, 12)
+        );
+        let lb = Letterbox::new(1280, 720, 640, Canvas::Square).unwrap();
+        assert_eq!(
+            (lb.canvas_width, lb.canvas_height, lb.pad_top),
+            (640, 640, 140)
+        );
+    }
+
+    #[test]
+    fn extreme_aspect_ratios_stay_valid() {
+        for (w, h) in [(4000, 17), (17, 4000), (1, 1), (100_000, 1)] {
+            let lb = Letterbox::new(w, h, 640, Canvas::Minimal).unwrap();
+            assert!(lb.resized_width >= 1 && lb.resized_height >= 1);
+            assert_eq!(lb.canvas_width % STRIDE, 0);
+            assert_eq!(lb.canvas_height % STRIDE, 0);
+            let image = RgbImage::from_pixel(w.min(4000), h.min(4000), image::Rgb([10, 20, 30]));
+            if u64::from(w) * u64::from(h) <= 4_000_000 {
+                let data = Letterbox::new(image.width(), image.height(), 640, Canvas::Minimal)
+                    .unwrap()
+                    .apply(&image);
+                assert_eq!(data.len(), 3 * lb.canvas_width * lb.canvas_height);
+            }
+        }
+        assert_eq!(
+            Letterbox::new(0, 5, 640, Canvas::Minimal),
+            Err(PreprocessError::EmptyImage(0, 5))
+        );
+        assert_eq!(
+            Letterbox::new(5, 5, 100, Canvas::Minimal),
+            Err(PreprocessError::BadImgsz(100))
+        );
+    }
+
+    #[test]
+    fn uniform_images_resize_to_the_same_colour() {
+        let image = RgbImage::from_pixel(37, 23, image::Rgb([200, 100, 7]));
+        let out = resize_bilinear(&image, 91, 11);
+        assert!(out.chunks(3).all(|p| p == [200, 100, 7]));
+    }
+}

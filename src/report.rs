@@ -1,0 +1,37 @@
+//! The JSON records `detect --json` writes: one object per image, one per line.
+
+use serde::{Deserialize, Serialize};
+
+use crate::postprocess::Detection;
+
+/// One detection as written to JSON: the box in source pixels, confidence, class id and name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectionRecord {
+    pub xyxy: [f32; 4],
+    pub conf: f32,
+    pub class: usize,
+    pub name: String,
+}
+
+/// All detections of one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    pub source: String,
+    pub width: u32,
+    pub height: u32,
+    pub detections: Vec<DetectionRecord>,
+}
+
+impl DetectionRecord {
+    pub fn new(detection: &Detection, names: &[String]) -> Self {
+        Self {
+            xyxy: detection.xyxy,
+            conf: detection.conf,
+            class: detection.class,
+            name: names
+                .get(detection.class)
+                .cloned()
+                .unwrap_or_else(|| detection.class.to_string()),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Still-image sources: a file, a folder of images, or a glob pattern, and decoding with
+//! the EXIF orientation applied (as OpenCV's `imread` does).
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("{0}: no such file, folder or matching pattern")]
+    NotFound(String),
+    #[error("{0}: not a valid glob pattern ({1})")]
+    BadPattern(String, String),
+    #[error("{0}: no images found")]
+    Empty(String),
+    #[error("{path}: cannot decode image ({reason})")]
+    Decode { path: PathBuf, reason: String },
+}
+
+const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "jfif"];
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// The images `source` names, sorted: one file, a folder's images, or a glob's matches.
+pub fn image_paths(source: &str) -> Result<Vec<PathBuf>, SourceError> {
+    let path = Path::new(source);
+    let mut paths = if path.is_file() {
+        vec![path.to_path_buf()]
+    } else if path.is_dir() {
+        std::fs::read_dir(path)
+            .map_err(|_| SourceError::NotFound(source.into()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_image(p))
+            .collect()
+    } else if source.contains(['*', '?', '[']) {
+        glob::glob(source)
+            .map_err(|e| SourceError::BadPattern(source.into(), e.to_string()))?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect()
+    } else {
+        return Err(SourceError::NotFound(source.into()));
+    };
+    paths.sort();
+    if paths.is_empty() {
+        return Err(SourceError::Empty(source.into()));
+    }
+    Ok(paths)
+}
+
+/// Decode an image file to RGB, upright according to its EXIF orientation.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, SourceError> {
+    let decode_error = |reason: String| SourceError::Decode {
+        path: path.into(),
+        reason,
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|e| decode_error(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| decode_error(e.to_string()))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| decode_error(e.to_string()))?;
+    let orientation = decoder
+        .orientation()
+        .map_err(|e| decode_error(e.to_string()))?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(e.to_string()))?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}

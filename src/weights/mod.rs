@@ -1,0 +1,202 @@
+//! Model weights as named f32 tensors, read from Ultralytics checkpoints (`.pt`) or from
+//! safetensors in Ultralytics' state_dict layout, with the class names and the
+//! FocalModulation settings the file carries.
+//!
+//! Blocks take their tensors through a [`WeightsView`], a prefix into the map
+//! (`view.pp("cv1")`), so the model tree mirrors Ultralytics' module paths.
+
+mod checkpoint;
+pub mod pickle_meta;
+mod safetensors_file;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub use pickle_meta::FocalAttributes;
+
+/// Why a weights file could not be used.
+#[derive(Debug, Error)]
+pub enum WeightsError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a usable weights file: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Pickle {
+        path: PathBuf,
+        source: pickle_meta::PickleMetaError,
+    },
+    #[error("the weights have no tensor `{0}`: is this a YOLO11 detection model?")]
+    Missing(String),
+    #[error("tensor `{name}` has shape {found:?}, expected {expected}")]
+    Shape {
+        name: String,
+        expected: String,
+        found: Vec<usize>,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, WeightsError>;
+
+/// One tensor of the file, widened to f32.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// Every tensor of a model, by Ultralytics name, plus what the file says about the model.
+#[derive(Debug, Clone, Default)]
+pub struct Weights {
+    tensors: BTreeMap<String, WeightTensor>,
+    /// Class names in index order; empty when the file does not carry them.
+    pub class_names: Vec<String>,
+    /// FocalModulation attributes that are not tensors (only `.pt` and our safetensors carry them).
+    pub focal: FocalAttributes,
+}
+
+impl Weights {
+    /// Read a `.pt` checkpoint or a `.safetensors` file, told apart by their first bytes.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let mut magic = [0u8; 4];
+        {
+            use std::io::Read;
+            let mut file = std::fs::File::open(path).map_err(|source| WeightsError::Io {
+                path: path.into(),
+                source,
+            })?;
+            let n = file.read(&mut magic).map_err(|source| WeightsError::Io {
+                path: path.into(),
+                source,
+            })?;
+            if n < 4 {
+                return Err(WeightsError::Format {
+                    path: path.into(),
+                    reason: "the file is empty or truncated".into(),
+                });
+            }
+        }
+        if magic == *b"PK\x03\x04" {
+            checkpoint::load(path)
+        } else {
+            safetensors_file::load(path)
+        }
+    }
+
+    /// Build from tensors already in memory (tests, distillation output).
+    pub fn from_tensors(tensors: BTreeMap<String, WeightTensor>, class_names: Vec<String>) -> Self {
+        Self {
+            tensors,
+            class_names,
+            focal: FocalAttributes::default(),
+        }
+    }
+
+    /// Write as safetensors in Ultralytics' state_dict layout, names and focal settings in the metadata.
+    pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
+        safetensors_file::save(self, path.as_ref())
+    }
+
+    pub fn tensors(&self) -> &BTreeMap<String, WeightTensor> {
+        &self.tensors
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> Result<&WeightTensor> {
+        self.tensors
+            .get(name)
+            .ok_or_else(|| WeightsError::Missing(name.to_string()))
+    }
+
+    /// A view at the root of the Ultralytics module tree (`model.N...`).
+    pub fn root(&self) -> WeightsView<'_> {
+        WeightsView {
+            weights: self,
+            prefix: "model".to_string(),
+        }
+    }
+
+    /// Number of scalar parameters (BatchNorm statistics included, as Ultralytics counts them).
+    pub fn parameter_count(&self) -> usize {
+        self.tensors.values().map(|t| t.values.len()).sum()
+    }
+}
+
+/// A position in the module tree: `model.23.cv3.0`.
+#[derive(Clone)]
+pub struct WeightsView<'a> {
+    weights: &'a Weights,
+    prefix: String,
+}
+
+impl<'a> WeightsView<'a> {
+    /// The child module `name` (`"cv1"`, `"0"`).
+    pub fn pp(&self, name: impl std::fmt::Display) -> WeightsView<'a> {
+        WeightsView {
+            weights: self.weights,
+            prefix: format!("{}.{name}", self.prefix),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.weights.contains(&self.path(name))
+    }
+
+    pub fn get(&self, name: &str) -> Result<&'a WeightTensor> {
+        self.weights.get(&self.path(name))
+    }
+
+    /// The tensor `name`, which must have `rank` dimensions.
+    pub fn get_rank(&self, name: &str, rank: usize) -> Result<&'a WeightTensor> {
+        let tensor = self.get(name)?;
+        if tensor.shape.len() != rank {
+            return Err(WeightsError::Shape {
+                name: self.path(name),
+                expected: format!("{rank} dimensions"),
+                found: tensor.shape.clone(),
+            });
+        }
+        Ok(tensor)
+    }
+
+    /// How many numbered children (`m.0`, `m.1`, ...) this module has.
+    pub fn count_children(&self) -> usize {
+        (0..)
+            .take_while(|i| {
+                let child = format!("{}.{i}.", self.prefix);
+                self.weights
+                    .tensors
+                    .range(child.clone()..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(&child))
+            })
+            .count()
+    }
+
+    /// Whether any tensor lives under this module.
+    pub fn exists(&self) -> bool {
+        let child = format!("{}.", self.prefix);
+        self.weights
+            .tensors
+            .range(child.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&child))
+    }
+}

@@ -1,0 +1,168 @@
+//! Safetensors in Ultralytics' state_dict layout (unfused with BatchNorm, or fused with conv
+//! bias). Class names travel in the metadata as `names`, a JSON object `{"0": "person"}`.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, View};
+
+use super::{FocalAttributes, Result, WeightTensor, Weights, WeightsError};
+
+pub fn load(path: &Path) -> Result<Weights> {
+    let format_error = |reason: String| WeightsError::Format {
+        path: path.into(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+        format_error(format!(
+            "neither a PyTorch checkpoint nor safetensors ({e})"
+        ))
+    })?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| format_error(e.to_string()))?;
+
+    let mut tensors = BTreeMap::new();
+    for (name, view) in file.iter() {
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect(),
+            _ => continue,
+        };
+        tensors.insert(
+            name.to_string(),
+            WeightTensor {
+                shape: view.shape().to_vec(),
+                values,
+            },
+        );
+    }
+
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let class_names = match metadata.get("names") {
+        Some(json) => parse_names(json)
+            .map_err(|e| format_error(format!("metadata `names` is not a name table ({e})")))?,
+        None => Vec::new(),
+    };
+    let mut weights = Weights::from_tensors(tensors, class_names);
+    weights.focal = FocalAttributes {
+        normalize_modulator: metadata
+            .get("normalize_modulator")
+            .and_then(|v| v.parse().ok()),
+        focal_level: metadata.get("focal_level").and_then(|v| v.parse().ok()),
+        focal_window: metadata.get("focal_window").and_then(|v| v.parse().ok()),
+        focal_factor: metadata.get("focal_factor").and_then(|v| v.parse().ok()),
+    };
+    Ok(weights)
+}
+
+/// `{"0": "person", "1": "bicycle"}` (or a plain list) into names by index.
+fn parse_names(json: &str) -> std::result::Result<Vec<String>, String> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    match value {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "a name is not a string".to_string())
+            })
+            .collect(),
+        serde_json::Value::Object(map) => {
+            let mut indexed = map
+                .into_iter()
+                .map(|(k, v)| {
+                    let index: usize = k
+                        .parse()
+                        .map_err(|_| format!("key `{k}` is not an index"))?;
+                    let name = v.as_str().ok_or("a name is not a string")?.to_string();
+                    Ok((index, name))
+                })
+                .collect::<std::result::Result<Vec<_>, String>>()?;
+            indexed.sort();
+            if indexed.iter().enumerate().any(|(n, (i, _))| n != *i) {
+                return Err("indices are not 0..n".into());
+            }
+            Ok(indexed.into_iter().map(|(_, name)| name).collect())
+        }
+        _ => Err("expected an object or a list".into()),
+    }
+}
+
+struct F32View<'a>(&'a WeightTensor);
+
+impl View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.0.values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+    fn data_len(&self) -> usize {
+        self.0.values.len() * 4
+    }
+}
+
+pub fn save(weights: &Weights, path: &Path) -> Result<()> {
+    let mut metadata = HashMap::new();
+    if !weights.class_names.is_empty() {
+        let names: serde_json::Map<String, serde_json::Value> = weights
+            .class_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), serde_json::Value::String(n.clone())))
+            .collect();
+        metadata.insert(
+            "names".to_string(),
+            serde_json::Value::Object(names).to_string(),
+        );
+    }
+    let focal = weights.focal;
+    let fields = [
+        (
+            "normalize_modulator",
+            focal.normalize_modulator.map(|v| v.to_string()),
+        ),
+        ("focal_level", focal.focal_level.map(|v| v.to_string())),
+        ("focal_window", focal.focal_window.map(|v| v.to_string())),
+        ("focal_factor", focal.focal_factor.map(|v| v.to_string())),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            metadata.insert(key.to_string(), value);
+        }
+    }
+    metadata.insert(
+        "format".into(),
+        "ultralytics state_dict, float32, written by focalyolo".into(),
+    );
+    let views = weights
+        .tensors()
+        .iter()
+        .map(|(k, v)| (k.as_str(), F32View(v)));
+    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| WeightsError::Format {
+        path: path.into(),
+        reason: format!("cannot write safetensors ({e})"),
+    })
+}

@@ -1,0 +1,186 @@
+//! Broken weights and images end in clear errors, never a panic.
+
+use std::io::Write;
+
+use focalyolo::detector::{Detector, InputSize};
+use focalyolo::device::ComputeDevice;
+use focalyolo::model::Yolo;
+use focalyolo::postprocess::NmsOptions;
+use focalyolo::source::load_rgb;
+use focalyolo::weights::{WeightTensor, Weights, WeightsError};
+
+use crate::common::require_shared;
+
+fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// A torch.save-style zip whose pickle calls `os.system`.
+fn hostile_checkpoint() -> Vec<u8> {
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buffer);
+        zip.start_file("evil/data.pkl", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(b"\x80\x02}q\x00X\x05\x00\x00\x00modelq\x01cos\nsystem\nq\x02X\x02\x00\x00\x00idq\x03\x85q\x04Rq\x05s.").unwrap();
+        zip.start_file("evil/version", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(b"3\n").unwrap();
+        zip.finish().unwrap();
+    }
+    buffer.into_inner()
+}
+
+#[test]
+fn garbage_weight_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("empty.pt", Vec::new()),
+        ("noise.pt", noise(4096, 1)),
+        ("noise.safetensors", noise(4096, 2)),
+        ("zip-prefix.pt", b"PK\x03\x04 and then nothing".to_vec()),
+        (
+            "header-only.safetensors",
+            b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}      ".to_vec(),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let err = Weights::load(write(&dir, name, &bytes)).unwrap_err();
+        assert!(matches!(err, WeightsError::Format { .. }), "{name}: {err}");
+    }
+    let err = Weights::load(dir.path().join("missing.pt")).unwrap_err();
+    assert!(matches!(err, WeightsError::Io { .. }), "{err}");
+}
+
+#[test]
+fn hostile_pickle_globals_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Weights::load(write(&dir, "evil.pt", &hostile_checkpoint())).unwrap_err();
+    assert!(matches!(err, WeightsError::Pickle { .. }), "{err}");
+    assert!(err.to_string().contains("os.system"), "{err}");
+}
+
+#[test]
+fn truncated_real_weights_are_clear_errors() {
+    let shared = require_shared!();
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["yolo11n.pt", "yolo11n.safetensors"] {
+        let bytes = std::fs::read(shared.join("weights").join(file)).unwrap();
+        for fraction in [0.01, 0.5, 0.99] {
+            let cut = (bytes.len() as f64 * fraction) as usize;
+            let path = write(&dir, file, &bytes[..cut]);
+            let result = Weights::load(&path).and_then(|w| {
+                // A truncation that leaves a readable header must still fail when building the model.
+                Yolo::load(&w, &ComputeDevice::cpu().device)
+                    .map(|_| ())
+                    .map_err(|e| WeightsError::Missing(e.to_string()))
+            });
+            assert!(result.is_err(), "{file} cut at {cut} bytes loaded");
+        }
+    }
+}
+
+#[test]
+fn wrong_shapes_and_missing_tensors_are_clear_errors() {
+    let shared = require_shared!();
+    let weights = Weights::load(shared.join("weights/yolo11n.safetensors")).unwrap();
+    let device = ComputeDevice::cpu().device;
+    let edit = |name: &str, replacement: Option<WeightTensor>| {
+        let mut tensors = weights.tensors().clone();
+        match replacement {
+            Some(t) => tensors.insert(name.to_string(), t),
+            None => tensors.remove(name),
+        };
+        Yolo::load(
+            &Weights::from_tensors(tensors, weights.class_names.clone()),
+            &device,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    let message = edit("model.6.m.0.cv3.conv.weight", None);
+    assert!(message.contains("model.6.m.0.cv3"), "{message}");
+    let message = edit("model.23.dfl.conv.weight", None);
+    assert!(message.contains("model.23.dfl.conv.weight"), "{message}");
+    let message = edit(
+        "model.0.bn.running_var",
+        Some(WeightTensor {
+            shape: vec![7],
+            values: vec![1.0; 7],
+        }),
+    );
+    assert!(message.contains("model.0.bn.running_var"), "{message}");
+    let message = edit(
+        "model.23.cv3.0.0.0.conv.weight",
+        Some(WeightTensor {
+            shape: vec![64, 2, 3, 3],
+            values: vec![0.0; 1152],
+        }),
+    );
+    assert!(
+        message.contains("model.23.cv3.0.0.0.conv.weight"),
+        "{message}"
+    );
+    let message = edit(
+        "model.9.cv1.conv.weight",
+        Some(WeightTensor {
+            shape: vec![128, 256],
+            values: vec![0.0; 128 * 256],
+        }),
+    );
+    assert!(message.contains("model.9.cv1.conv.weight"), "{message}");
+}
+
+#[test]
+fn files_that_are_not_images_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        ("text.jpg", b"hello, not a jpeg".to_vec()),
+        ("noise.png", noise(999, 3)),
+        ("empty.jpg", Vec::new()),
+    ] {
+        let err = load_rgb(&write(&dir, name, &bytes)).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
+}
+
+#[test]
+fn degenerate_image_sizes_are_detected_on() {
+    let shared = require_shared!();
+    let detector = Detector::load(
+        &shared.join("weights/yolo11n.pt"),
+        ComputeDevice::cpu().device,
+        InputSize::default(),
+    )
+    .unwrap();
+    for (w, h) in [(1, 1), (4000, 17), (17, 4000), (33, 7)] {
+        let image = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 255) as u8, (y % 255) as u8, 90])
+        });
+        let detections = detector.detect(&image, &NmsOptions::default()).unwrap();
+        for d in detections {
+            assert!(
+                d.xyxy[0] >= 0.0
+                    && d.xyxy[2] <= w as f32
+                    && d.xyxy[1] >= 0.0
+                    && d.xyxy[3] <= h as f32,
+                "{w}×{h}: {d:?}"
+            );
+        }
+    }
+}

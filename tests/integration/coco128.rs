@@ -1,0 +1,104 @@
+//! `focalyolo detect --json` against Ultralytics' own predictions on the 128 coco128 images.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use focalyolo::report::{DetectionRecord, ImageRecord};
+
+use crate::common::require_shared;
+
+fn read_jsonl(path: &Path) -> HashMap<String, ImageRecord> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let record: ImageRecord = serde_json::from_str(line).unwrap();
+            let name = Path::new(&record.source)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, record)
+        })
+        .collect()
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    w * h / (area(a) + area(b) - w * h)
+}
+
+/// Boxes of `ours` that match one of `reference` (same class, IoU ≥ 0.95, |Δconf| ≤ 0.01), one to one.
+fn matches(ours: &[DetectionRecord], reference: &[DetectionRecord]) -> usize {
+    let mut taken = vec![false; ours.len()];
+    reference
+        .iter()
+        .filter(|r| {
+            let best = ours
+                .iter()
+                .enumerate()
+                .filter(|(i, o)| {
+                    !taken[*i] && o.class == r.class && (o.conf - r.conf).abs() <= 0.01
+                })
+                .map(|(i, o)| (i, iou(&o.xyxy, &r.xyxy)))
+                .filter(|(_, v)| *v >= 0.95)
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            best.map(|(i, _)| taken[i] = true).is_some()
+        })
+        .count()
+}
+
+fn compare_with_ultralytics(canvas_flag: Option<&str>, reference_file: &str) {
+    let shared = require_shared!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("detections.jsonl");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_focalyolo"));
+    command
+        .args(["detect", "--device", "cpu", "--weights"])
+        .arg(shared.join("weights/yolo11n.pt"))
+        .arg("--source")
+        .arg(shared.join("coco128/images"))
+        .arg("--json")
+        .arg(&out)
+        .args(canvas_flag);
+    let status = command.status().unwrap();
+    assert!(status.success(), "detect failed: {status}");
+
+    let ours = read_jsonl(&out);
+    let reference = read_jsonl(&shared.join("weights").join(reference_file));
+    assert_eq!(ours.len(), 128);
+    let (mut matched, mut reference_total, mut our_total) = (0, 0, 0);
+    for (name, expected) in &reference {
+        let got = &ours[name];
+        assert_eq!(
+            (got.width, got.height),
+            (expected.width, expected.height),
+            "{name}: image size"
+        );
+        matched += matches(&got.detections, &expected.detections);
+        reference_total += expected.detections.len();
+        our_total += got.detections.len();
+    }
+    let recall = matched as f64 / reference_total as f64;
+    let precision = matched as f64 / our_total as f64;
+    println!(
+        "{reference_file}: {matched} of {reference_total} reference boxes matched; we found {our_total}"
+    );
+    assert!(
+        recall >= 0.99 && precision >= 0.99,
+        "recall {recall:.4}, precision {precision:.4}"
+    );
+}
+
+#[test]
+fn detections_match_ultralytics_with_the_minimal_letterbox() {
+    compare_with_ultralytics(None, "yolo11n_ref_coco128_rect.jsonl");
+}
+
+#[test]
+fn detections_match_ultralytics_with_the_square_letterbox() {
+    compare_with_ultralytics(Some("--square"), "yolo11n_ref_coco128_square.jsonl");
+}

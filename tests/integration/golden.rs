@@ -1,0 +1,117 @@
+//! Parity with the PyTorch reference implementation (goldens in `../shared/golden`), on the
+//! CPU backend and on wgpu.
+
+use std::collections::BTreeMap;
+
+use focalyolo::model::conv::upload;
+use focalyolo::model::{FocalModulation, FocalSettings, Yolo};
+use focalyolo::weights::{FocalAttributes, Weights};
+
+use crate::common::{max_abs_diff, require_shared, test_devices, to_vec};
+
+#[test]
+fn focal_modulation_matches_pytorch_at_every_step() {
+    let shared = require_shared!();
+    let golden = Weights::load(shared.join("golden/focalmod_dim32.safetensors")).unwrap();
+    let params: BTreeMap<_, _> = golden
+        .tensors()
+        .iter()
+        .filter(|(k, _)| k.ends_with("weight") || k.ends_with("bias"))
+        .map(|(k, v)| (format!("model.9.{k}"), v.clone()))
+        .collect();
+    let weights = Weights::from_tensors(params, Vec::new());
+    let reference = |name: &str| golden.get(name).unwrap();
+
+    for device in test_devices() {
+        let focal = FocalModulation::load(
+            &weights.root().pp(9),
+            &FocalAttributes::default(),
+            &device.device,
+        )
+        .unwrap();
+        assert_eq!(
+            focal.settings(),
+            FocalSettings {
+                dim: 32,
+                focal_level: 2,
+                focal_window: 3,
+                focal_factor: 2,
+                normalize_modulator: false
+            }
+        );
+        let input = upload::<4>(reference("input"), &device.device);
+        let projected = focal
+            .f_linear
+            .forward(input.clone())
+            .split_with_sizes(vec![32, 32, 3], 1);
+        let (output, taps) = focal.forward_with_taps(input);
+        let checks = [
+            ("q", projected[0].clone()),
+            ("ctx_in", projected[1].clone()),
+            ("gates", taps.gates),
+            ("ctx_l0", taps.level_contexts[0].clone()),
+            ("ctx_l1", taps.level_contexts[1].clone()),
+            ("ctx_global", taps.global_context),
+            ("ctx_all", taps.context_sum),
+            ("modulator", taps.modulator),
+            ("output", output),
+        ];
+        for (name, ours) in checks {
+            let diff = max_abs_diff(ours, reference(name));
+            assert!(
+                diff <= 1e-5,
+                "{name} on {}: max |Δ| {diff}",
+                device.description
+            );
+        }
+    }
+}
+
+#[test]
+fn yolo11n_focal_modulation_matches_pytorch_end_to_end() {
+    let shared = require_shared!();
+    let weights = Weights::load(shared.join("golden/yolo11n_fm_random.safetensors")).unwrap();
+    let io = Weights::load(shared.join("golden/yolo11n_fm_io.safetensors")).unwrap();
+    let reference = |name: &str| io.get(name).unwrap();
+
+    for device in test_devices() {
+        let (model, info) = Yolo::load(&weights, &device.device).unwrap();
+        assert_eq!((info.scale.as_str(), info.num_classes), ("n", 80));
+        let input = upload::<4>(reference("input"), &device.device);
+        let (output, layers) = model.forward_layers(input);
+        assert!(output.focal.is_some(), "a FocalModulation model gives taps");
+        for (name, layer, tolerance) in [
+            ("layer9_input", 8, 1e-5),
+            ("layer9_output", 9, 1e-5),
+            ("feat16", 16, 1e-4),
+            ("feat19", 19, 1e-4),
+            ("feat22", 22, 1e-4),
+        ] {
+            let diff = max_abs_diff(layers[layer].clone(), reference(name));
+            assert!(
+                diff <= tolerance,
+                "{name} on {}: max |Δ| {diff}",
+                device.description
+            );
+        }
+        // Box coordinates reach ~480 px, where one f32 ulp is 3e-5: allow 1e-4 plus the
+        // rounding of the magnitude itself (2e-7·|x|, under 4 ulps).
+        let ours = to_vec(output.predictions);
+        let expected = reference("output");
+        assert_eq!(expected.shape, [1, 84, 2100]);
+        let worst = ours
+            .iter()
+            .zip(&expected.values)
+            .map(|(a, b)| (a - b).abs() / (1e-4 + 2e-7 * b.abs()))
+            .fold(0.0, f32::max);
+        println!(
+            "Detect output on {}: worst |Δ| / tolerance {worst:.3}",
+            device.description
+        );
+        assert!(
+            worst <= 1.0,
+            "Detect output on {}: |Δ| exceeds 1e-4 + 2e-7·|x| by {worst}×",
+            device.description
+        );
+    }
+}
