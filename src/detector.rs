@@ -3,10 +3,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use image::RgbImage;
 use thiserror::Error;
 
+use crate::kernels::letterbox_on_device;
 use crate::model::{FocalTaps, ModelError, ModelInfo, ModelOutput, Yolo};
 use crate::postprocess::{Detection, NmsOptions, non_max_suppression, unletterbox};
 use crate::preprocess::{Canvas, Letterbox, PreprocessError};
@@ -121,14 +122,7 @@ impl Detector {
             self.input.imgsz,
             self.input.canvas,
         )?;
-        let pixels = letterbox.apply(image);
-        let input = Tensor::<4>::from_data(
-            TensorData::new(
-                pixels,
-                [1, 3, letterbox.canvas_height, letterbox.canvas_width],
-            ),
-            &self.device,
-        );
+        let input = letterbox_on_device(image.as_raw(), 3, &letterbox, &self.device);
         let preprocessed = Instant::now();
 
         let output = if taps {

@@ -8,6 +8,7 @@
 pub mod annotate;
 pub mod detector;
 pub mod device;
+pub mod kernels;
 pub mod model;
 pub mod postprocess;
 pub mod preprocess;

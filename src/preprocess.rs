@@ -123,7 +123,7 @@ const COEF_SCALE: f32 = 2048.0;
 
 /// Source index and fixed-point weights along one axis, as OpenCV's `resize` computes them
 /// (half-pixel centres, edges clamped).
-fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, i32, i32)> {
+pub(crate) fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, i32, i32)> {
     let scale = src as f64 / dst as f64;
     (0..dst)
         .map(|d| {

@@ -1,4 +1,5 @@
-//! `focalyolo bench`: the model's forward time on this machine's devices.
+//! `focalyolo bench`: the model's forward time on this machine's devices, and the WGSL
+//! depthwise kernel against burn's conv2d.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -7,28 +8,39 @@ use anyhow::Context;
 use burn::tensor::{Tensor, TensorData};
 use clap::Args;
 use focalyolo::device::{ComputeDevice, DeviceChoice};
+use focalyolo::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
+use focalyolo::kernels::set_wgsl_enabled;
 use focalyolo::model::Yolo;
 use focalyolo::weights::Weights;
 
 #[derive(Args)]
 pub struct BenchArgs {
     /// Weights to time (.pt or .safetensors).
+    #[arg(long, required_unless_present = "kernels")]
+    weights: Option<std::path::PathBuf>,
+    /// Time the WGSL depthwise kernel against burn's conv2d, per YOLO11n layer shape.
     #[arg(long)]
-    weights: std::path::PathBuf,
+    kernels: bool,
     /// Square input sizes to time.
     #[arg(long, value_delimiter = ',', default_values_t = [320, 640])]
     imgsz: Vec<usize>,
     /// Devices: auto times the CPU backend and the GPU when one is present.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// Timed forward passes per size (after two warm-up passes).
+    /// Timed samples per measurement (after warm-up).
     #[arg(long, default_value_t = 10)]
     iterations: usize,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let weights = Weights::load(&args.weights)
-        .with_context(|| format!("cannot load {}", args.weights.display()))?;
+    if args.kernels {
+        return bench_kernels(&args);
+    }
+    let path = args
+        .weights
+        .as_ref()
+        .expect("clap requires --weights without --kernels");
+    let weights = Weights::load(path).with_context(|| format!("cannot load {}", path.display()))?;
     let devices = match args.device {
         DeviceChoice::Auto => {
             let mut devices = vec![ComputeDevice::cpu()];
@@ -41,29 +53,72 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         choice => vec![ComputeDevice::select(choice)?],
     };
     println!(
-        "{:<48} {:>6} {:>10} {:>10}",
+        "{:<72} {:>6} {:>10} {:>10}",
         "device", "imgsz", "median ms", "mean ms"
     );
     for device in devices {
-        let (model, _) = Yolo::load(&weights, &device.device)?;
-        for &imgsz in &args.imgsz {
-            let data = TensorData::new(vec![0.5f32; 3 * imgsz * imgsz], [1, 3, imgsz, imgsz]);
-            let input = Tensor::<4>::from_data(data, &device.device);
-            let mut times = Vec::with_capacity(args.iterations);
-            for pass in 0..args.iterations + 2 {
-                let start = Instant::now();
-                let output = model.forward(input.clone());
-                output.into_data();
-                if pass >= 2 {
-                    times.push(start.elapsed().as_secs_f64() * 1e3);
-                }
+        // On wgpu, time the model with the WGSL kernels and with burn's own operations.
+        let variants: &[bool] = if device.is_gpu {
+            &[true, false]
+        } else {
+            &[true]
+        };
+        for &wgsl in variants {
+            set_wgsl_enabled(wgsl);
+            let label = match (device.is_gpu, wgsl) {
+                (true, true) => format!("{} + WGSL kernels", device.description),
+                (true, false) => format!("{} + burn conv2d", device.description),
+                _ => device.description.clone(),
+            };
+            let (model, _) = Yolo::load(&weights, &device.device)?;
+            for &imgsz in &args.imgsz {
+                let (median, mean) = time_forward(&model, &device, imgsz, args.iterations);
+                println!("{label:<72} {imgsz:>6} {median:>10.1} {mean:>10.1}");
             }
-            times.sort_by(f64::total_cmp);
-            let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
-            let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
+        }
+    }
+    set_wgsl_enabled(true);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Median and mean milliseconds of a forward pass with the result read back.
+fn time_forward(
+    model: &Yolo,
+    device: &ComputeDevice,
+    imgsz: usize,
+    iterations: usize,
+) -> (f64, f64) {
+    let data = TensorData::new(vec![0.5f32; 3 * imgsz * imgsz], [1, 3, imgsz, imgsz]);
+    let input = Tensor::<4>::from_data(data, &device.device);
+    let mut times = Vec::with_capacity(iterations);
+    for pass in 0..iterations.max(1) + 2 {
+        let start = Instant::now();
+        model.forward(input.clone()).into_data();
+        if pass >= 2 {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    (times[times.len() / 2], mean)
+}
+
+fn bench_kernels(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let gpu = ComputeDevice::select(DeviceChoice::Gpu)?;
+    println!("depthwise kernels on {}", gpu.description);
+    println!(
+        "{:<18} {:>16} {:>3} {:>10} {:>14} {:>8}",
+        "layer", "shape", "k", "WGSL ms", "burn conv ms", "ratio"
+    );
+    for &imgsz in &args.imgsz {
+        for shape in yolo11n_depthwise_shapes(imgsz) {
+            let (wgsl, burn) = time_depthwise(&shape, &gpu.device, args.iterations);
+            let dims = format!("1×{}×{}×{}", shape.channels, shape.size, shape.size);
             println!(
-                "{:<48} {imgsz:>6} {median:>10.1} {mean:>10.1}",
-                device.description
+                "{:<18} {dims:>16} {:>3} {wgsl:>10.3} {burn:>14.3} {:>7.1}×",
+                shape.label,
+                shape.kernel,
+                burn / wgsl
             );
         }
     }

@@ -8,6 +8,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ModelError;
+use crate::kernels::depthwise_conv2d;
 use crate::weights::{WeightTensor, WeightsView};
 
 /// BatchNorm epsilon of every Ultralytics `Conv`.
@@ -126,7 +127,14 @@ impl Conv2dLayer {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [.., k, _] = self.weight.dims();
+        let [out_channels, _, k, _] = self.weight.dims();
+        if self.groups == out_channels && out_channels > 1 {
+            let bias = match &self.bias {
+                Some(b) => b.val(),
+                None => Tensor::zeros([out_channels], &x.device()),
+            };
+            return depthwise_conv2d(x, self.weight.val(), bias, self.stride, self.activation);
+        }
         let pad = k / 2;
         let options = ConvOptions::new([self.stride; 2], [pad; 2], [1, 1], self.groups);
         let y = conv2d(

@@ -9,7 +9,7 @@ use std::path::Path;
 use burn_store::pytorch_reader::{DType, PytorchReader};
 
 use super::pickle_meta::read_checkpoint_meta;
-use super::{Result, WeightTensor, Weights, WeightsError};
+use super::{FloatEncoding, Result, WeightTensor, Weights, WeightsError, decode_floats};
 
 /// Top-level keys that may hold the model, in the order Ultralytics fills them.
 const MODEL_KEYS: [&str; 2] = ["model", "ema"];
@@ -78,31 +78,22 @@ fn widen_to_f32(
 ) -> std::result::Result<BTreeMap<String, WeightTensor>, String> {
     let mut out = BTreeMap::new();
     for (name, tensor) in reader.into_tensors() {
-        let dtype = tensor.dtype();
-        if !matches!(dtype, DType::F16 | DType::BF16 | DType::F32 | DType::F64) {
-            continue;
-        }
+        let encoding = match tensor.dtype() {
+            DType::F16 => FloatEncoding::F16,
+            DType::BF16 => FloatEncoding::Bf16,
+            DType::F32 => FloatEncoding::F32,
+            DType::F64 => FloatEncoding::F64,
+            _ => continue,
+        };
         let shape = tensor.shape().to_vec();
         let bytes = tensor.read().map_err(|e| e.to_string())?;
-        let values = match dtype {
-            DType::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            DType::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            DType::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            _ => bytes
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                .collect(),
-        };
-        out.insert(name, WeightTensor { shape, values });
+        out.insert(
+            name,
+            WeightTensor {
+                shape,
+                values: decode_floats(&bytes, encoding),
+            },
+        );
     }
     Ok(out)
 }

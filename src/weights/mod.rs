@@ -43,6 +43,37 @@ pub enum WeightsError {
 
 pub type Result<T> = std::result::Result<T, WeightsError>;
 
+/// Little-endian float encodings found in weight files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatEncoding {
+    F16,
+    Bf16,
+    F32,
+    F64,
+}
+
+/// Widen little-endian floats to f32.
+pub fn decode_floats(bytes: &[u8], encoding: FloatEncoding) -> Vec<f32> {
+    match encoding {
+        FloatEncoding::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        FloatEncoding::Bf16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        FloatEncoding::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        FloatEncoding::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+    }
+}
+
 /// One tensor of the file, widened to f32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeightTensor {
@@ -178,16 +209,7 @@ impl<'a> WeightsView<'a> {
 
     /// How many numbered children (`m.0`, `m.1`, ...) this module has.
     pub fn count_children(&self) -> usize {
-        (0..)
-            .take_while(|i| {
-                let child = format!("{}.{i}.", self.prefix);
-                self.weights
-                    .tensors
-                    .range(child.clone()..)
-                    .next()
-                    .is_some_and(|(k, _)| k.starts_with(&child))
-            })
-            .count()
+        (0..).take_while(|i| self.pp(i).exists()).count()
     }
 
     /// Whether any tensor lives under this module.

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, View};
 
-use super::{FocalAttributes, Result, WeightTensor, Weights, WeightsError};
+use super::{
+    FloatEncoding, FocalAttributes, Result, WeightTensor, Weights, WeightsError, decode_floats,
+};
 
 pub fn load(path: &Path) -> Result<Weights> {
     let format_error = |reason: String| WeightsError::Format {
@@ -27,26 +29,14 @@ pub fn load(path: &Path) -> Result<Weights> {
 
     let mut tensors = BTreeMap::new();
     for (name, view) in file.iter() {
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F64 => data
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                .collect(),
+        let encoding = match view.dtype() {
+            Dtype::F32 => FloatEncoding::F32,
+            Dtype::F16 => FloatEncoding::F16,
+            Dtype::BF16 => FloatEncoding::Bf16,
+            Dtype::F64 => FloatEncoding::F64,
             _ => continue,
         };
+        let values = decode_floats(view.data(), encoding);
         tensors.insert(
             name.to_string(),
             WeightTensor {

@@ -7,4 +7,5 @@ mod bad_input;
 mod coco128;
 mod common;
 mod golden;
+mod kernels;
 mod weights_formats;

@@ -1,0 +1,60 @@
+//! Hand-written WGSL compute kernels (sources in `shaders/`) and their launchers.
+//!
+//! Each kernel is a burn backend extension (`#[backend_extension(Cube, Fusion)]`): with
+//! burn's fusion on (the default), the launch is recorded as a custom operation in the
+//! fusion stream and runs in order with everything around it, so fused element-wise work
+//! before and after a kernel stays fused. The public functions take and return plain
+//! `Tensor`s and fall back to burn's own operations on every other device (the CPU
+//! backend, autodiff during training).
+
+pub mod benchmark;
+mod depthwise;
+mod letterbox;
+
+pub use depthwise::{burn_depthwise_conv2d, depthwise_conv2d};
+pub use letterbox::letterbox_on_device;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::wgpu::CubeTensor;
+use burn::backend::{DispatchDevice, RuntimeId};
+use burn::cubecl::prelude::{CubeCount, CubeDim};
+use burn::cubecl::server::Handle;
+use burn::tensor::Device;
+
+/// Invocations per workgroup in every kernel here (`@workgroup_size` in the WGSL).
+const WORKGROUP: u32 = 256;
+/// WebGPU's minimum guaranteed workgroups per grid dimension.
+const MAX_GROUPS_PER_DIM: u32 = 65_535;
+
+static WGSL_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turn the WGSL kernels off (or back on) process-wide, so benchmarks can time the model
+/// with burn's own operations on the same device.
+pub fn set_wgsl_enabled(enabled: bool) {
+    WGSL_ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether `device` runs our WGSL: a plain wgpu device (not autodiff, not the CPU backend).
+pub fn runs_wgsl(device: &Device) -> bool {
+    WGSL_ENABLED.load(Ordering::Relaxed)
+        && matches!(device.as_dispatch(), DispatchDevice::Cube(cube) if cube.runtime() == RuntimeId::Wgpu)
+}
+
+/// A 2-D grid of 256-wide workgroups covering `invocations` (the kernels flatten it back).
+fn grid(invocations: usize) -> (CubeCount, CubeDim) {
+    let groups = u32::try_from(invocations.div_ceil(WORKGROUP as usize))
+        .expect("fewer than 2^32 workgroups");
+    let (x, y) = if groups <= MAX_GROUPS_PER_DIM {
+        (groups, 1)
+    } else {
+        (MAX_GROUPS_PER_DIM, groups.div_ceil(MAX_GROUPS_PER_DIM))
+    };
+    (CubeCount::Static(x, y, 1), CubeDim::new_1d(WORKGROUP))
+}
+
+/// Upload kernel parameters as a storage buffer of u32 words.
+fn upload_words(like: &CubeTensor, words: &[u32]) -> Handle {
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    like.client.create_from_slice(&bytes)
+}

@@ -1,0 +1,130 @@
+//! The WGSL kernels against burn on the CPU backend: depthwise convolution for every kernel
+//! size, stride, activation and awkward shape the model can meet, and the letterbox kernel
+//! against the CPU letterbox on odd frame sizes.
+
+use burn::tensor::{Distribution, Tensor, TensorData};
+use focalyolo::device::{ComputeDevice, DeviceChoice};
+use focalyolo::kernels::{burn_depthwise_conv2d, depthwise_conv2d, letterbox_on_device};
+use focalyolo::model::conv::Activation;
+use focalyolo::preprocess::{Canvas, Letterbox};
+
+use crate::common::to_vec;
+
+/// The wgpu device, or `None` (with the reason printed) where there is no adapter.
+fn gpu() -> Option<ComputeDevice> {
+    match ComputeDevice::select(DeviceChoice::Gpu) {
+        Ok(gpu) => Some(gpu),
+        Err(err) if std::env::var_os("FOCALYOLO_REQUIRE_GPU").is_some() => {
+            panic!("no wgpu adapter: {err}")
+        }
+        Err(err) => {
+            println!("skipped: {err}");
+            None
+        }
+    }
+}
+
+#[test]
+fn depthwise_kernel_matches_burn_conv2d() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = ComputeDevice::cpu().device;
+    let sizes = [(1, 1), (7, 13), (20, 20), (80, 80), (160, 160)];
+    let mut cases = 0;
+    for kernel in [3, 5, 7, 9] {
+        for stride in [1, 2] {
+            for activation in [Activation::Identity, Activation::Silu, Activation::Gelu] {
+                for &(h, w) in &sizes {
+                    for channels in [1, 3, 17, 256] {
+                        // The largest planes only at the model's own kernel size, to keep the run short.
+                        if h * w * channels > 80 * 80 * 17 && kernel != 3 {
+                            continue;
+                        }
+                        let x = Tensor::<4>::random(
+                            [1, channels, h, w],
+                            Distribution::Normal(0.0, 2.0),
+                            &cpu,
+                        );
+                        let weight = Tensor::<4>::random(
+                            [channels, 1, kernel, kernel],
+                            Distribution::Normal(0.0, 0.3),
+                            &cpu,
+                        );
+                        let bias =
+                            Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), &cpu);
+                        let expected = to_vec(burn_depthwise_conv2d(
+                            x.clone(),
+                            weight.clone(),
+                            bias.clone(),
+                            stride,
+                            activation,
+                        ));
+                        let ours = depthwise_conv2d(
+                            x.to_device(&gpu.device),
+                            weight.to_device(&gpu.device),
+                            bias.to_device(&gpu.device),
+                            stride,
+                            activation,
+                        );
+                        let ours = to_vec(ours);
+                        assert_eq!(ours.len(), expected.len());
+                        let worst = ours
+                            .iter()
+                            .zip(&expected)
+                            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                            .fold(0.0, f32::max);
+                        assert!(
+                            worst <= 1e-5,
+                            "k{kernel} s{stride} {activation:?} {channels}×{h}×{w}: relative |Δ| {worst}"
+                        );
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    println!("{cases} depthwise cases match");
+}
+
+#[test]
+fn letterbox_kernel_matches_the_cpu_letterbox() {
+    let Some(gpu) = gpu() else { return };
+    for (w, h) in [(4000, 17), (17, 4000), (1, 1), (1920, 1080), (898, 506)] {
+        let rgb: Vec<u8> = (0..w * h * 3)
+            .map(|i| ((i * 7919 + i / 3 * 31) % 251) as u8)
+            .collect();
+        let rgba: Vec<u8> = rgb
+            .chunks(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect();
+        for canvas in [Canvas::Minimal, Canvas::Square] {
+            let letterbox = Letterbox::new(w as u32, h as u32, 640, canvas).unwrap();
+            let image = image::RgbImage::from_raw(w as u32, h as u32, rgb.clone()).unwrap();
+            let expected = letterbox.apply(&image);
+            for (bytes, bpp) in [(&rgb, 3), (&rgba, 4)] {
+                let ours = to_vec(letterbox_on_device(bytes, bpp, &letterbox, &gpu.device));
+                assert_eq!(ours.len(), expected.len(), "{w}×{h}");
+                let worst = ours
+                    .iter()
+                    .zip(&expected)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(
+                    worst <= 1.0 / 255.0 + 1e-6,
+                    "{w}×{h} {canvas:?} {bpp} bytes/pixel: |Δ| {worst}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cpu_letterbox_path_matches_letterbox_apply() {
+    let device = ComputeDevice::cpu().device;
+    let letterbox = Letterbox::new(33, 7, 64, Canvas::Minimal).unwrap();
+    let rgba: Vec<u8> = (0..33 * 7 * 4).map(|i| (i % 256) as u8).collect();
+    let rgb: Vec<u8> = rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    let image = image::RgbImage::from_raw(33, 7, rgb).unwrap();
+    let ours = letterbox_on_device(&rgba, 4, &letterbox, &device);
+    assert_eq!(to_vec(ours), letterbox.apply(&image));
+    let _ = TensorData::new(vec![0f32], [1]);
+}
