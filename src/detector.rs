@@ -115,13 +115,25 @@ impl Detector {
         options: &NmsOptions,
         taps: bool,
     ) -> Result<FrameResult, DetectError> {
-        let start = Instant::now();
         let letterbox = Letterbox::new(
             image.width(),
             image.height(),
             self.input.imgsz,
             self.input.canvas,
         )?;
+        self.run_letterboxed(image, &letterbox, options, taps)
+    }
+
+    /// As [`run`](Self::run), on a letterbox the caller chose (validation batches).
+    pub fn run_letterboxed(
+        &self,
+        image: &RgbImage,
+        letterbox: &Letterbox,
+        options: &NmsOptions,
+        taps: bool,
+    ) -> Result<FrameResult, DetectError> {
+        let letterbox = *letterbox;
+        let start = Instant::now();
         let input = letterbox_on_device(image.as_raw(), 3, &letterbox, &self.device);
         let preprocessed = Instant::now();
 

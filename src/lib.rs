@@ -6,9 +6,11 @@
 //! trip together.
 
 pub mod annotate;
+pub mod dataset;
 pub mod detector;
 pub mod device;
 pub mod kernels;
+pub mod metrics;
 pub mod model;
 pub mod postprocess;
 pub mod preprocess;

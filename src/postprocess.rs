@@ -20,6 +20,9 @@ pub struct NmsOptions {
     pub agnostic: bool,
     /// Keep only these class ids (all when `None`).
     pub classes: Option<Vec<usize>>,
+    /// Every class above `conf` at an anchor is a candidate, not only the best one
+    /// (what Ultralytics' validator does).
+    pub multi_label: bool,
 }
 
 impl Default for NmsOptions {
@@ -30,6 +33,7 @@ impl Default for NmsOptions {
             max_det: 300,
             agnostic: false,
             classes: None,
+            multi_label: false,
         }
     }
 }
@@ -59,28 +63,37 @@ pub fn non_max_suppression(
 ) -> Vec<Detection> {
     let anchors = predictions.len() / (4 + num_classes);
     let at = |row: usize, anchor: usize| predictions[row * anchors + anchor];
-    let mut candidates: Vec<Detection> = (0..anchors)
-        .filter_map(|a| {
+    let wanted = |class: usize, conf: f32| {
+        conf > options.conf
+            && options
+                .classes
+                .as_ref()
+                .is_none_or(|keep| keep.contains(&class))
+    };
+    let mut candidates: Vec<Detection> = Vec::new();
+    for a in 0..anchors {
+        let (cx, cy, w, h) = (at(0, a), at(1, a), at(2, a), at(3, a));
+        let xyxy = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
+        if options.multi_label {
+            candidates.extend(
+                (0..num_classes)
+                    .filter(|&c| wanted(c, at(4 + c, a)))
+                    .map(|class| Detection {
+                        xyxy,
+                        conf: at(4 + class, a),
+                        class,
+                    }),
+            );
+        } else {
             let (class, conf) = (0..num_classes).map(|c| (c, at(4 + c, a))).fold(
                 (0, f32::NEG_INFINITY),
                 |best, x| if x.1 > best.1 { x } else { best },
             );
-            if conf <= options.conf
-                || options
-                    .classes
-                    .as_ref()
-                    .is_some_and(|keep| !keep.contains(&class))
-            {
-                return None;
+            if wanted(class, conf) {
+                candidates.push(Detection { xyxy, conf, class });
             }
-            let (cx, cy, w, h) = (at(0, a), at(1, a), at(2, a), at(3, a));
-            Some(Detection {
-                xyxy: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
-                conf,
-                class,
-            })
-        })
-        .collect();
+        }
+    }
     candidates.sort_by(|a, b| b.conf.total_cmp(&a.conf));
     candidates.truncate(MAX_NMS);
 

@@ -38,6 +38,10 @@ pub struct Letterbox {
     pub canvas_height: usize,
     pub pad_left: usize,
     pub pad_top: usize,
+    /// Map boxes back with the ratio and padding actually applied, as Ultralytics'
+    /// validator does (it passes `ratio_pad`), rather than recomputing them from the canvas
+    /// as its predictor does.
+    pub applied_transform: bool,
 }
 
 /// Python's `round`: halves go to the even neighbour.
@@ -84,11 +88,50 @@ impl Letterbox {
             canvas_height: resized_height + dh,
             pad_left,
             pad_top,
+            applied_transform: false,
+        })
+    }
+
+    /// The letterbox of Ultralytics' validation loader: the long side first resized to
+    /// `imgsz` (`ceil`, as `load_image` does), then centred without further scaling on the
+    /// batch canvas `canvas_width × canvas_height` (see [`validation_canvases`]).
+    pub fn for_validation(
+        source_width: u32,
+        source_height: u32,
+        imgsz: usize,
+        canvas_width: usize,
+        canvas_height: usize,
+    ) -> Result<Self, PreprocessError> {
+        if source_width == 0 || source_height == 0 {
+            return Err(PreprocessError::EmptyImage(source_width, source_height));
+        }
+        let r = imgsz as f64 / f64::from(source_width.max(source_height));
+        let resized_width =
+            ((f64::from(source_width) * r).ceil() as usize).clamp(1, imgsz.min(canvas_width));
+        let resized_height =
+            ((f64::from(source_height) * r).ceil() as usize).clamp(1, imgsz.min(canvas_height));
+        let (dw, dh) = (canvas_width - resized_width, canvas_height - resized_height);
+        Ok(Self {
+            source_width,
+            source_height,
+            resized_width,
+            resized_height,
+            canvas_width,
+            canvas_height,
+            pad_left: round_half_even(dw as f64 / 2.0 - 0.1) as usize,
+            pad_top: round_half_even(dh as f64 / 2.0 - 0.1) as usize,
+            applied_transform: true,
         })
     }
 
     /// The gain and padding Ultralytics' `scale_boxes` undoes: canvas = source × gain + pad.
     pub fn box_transform(&self) -> (f32, f32, f32) {
+        if self.applied_transform {
+            let gain = self.resized_height as f64 / f64::from(self.source_height);
+            let pad_x = (self.canvas_width - self.resized_width) as f64 / 2.0;
+            let pad_y = (self.canvas_height - self.resized_height) as f64 / 2.0;
+            return (gain as f32, pad_x as f32, pad_y as f32);
+        }
         let gain = (self.canvas_height as f64 / f64::from(self.source_height))
             .min(self.canvas_width as f64 / f64::from(self.source_width));
         let pad_x = round_half_even(
@@ -116,6 +159,41 @@ impl Letterbox {
         }
         out
     }
+}
+
+/// The canvases Ultralytics' rectangular validation batches use, per image in input order:
+/// images sorted by aspect ratio are cut into batches of `batch`, and each batch gets the
+/// stride-32 canvas (with half a stride of slack) that fits its most extreme aspect ratio.
+pub fn validation_canvases(
+    sizes: &[(u32, u32)],
+    imgsz: usize,
+    batch: usize,
+) -> Vec<(usize, usize)> {
+    let aspect = |i: usize| f64::from(sizes[i].1) / f64::from(sizes[i].0);
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by(|&a, &b| aspect(a).total_cmp(&aspect(b)));
+    let mut canvases = vec![(imgsz, imgsz); sizes.len()];
+    for group in order.chunks(batch.max(1)) {
+        let (min, max) = group
+            .iter()
+            .map(|&i| aspect(i))
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), a| {
+                (lo.min(a), hi.max(a))
+            });
+        let (h, w) = if max < 1.0 {
+            (max, 1.0)
+        } else if min > 1.0 {
+            (1.0, 1.0 / min)
+        } else {
+            (1.0, 1.0)
+        };
+        let side =
+            |ratio: f64| ((ratio * imgsz as f64 / STRIDE as f64 + 0.5).ceil() as usize) * STRIDE;
+        for &i in group {
+            canvases[i] = (side(w), side(h));
+        }
+    }
+    canvases
 }
 
 /// OpenCV's fixed-point coefficient scale for 8-bit bilinear resizing.
@@ -222,6 +300,24 @@ mod tests {
             (lb.canvas_width, lb.canvas_height, lb.pad_top),
             (640, 640, 140)
         );
+    }
+
+    #[test]
+    fn validation_canvases_follow_ultralytics_batches() {
+        // A landscape batch gets Ultralytics' 640 → 672 canvas with half a stride of slack.
+        let canvases = validation_canvases(&[(640, 480), (640, 427), (500, 375)], 640, 16);
+        assert_eq!(canvases, vec![(672, 512); 3]);
+        // Portrait and landscape in one batch: a square canvas.
+        assert_eq!(
+            validation_canvases(&[(640, 480), (480, 640)], 640, 16),
+            vec![(672, 672); 2]
+        );
+        let lb = Letterbox::for_validation(500, 375, 640, 672, 512).unwrap();
+        assert_eq!(
+            (lb.resized_width, lb.resized_height, lb.pad_left, lb.pad_top),
+            (640, 480, 16, 16)
+        );
+        assert_eq!(lb.box_transform(), (1.28, 16.0, 16.0));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use thiserror::Error;
 
@@ -53,8 +54,7 @@ pub fn image_paths(source: &str) -> Result<Vec<PathBuf>, SourceError> {
     Ok(paths)
 }
 
-/// Decode an image file to RGB, upright according to its EXIF orientation.
-pub fn load_rgb(path: &Path) -> Result<RgbImage, SourceError> {
+fn open_decoder(path: &Path) -> Result<(impl ImageDecoder, Orientation), SourceError> {
     let decode_error = |reason: String| SourceError::Decode {
         path: path.into(),
         reason,
@@ -69,7 +69,30 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, SourceError> {
     let orientation = decoder
         .orientation()
         .map_err(|e| decode_error(e.to_string()))?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(e.to_string()))?;
+    Ok((decoder, orientation))
+}
+
+/// An image's upright width and height, read from its header without decoding it.
+pub fn upright_size(path: &Path) -> Result<(u32, u32), SourceError> {
+    let (decoder, orientation) = open_decoder(path)?;
+    let (w, h) = decoder.dimensions();
+    let quarter_turn = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    Ok(if quarter_turn { (h, w) } else { (w, h) })
+}
+
+/// Decode an image file to RGB, upright according to its EXIF orientation.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, SourceError> {
+    let (decoder, orientation) = open_decoder(path)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| SourceError::Decode {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
 }

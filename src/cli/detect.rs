@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use focalyolo::annotate::draw_detections;
-use focalyolo::detector::Detector;
 use focalyolo::device::ComputeDevice;
 use focalyolo::report::{DetectionRecord, ImageRecord};
 use focalyolo::source::{image_paths, load_rgb};
@@ -36,12 +35,7 @@ pub struct DetectArgs {
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let paths = image_paths(&args.source)?;
     let device = ComputeDevice::select(args.model.device)?;
-    let detector = Detector::load(
-        &args.model.weights,
-        device.device.clone(),
-        args.model.input_size(),
-    )
-    .with_context(|| format!("cannot load {}", args.model.weights.display()))?;
+    let detector = args.model.load_detector(&device)?;
     let names = detector.info().class_names.clone();
     eprintln!(
         "model: YOLO11{} ({} classes) on {}",

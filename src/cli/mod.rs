@@ -2,12 +2,15 @@
 
 mod bench;
 mod detect;
+mod val;
 mod weights;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use focalyolo::detector::InputSize;
+use focalyolo::detector::{Detector, InputSize};
+use focalyolo::device::ComputeDevice;
 use focalyolo::device::DeviceChoice;
 use focalyolo::postprocess::NmsOptions;
 use focalyolo::preprocess::Canvas;
@@ -33,6 +36,8 @@ enum Command {
     Convert(weights::ConvertArgs),
     /// Time the model's forward pass on this machine.
     Bench(bench::BenchArgs),
+    /// COCO-style mAP50-95 and mAP50 on a YOLO-format labelled folder.
+    Val(val::ValArgs),
 }
 
 /// Model options shared by every command that runs the model.
@@ -53,6 +58,11 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    fn load_detector(&self, device: &ComputeDevice) -> anyhow::Result<Detector> {
+        Detector::load(&self.weights, device.device.clone(), self.input_size())
+            .with_context(|| format!("cannot load {}", self.weights.display()))
+    }
+
     fn input_size(&self) -> InputSize {
         InputSize {
             imgsz: self.imgsz,
@@ -93,6 +103,7 @@ impl NmsArgs {
             max_det: self.max_det,
             agnostic: self.agnostic,
             classes: self.classes.clone(),
+            multi_label: false,
         }
     }
 }
@@ -103,5 +114,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => weights::info(args),
         Command::Convert(args) => weights::convert(args),
         Command::Bench(args) => bench::run(args),
+        Command::Val(args) => val::run(args),
     }
 }

@@ -102,3 +102,32 @@ fn detections_match_ultralytics_with_the_minimal_letterbox() {
 fn detections_match_ultralytics_with_the_square_letterbox() {
     compare_with_ultralytics(Some("--square"), "yolo11n_ref_coco128_square.jsonl");
 }
+
+#[test]
+fn val_matches_ultralytics_map_on_coco128() {
+    let shared = require_shared!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("val.json");
+    let status = Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+        .args(["val", "--device", "cpu", "--weights"])
+        .arg(shared.join("weights/yolo11n.pt"))
+        .arg("--data")
+        .arg(shared.join("coco128"))
+        .arg("--json")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "val failed: {status}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (map50_95, map50) = (
+        report["map50_95"].as_f64().unwrap(),
+        report["map50"].as_f64().unwrap(),
+    );
+    println!(
+        "coco128: mAP50-95 {map50_95:.4} (Ultralytics 0.516), mAP50 {map50:.4} (Ultralytics 0.686)"
+    );
+    assert!((map50_95 - 0.516).abs() <= 0.005, "mAP50-95 {map50_95}");
+    assert!((map50 - 0.686).abs() <= 0.005, "mAP50 {map50}");
+    assert_eq!(report["images"], 128);
+}
