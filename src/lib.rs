@@ -6,9 +6,12 @@
 //! trip together.
 
 pub mod annotate;
+pub mod attention_maps;
 pub mod dataset;
+pub mod default_model;
 pub mod detector;
 pub mod device;
+pub mod distill;
 pub mod kernels;
 pub mod metrics;
 pub mod model;

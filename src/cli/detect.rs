@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use focalyolo::annotate::draw_detections;
+use focalyolo::attention_maps::{heatmaps, overlay};
 use focalyolo::device::ComputeDevice;
 use focalyolo::report::{DetectionRecord, ImageRecord};
 use focalyolo::source::{image_paths, load_rgb};
@@ -30,6 +31,10 @@ pub struct DetectArgs {
     /// Write one JSON object per image, one per line, to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// With --save: also write FocalModulation's gate maps and modulator laid over each
+    /// image (`<name>.gate-level-0.png`, ...).
+    #[arg(long, requires = "save")]
+    save_attention: bool,
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
@@ -72,10 +77,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         let result = load_rgb(path)
             .map_err(anyhow::Error::from)
             .and_then(|image| {
-                let detections = detector.detect(&image, &options)?;
-                Ok((image, detections))
+                let frame = detector.run(&image, &options, args.save_attention)?;
+                Ok((image, frame))
             });
-        let (mut image, detections) = match result {
+        let (mut image, frame) = match result {
             Ok(ok) => ok,
             Err(err) => {
                 progress.println(format!("skipped {}: {err:#}", path.display()));
@@ -83,6 +88,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        let detections = &frame.detections;
         if let Some(out) = json.as_mut() {
             let record = ImageRecord {
                 source: path.display().to_string(),
@@ -96,14 +102,26 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
         }
+        if let (Some(dir), Some(taps)) = (&args.save, &frame.taps) {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for map in heatmaps(taps) {
+                let target = dir.join(format!("{stem}.{}.png", map.label.replace(' ', "-")));
+                overlay(&image, &map, &frame.letterbox, 0.55)
+                    .save(&target)
+                    .with_context(|| format!("cannot write {}", target.display()))?;
+            }
+        }
         if let Some(dir) = &args.save {
-            draw_detections(&mut image, &detections, &names);
+            draw_detections(&mut image, detections, &names);
             let target = dir.join(path.file_name().unwrap_or(path.as_os_str()));
             save_image(&image, &target)
                 .with_context(|| format!("cannot write {}", target.display()))?;
         }
         if paths.len() == 1 {
-            for d in &detections {
+            for d in detections {
                 let [x1, y1, x2, y2] = d.xyxy;
                 println!(
                     "{:>16} {:.2}  [{x1:.1}, {y1:.1}, {x2:.1}, {y2:.1}]",

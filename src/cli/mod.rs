@@ -2,6 +2,7 @@
 
 mod bench;
 mod detect;
+mod distill;
 mod val;
 mod weights;
 
@@ -9,11 +10,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use focalyolo::default_model::with_default_focal;
 use focalyolo::detector::{Detector, InputSize};
 use focalyolo::device::ComputeDevice;
 use focalyolo::device::DeviceChoice;
 use focalyolo::postprocess::NmsOptions;
 use focalyolo::preprocess::Canvas;
+use focalyolo::weights::Weights;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +41,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// COCO-style mAP50-95 and mAP50 on a YOLO-format labelled folder.
     Val(val::ValArgs),
+    /// Train a FocalModulation layer 9 for a stock YOLO11 checkpoint by distillation.
+    Distill(distill::DistillArgs),
 }
 
 /// Model options shared by every command that runs the model.
@@ -52,6 +57,13 @@ pub struct ModelArgs {
     /// Letterbox to a full imgsz×imgsz square instead of the minimal stride-32 rectangle.
     #[arg(long)]
     square: bool,
+    /// A trained FocalModulation layer 9 (from `distill`) to put into the checkpoint.
+    #[arg(long, conflicts_with = "stock")]
+    focal: Option<std::path::PathBuf>,
+    /// Keep the checkpoint's own layer 9: stock YOLO11n otherwise gets the bundled
+    /// FocalModulation layer (weights/yolo11n-focal.safetensors).
+    #[arg(long)]
+    stock: bool,
     /// Where the model runs: auto picks a hardware GPU if present, else the CPU backend.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
@@ -59,8 +71,30 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     fn load_detector(&self, device: &ComputeDevice) -> anyhow::Result<Detector> {
-        Detector::load(&self.weights, device.device.clone(), self.input_size())
-            .with_context(|| format!("cannot load {}", self.weights.display()))
+        let mut weights = Weights::load(&self.weights)
+            .with_context(|| format!("cannot load {}", self.weights.display()))?;
+        if let Some(focal) = &self.focal {
+            let layer =
+                Weights::load(focal).with_context(|| format!("cannot load {}", focal.display()))?;
+            weights = weights.with_focal_layer(&layer).with_context(|| {
+                format!(
+                    "{} does not fit {}",
+                    focal.display(),
+                    self.weights.display()
+                )
+            })?;
+        } else if !self.stock {
+            let (swapped, applied) = with_default_focal(weights)?;
+            if applied {
+                eprintln!("layer 9: the bundled FocalModulation for YOLO11n (--stock keeps SPPF)");
+            }
+            weights = swapped;
+        }
+        Ok(Detector::from_weights(
+            &weights,
+            device.device.clone(),
+            self.input_size(),
+        )?)
     }
 
     fn input_size(&self) -> InputSize {
@@ -115,5 +149,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => weights::convert(args),
         Command::Bench(args) => bench::run(args),
         Command::Val(args) => val::run(args),
+        Command::Distill(args) => distill::run(args),
     }
 }

@@ -204,6 +204,32 @@ impl Yolo {
         }
     }
 
+    /// The output of layer 8, the input of layer 9 (layers 0–8 are a plain chain).
+    pub fn backbone(&self, x: Tensor<4>) -> Tensor<4> {
+        self.model[..LAYER9].iter().fold(x, |y, layer| match layer {
+            Layer::Conv(m) => m.forward(y),
+            Layer::C3k2(m) => m.forward(y),
+            _ => unreachable!("layers 0-8 are Conv and C3k2"),
+        })
+    }
+
+    /// Layer 9 alone, SPPF or FocalModulation.
+    pub fn layer9(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.model[LAYER9] {
+            Layer::Sppf(m) => m.forward(x),
+            Layer::FocalModulation(m) => m.forward(x),
+            _ => unreachable!("layer 9 is SPPF or FocalModulation"),
+        }
+    }
+
+    /// Layer 10 (C2PSA), which reads layer 9's output.
+    pub fn layer10(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.model[LAYER9 + 1] {
+            Layer::C2Psa(m) => m.forward(x),
+            _ => unreachable!("layer 10 is C2PSA"),
+        }
+    }
+
     /// Predictions for a batch of letterboxed images `(B, 3, H, W)`, H and W multiples of 32.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<3> {
         self.run(x, false, None).predictions

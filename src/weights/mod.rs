@@ -7,6 +7,7 @@
 
 mod checkpoint;
 pub mod pickle_meta;
+mod pickle_vm;
 mod safetensors_file;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,8 @@ pub enum WeightsError {
     },
     #[error("the weights have no tensor `{0}`: is this a YOLO11 detection model?")]
     Missing(String),
+    #[error("{0}")]
+    Mismatch(String),
     #[error("tensor `{name}` has shape {found:?}, expected {expected}")]
     Shape {
         name: String,
@@ -89,6 +92,10 @@ pub struct Weights {
     pub class_names: Vec<String>,
     /// FocalModulation attributes that are not tensors (only `.pt` and our safetensors carry them).
     pub focal: FocalAttributes,
+    /// For a distilled layer: [`frozen_hash`](Self::frozen_hash) of the teacher it was trained against.
+    pub teacher_hash: Option<String>,
+    /// For a distillation checkpoint: the epochs it has trained.
+    pub epochs_done: Option<usize>,
 }
 
 impl Weights {
@@ -120,18 +127,34 @@ impl Weights {
         }
     }
 
+    /// Read safetensors bytes already in memory; `name` labels them in errors.
+    pub fn from_safetensors_bytes(bytes: &[u8], name: &str) -> Result<Self> {
+        safetensors_file::parse(bytes, Path::new(name))
+    }
+
     /// Build from tensors already in memory (tests, distillation output).
     pub fn from_tensors(tensors: BTreeMap<String, WeightTensor>, class_names: Vec<String>) -> Self {
         Self {
             tensors,
             class_names,
             focal: FocalAttributes::default(),
+            teacher_hash: None,
+            epochs_done: None,
         }
     }
 
     /// Write as safetensors in Ultralytics' state_dict layout, names and focal settings in the metadata.
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<()> {
-        safetensors_file::save(self, path.as_ref())
+        safetensors_file::save(self, path.as_ref(), &[])
+    }
+
+    /// As [`save_safetensors`](Self::save_safetensors), with extra metadata entries.
+    pub fn save_safetensors_with(
+        &self,
+        path: impl AsRef<Path>,
+        metadata: &[(&str, String)],
+    ) -> Result<()> {
+        safetensors_file::save(self, path.as_ref(), metadata)
     }
 
     pub fn tensors(&self) -> &BTreeMap<String, WeightTensor> {
@@ -154,6 +177,81 @@ impl Weights {
             weights: self,
             prefix: "model".to_string(),
         }
+    }
+
+    /// These weights with layer 9 replaced by the FocalModulation in `focal` (a file of
+    /// `model.9.*` tensors, as `distill` writes), which must fit this model's layer 8.
+    pub fn with_focal_layer(&self, focal: &Weights) -> Result<Weights> {
+        let layer9 = "model.9.";
+        let f_linear = focal.get("model.9.f_linear.weight")?;
+        let dim = f_linear.shape.get(1).copied().unwrap_or(0);
+        let layer8 = self
+            .root()
+            .pp(8)
+            .pp("cv2")
+            .pp("conv")
+            .get_rank("weight", 4)?
+            .shape[0];
+        if dim != layer8 {
+            return Err(WeightsError::Shape {
+                name: "model.9.f_linear.weight".into(),
+                expected: format!("{layer8} input channels (this model's layer 8)"),
+                found: f_linear.shape.clone(),
+            });
+        }
+        if let Some(expected) = &focal.teacher_hash {
+            let actual = self.frozen_hash();
+            if *expected != actual {
+                return Err(WeightsError::Mismatch(format!(
+                    "this FocalModulation layer was trained for other weights (teacher {expected}, these are {actual})"
+                )));
+            }
+        }
+        let mut tensors: BTreeMap<String, WeightTensor> = self
+            .tensors
+            .iter()
+            .filter(|(k, _)| !k.starts_with(layer9))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        tensors.extend(
+            focal
+                .tensors
+                .iter()
+                .filter(|(k, _)| k.starts_with(layer9))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        Ok(Weights {
+            tensors,
+            class_names: self.class_names.clone(),
+            focal: focal.focal,
+            teacher_hash: None,
+            epochs_done: None,
+        })
+    }
+
+    /// SHA-256 over every tensor outside layer 9 (names, shapes, f32 values): identifies the
+    /// frozen layers a FocalModulation layer was distilled against.
+    pub fn frozen_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for (name, tensor) in self
+            .tensors
+            .iter()
+            .filter(|(k, _)| !k.starts_with("model.9."))
+        {
+            hasher.update(name.as_bytes());
+            for d in &tensor.shape {
+                hasher.update((*d as u64).to_le_bytes());
+            }
+            for v in &tensor.values {
+                hasher.update(v.to_le_bytes());
+            }
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Number of scalar parameters (BatchNorm statistics included, as Ultralytics counts them).

@@ -12,20 +12,25 @@ use super::{
 };
 
 pub fn load(path: &Path) -> Result<Weights> {
-    let format_error = |reason: String| WeightsError::Format {
-        path: path.into(),
-        reason,
-    };
     let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
         path: path.into(),
         source,
     })?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+    parse(&bytes, path)
+}
+
+/// Parse safetensors bytes; `path` names them in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Weights> {
+    let format_error = |reason: String| WeightsError::Format {
+        path: path.into(),
+        reason,
+    };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
         format_error(format!(
             "neither a PyTorch checkpoint nor safetensors ({e})"
         ))
     })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| format_error(e.to_string()))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| format_error(e.to_string()))?;
 
     let mut tensors = BTreeMap::new();
     for (name, view) in file.iter() {
@@ -53,6 +58,8 @@ pub fn load(path: &Path) -> Result<Weights> {
         None => Vec::new(),
     };
     let mut weights = Weights::from_tensors(tensors, class_names);
+    weights.teacher_hash = metadata.get("teacher_hash").cloned();
+    weights.epochs_done = metadata.get("epochs_done").and_then(|v| v.parse().ok());
     weights.focal = FocalAttributes {
         normalize_modulator: metadata
             .get("normalize_modulator")
@@ -114,7 +121,7 @@ impl View for F32View<'_> {
     }
 }
 
-pub fn save(weights: &Weights, path: &Path) -> Result<()> {
+pub fn save(weights: &Weights, path: &Path, extra_metadata: &[(&str, String)]) -> Result<()> {
     let mut metadata = HashMap::new();
     if !weights.class_names.is_empty() {
         let names: serde_json::Map<String, serde_json::Value> = weights
@@ -143,6 +150,17 @@ pub fn save(weights: &Weights, path: &Path) -> Result<()> {
             metadata.insert(key.to_string(), value);
         }
     }
+    if let Some(epochs) = weights.epochs_done {
+        metadata.insert("epochs_done".into(), epochs.to_string());
+    }
+    if let Some(hash) = &weights.teacher_hash {
+        metadata.insert("teacher_hash".into(), hash.clone());
+    }
+    metadata.extend(
+        extra_metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     metadata.insert(
         "format".into(),
         "ultralytics state_dict, float32, written by focalyolo".into(),

@@ -57,7 +57,7 @@ fn compare_with_ultralytics(canvas_flag: Option<&str>, reference_file: &str) {
     let out = dir.path().join("detections.jsonl");
     let mut command = Command::new(env!("CARGO_BIN_EXE_focalyolo"));
     command
-        .args(["detect", "--device", "cpu", "--weights"])
+        .args(["detect", "--stock", "--device", "cpu", "--weights"])
         .arg(shared.join("weights/yolo11n.pt"))
         .arg("--source")
         .arg(shared.join("coco128/images"))
@@ -109,7 +109,7 @@ fn val_matches_ultralytics_map_on_coco128() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("val.json");
     let status = Command::new(env!("CARGO_BIN_EXE_focalyolo"))
-        .args(["val", "--device", "cpu", "--weights"])
+        .args(["val", "--stock", "--device", "cpu", "--weights"])
         .arg(shared.join("weights/yolo11n.pt"))
         .arg("--data")
         .arg(shared.join("coco128"))

@@ -6,6 +6,7 @@
 mod bad_input;
 mod coco128;
 mod common;
+mod distill;
 mod golden;
 mod kernels;
 mod weights_formats;

@@ -1,0 +1,132 @@
+//! `focalyolo distill`: train a FocalModulation layer 9 for a stock YOLO11 checkpoint.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill};
+use focalyolo::source::image_paths;
+use focalyolo::weights::Weights;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Args)]
+pub struct DistillArgs {
+    /// The stock (SPPF) YOLO11 checkpoint whose layer 9 is replaced.
+    #[arg(long)]
+    teacher: PathBuf,
+    /// Training images: folders, files or quoted globs; no labels needed. Repeatable.
+    #[arg(long, required = true)]
+    images: Vec<String>,
+    /// Where to write the trained layer (default: beside the teacher, `<name>-focal.safetensors`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// What the new layer learns to reproduce.
+    #[arg(long, value_enum, default_value_t = Recipe::Layer9And10)]
+    recipe: Recipe,
+    #[arg(long, default_value_t = 640)]
+    imgsz: usize,
+    #[arg(long, default_value_t = 30)]
+    epochs: usize,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Augmented views of each image (teacher features are cached per view).
+    #[arg(long, default_value_t = 2)]
+    views: usize,
+    /// Peak learning rate (AdamW, cosine decay to 1% of it).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value_t = 2)]
+    focal_level: usize,
+    #[arg(long, default_value_t = 3)]
+    focal_window: usize,
+    #[arg(long, default_value_t = 2)]
+    focal_factor: usize,
+    /// Continue from the checkpoint an interrupted run left beside --out.
+    #[arg(long)]
+    resume: bool,
+}
+
+pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
+    let teacher = Weights::load(&args.teacher)
+        .with_context(|| format!("cannot load {}", args.teacher.display()))?;
+    let mut images = Vec::new();
+    for source in &args.images {
+        images.extend(image_paths(source)?);
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .teacher
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        args.teacher
+            .with_file_name(format!("{stem}-focal.safetensors"))
+    });
+    let options = DistillOptions {
+        recipe: args.recipe,
+        imgsz: args.imgsz,
+        epochs: args.epochs,
+        batch: args.batch,
+        views: args.views,
+        learning_rate: args.lr,
+        seed: args.seed,
+        focal_level: args.focal_level,
+        focal_window: args.focal_window,
+        focal_factor: args.focal_factor,
+    };
+    eprintln!(
+        "distilling layer 9 of {} on {} images × {} views",
+        args.teacher.display(),
+        images.len(),
+        args.views
+    );
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:24} {bar:40} {pos}/{len} {elapsed_precise} eta {eta}")
+            .expect("valid template"),
+    );
+    let start = Instant::now();
+    let losses = distill(
+        &teacher,
+        &images,
+        &options,
+        &out,
+        args.resume,
+        &mut |event| match event {
+            DistillEvent::Caching { done, total } => {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message("teacher features");
+            }
+            DistillEvent::Step {
+                epoch,
+                step,
+                steps,
+                loss,
+            } => {
+                bar.set_length(steps as u64);
+                bar.set_position(step as u64 + 1);
+                bar.set_message(format!(
+                    "epoch {}/{} loss {loss:.5}",
+                    epoch + 1,
+                    args.epochs
+                ));
+            }
+            DistillEvent::EpochDone { epoch, mean_loss } => {
+                bar.suspend(|| eprintln!("epoch {:>3}: mean loss {mean_loss:.6}", epoch + 1));
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    eprintln!(
+        "wrote {} after {:.1} min (final loss {:.6})",
+        out.display(),
+        start.elapsed().as_secs_f64() / 60.0,
+        losses.last().copied().unwrap_or(f32::NAN)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,527 @@
+//! A value-only pickle interpreter: it builds the object graph of a pickle from plain
+//! values, never importing or calling anything. A global is a name checked against the
+//! caller's allowlist; a call is an inert record of the callable's name and, once `BUILD`
+//! runs, its state.
+
+use std::collections::HashMap;
+
+use super::pickle_meta::PickleMetaError;
+
+type Result<T> = std::result::Result<T, PickleMetaError>;
+
+/// A value of the pickle's object graph, with calls kept as inert records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    /// A `module.name` reference (a class or a function).
+    Global(String),
+    /// The result of calling `callable`; `state` is what `BUILD` set on it.
+    Object {
+        callable: String,
+        state: Box<Value>,
+    },
+    /// A reference into the checkpoint's tensor storage (`BINPERSID`).
+    Persistent,
+}
+
+impl Value {
+    /// The entry `key` of a dict, or of an object's state dict.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Dict(items) => items.iter().find_map(|(k, v)| match k {
+                Value::Str(s) if s == key => Some(v),
+                _ => None,
+            }),
+            Value::Object { state, .. } => state.get(key),
+            _ => None,
+        }
+    }
+}
+
+/// Upper bound on values held at once, against memo-copy bombs.
+const MAX_NODES: usize = 20_000_000;
+
+pub struct Interpreter {
+    /// Which `module.name` globals the pickle may reference.
+    allowed: fn(&str, &str) -> bool,
+    stack: Vec<Value>,
+    /// Positions in `stack` of the open marks.
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+    nodes: usize,
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end =
+            end.ok_or_else(|| PickleMetaError::Malformed("unexpected end of pickle".into()))?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn line(&mut self) -> Result<&'a str> {
+        let rest = &self.bytes[self.pos..];
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| PickleMetaError::Malformed("unterminated text line".into()))?;
+        let line = self.take(len + 1)?;
+        std::str::from_utf8(&line[..len])
+            .map_err(|_| PickleMetaError::Malformed("non-UTF-8 text".into()))
+    }
+    fn string(&mut self, len: usize) -> Result<String> {
+        String::from_utf8(self.take(len)?.to_vec())
+            .map_err(|_| PickleMetaError::Malformed("non-UTF-8 string".into()))
+    }
+}
+
+fn malformed(what: &str) -> PickleMetaError {
+    PickleMetaError::Malformed(what.to_string())
+}
+
+fn node_count(value: &Value) -> usize {
+    match value {
+        Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(node_count).sum::<usize>(),
+        Value::Dict(v) => {
+            1 + v
+                .iter()
+                .map(|(k, x)| node_count(k) + node_count(x))
+                .sum::<usize>()
+        }
+        Value::Object { state, .. } => 1 + node_count(state),
+        _ => 1,
+    }
+}
+
+fn to_len(n: u64) -> Result<usize> {
+    usize::try_from(n).map_err(|_| malformed("length out of range"))
+}
+
+impl Interpreter {
+    pub fn new(allowed: fn(&str, &str) -> bool) -> Self {
+        Self {
+            allowed,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            nodes: 0,
+        }
+    }
+
+    fn pop(&mut self) -> Result<Value> {
+        if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
+            return Err(malformed("pop across a mark"));
+        }
+        self.stack.pop().ok_or_else(|| malformed("stack underflow"))
+    }
+
+    fn top(&mut self) -> Result<&mut Value> {
+        self.stack
+            .last_mut()
+            .ok_or_else(|| malformed("stack underflow"))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+        let mark = self.marks.pop().ok_or_else(|| malformed("no mark"))?;
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn push(&mut self, value: Value) {
+        self.stack.push(value);
+    }
+
+    fn global(&mut self, module: &str, name: &str) -> Result<()> {
+        if !(self.allowed)(module, name) {
+            return Err(PickleMetaError::ForbiddenGlobal(format!("{module}.{name}")));
+        }
+        self.push(Value::Global(format!("{module}.{name}")));
+        Ok(())
+    }
+
+    fn call(&mut self, callable: Value, args: Value) -> Result<()> {
+        let Value::Global(name) = callable else {
+            return Err(malformed("call of a non-global"));
+        };
+        let value = match name.as_str() {
+            // Containers whose content matters for the names table.
+            "collections.OrderedDict" | "builtins.dict" | "__builtin__.dict" => {
+                Value::Dict(Vec::new())
+            }
+            "__builtin__.set" | "builtins.set" | "__builtin__.frozenset" | "builtins.frozenset" => {
+                match args {
+                    Value::Tuple(mut a) if a.len() == 1 => match a.pop() {
+                        Some(Value::List(items)) => Value::List(items),
+                        _ => Value::List(Vec::new()),
+                    },
+                    _ => Value::List(Vec::new()),
+                }
+            }
+            _ => Value::Object {
+                callable: name,
+                state: Box::new(Value::None),
+            },
+        };
+        self.push(value);
+        Ok(())
+    }
+
+    fn memo_put(&mut self, index: u32) -> Result<()> {
+        let value = self
+            .stack
+            .last()
+            .cloned()
+            .ok_or_else(|| malformed("memoize on empty stack"))?;
+        self.memo.insert(index, value);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, index: u32) -> Result<()> {
+        let value = self
+            .memo
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| malformed("missing memo entry"))?;
+        self.nodes += node_count(&value);
+        if self.nodes > MAX_NODES {
+            return Err(malformed("object graph too large"));
+        }
+        self.push(value);
+        Ok(())
+    }
+
+    fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
+        if !items.len().is_multiple_of(2) {
+            return Err(malformed("odd number of dict items"));
+        }
+        let mut pairs = Vec::with_capacity(items.len() / 2);
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            pairs.push((k, v));
+        }
+        match self.top()? {
+            Value::Dict(d) => d.extend(pairs),
+            // `__setitem__` on an object (a dict subclass): keep the items as its state.
+            Value::Object { state, .. } => match state.as_mut() {
+                Value::Dict(d) => d.extend(pairs),
+                s => *s = Value::Dict(pairs),
+            },
+            _ => return Err(malformed("SETITEM on a non-dict")),
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, items: Vec<Value>) -> Result<()> {
+        match self.top()? {
+            Value::List(l) => l.extend(items),
+            Value::Object { .. } => {}
+            _ => return Err(malformed("APPEND on a non-list")),
+        }
+        Ok(())
+    }
+
+    /// Interpret `bytes` up to `STOP`, returning the pickled object.
+    pub fn run(mut self, bytes: &[u8]) -> Result<Value> {
+        let mut c = Cursor { bytes, pos: 0 };
+        loop {
+            let op = c.u8()?;
+            match op {
+                0x80 => {
+                    c.u8()?; // PROTO
+                }
+                0x95 => {
+                    c.u64()?; // FRAME
+                }
+                b'.' => return self.pop(), // STOP
+                b'(' => self.marks.push(self.stack.len()),
+                b'N' => self.push(Value::None),
+                0x88 => self.push(Value::Bool(true)),
+                0x89 => self.push(Value::Bool(false)),
+                b'J' => {
+                    let v = i32::from_le_bytes(c.take(4)?.try_into().expect("4 bytes"));
+                    self.push(Value::Int(v.into()));
+                }
+                b'K' => {
+                    let v = c.u8()?;
+                    self.push(Value::Int(v.into()));
+                }
+                b'M' => {
+                    let v = c.u16()?;
+                    self.push(Value::Int(v.into()));
+                }
+                0x8a | 0x8b => {
+                    // LONG1 / LONG4: little-endian two's complement.
+                    let n = if op == 0x8a {
+                        c.u8()? as usize
+                    } else {
+                        to_len(c.u32()?.into())?
+                    };
+                    let raw = c.take(n)?;
+                    let value = if n <= 8 {
+                        let mut buf = [if raw.last().is_some_and(|b| b & 0x80 != 0) {
+                            0xff
+                        } else {
+                            0
+                        }; 8];
+                        buf[..n].copy_from_slice(raw);
+                        Value::Int(i64::from_le_bytes(buf))
+                    } else {
+                        Value::Object {
+                            callable: "int".into(),
+                            state: Box::new(Value::None),
+                        }
+                    };
+                    self.push(value);
+                }
+                b'I' => {
+                    let line = c.line()?;
+                    let value = match line {
+                        "00" => Value::Bool(false),
+                        "01" => Value::Bool(true),
+                        _ => Value::Int(line.parse().map_err(|_| malformed("bad INT"))?),
+                    };
+                    self.push(value);
+                }
+                b'L' => {
+                    let line = c.line()?.trim_end_matches('L');
+                    self.push(Value::Int(line.parse().map_err(|_| malformed("bad LONG"))?));
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(c.take(8)?.try_into().expect("8 bytes"));
+                    self.push(Value::Float(v));
+                }
+                b'F' => {
+                    let v = c.line()?.parse().map_err(|_| malformed("bad FLOAT"))?;
+                    self.push(Value::Float(v));
+                }
+                b'X' => {
+                    let n = to_len(c.u32()?.into())?;
+                    let s = c.string(n)?;
+                    self.push(Value::Str(s));
+                }
+                0x8c => {
+                    let n = c.u8()? as usize;
+                    let s = c.string(n)?;
+                    self.push(Value::Str(s));
+                }
+                0x8d => {
+                    let n = to_len(c.u64()?)?;
+                    let s = c.string(n)?;
+                    self.push(Value::Str(s));
+                }
+                b'V' => {
+                    let s = c.line()?.to_string();
+                    self.push(Value::Str(s));
+                }
+                b'S' => {
+                    let s = c
+                        .line()?
+                        .trim_matches(|ch| ch == '\'' || ch == '"')
+                        .to_string();
+                    self.push(Value::Str(s));
+                }
+                b'T' | b'U' | b'B' | b'C' | 0x8e | 0x96 => {
+                    let n = match op {
+                        b'T' | b'B' => to_len(c.u32()?.into())?,
+                        0x8e => to_len(c.u64()?)?,
+                        b'U' | b'C' => c.u8()? as usize,
+                        _ => to_len(c.u64()?)?, // BYTEARRAY8
+                    };
+                    let b = c.take(n)?.to_vec();
+                    self.push(Value::Bytes(b));
+                }
+                b']' => self.push(Value::List(Vec::new())),
+                b'}' => self.push(Value::Dict(Vec::new())),
+                b')' => self.push(Value::Tuple(Vec::new())),
+                0x8f => self.push(Value::List(Vec::new())), // EMPTY_SET
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::List(items));
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Tuple(items));
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Dict(Vec::new()));
+                    self.set_items(items)?;
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop()?);
+                    }
+                    items.reverse();
+                    self.push(Value::Tuple(items));
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::List(items)); // FROZENSET
+                }
+                b'a' => {
+                    let item = self.pop()?;
+                    self.append(vec![item])?;
+                }
+                b'e' | 0x90 => {
+                    let items = self.pop_mark()?;
+                    self.append(items)?; // APPENDS / ADDITEMS
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    self.set_items(vec![k, v])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    self.set_items(items)?;
+                }
+                b'c' => {
+                    let module = c.line()?.to_string();
+                    let name = c.line()?.to_string();
+                    self.global(&module, &name)?;
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (module, name) {
+                        (Value::Str(m), Value::Str(n)) => self.global(&m, &n)?,
+                        _ => return Err(malformed("STACK_GLOBAL needs two strings")),
+                    }
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    self.call(callable, args)?;
+                }
+                0x81 => {
+                    let args = self.pop()?;
+                    let class = self.pop()?;
+                    self.call(class, args)?;
+                }
+                0x92 => {
+                    let _kwargs = self.pop()?;
+                    let args = self.pop()?;
+                    let class = self.pop()?;
+                    self.call(class, args)?;
+                }
+                b'i' => {
+                    let module = c.line()?.to_string();
+                    let name = c.line()?.to_string();
+                    self.global(&module, &name)?;
+                    let class = self.pop()?;
+                    let args = Value::Tuple(self.pop_mark()?);
+                    self.call(class, args)?;
+                }
+                b'o' => {
+                    let mut items = self.pop_mark()?;
+                    if items.is_empty() {
+                        return Err(malformed("OBJ without a class"));
+                    }
+                    let class = items.remove(0);
+                    self.call(class, Value::Tuple(items))?;
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    match self.top()? {
+                        Value::Object { state: slot, .. } => **slot = state,
+                        Value::Dict(d) => {
+                            if let Value::Dict(items) = state {
+                                d.extend(items);
+                            }
+                        }
+                        _ => return Err(malformed("BUILD on a non-object")),
+                    }
+                }
+                b'Q' => {
+                    self.pop()?;
+                    self.push(Value::Persistent);
+                }
+                b'P' => {
+                    c.line()?;
+                    self.push(Value::Persistent);
+                }
+                b'p' => {
+                    let index = c.line()?.parse().map_err(|_| malformed("bad PUT"))?;
+                    self.memo_put(index)?;
+                }
+                b'q' => {
+                    let index = c.u8()?.into();
+                    self.memo_put(index)?;
+                }
+                b'r' => {
+                    let index = c.u32()?;
+                    self.memo_put(index)?;
+                }
+                0x94 => {
+                    let index =
+                        u32::try_from(self.memo.len()).map_err(|_| malformed("memo overflow"))?;
+                    self.memo_put(index)?;
+                }
+                b'g' => {
+                    let index = c.line()?.parse().map_err(|_| malformed("bad GET"))?;
+                    self.memo_get(index)?;
+                }
+                b'h' => {
+                    let index = c.u8()?.into();
+                    self.memo_get(index)?;
+                }
+                b'j' => {
+                    let index = c.u32()?;
+                    self.memo_get(index)?;
+                }
+                b'0' => {
+                    self.pop()?;
+                }
+                b'2' => {
+                    let top = self
+                        .stack
+                        .last()
+                        .cloned()
+                        .ok_or_else(|| malformed("DUP on empty stack"))?;
+                    self.push(top);
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                other => {
+                    return Err(PickleMetaError::Malformed(format!(
+                        "unsupported opcode 0x{other:02x}"
+                    )));
+                }
+            }
+        }
+    }
+}

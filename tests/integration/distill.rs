@@ -1,0 +1,162 @@
+//! Distillation of a FocalModulation layer 9, and putting the layer into a checkpoint.
+
+use std::path::PathBuf;
+
+use focalyolo::device::ComputeDevice;
+use focalyolo::distill::{DistillEvent, DistillOptions, distill, init_focal};
+use focalyolo::model::{Layer9, Yolo};
+use focalyolo::weights::{Weights, WeightsError};
+use rand::SeedableRng;
+
+use crate::common::require_shared;
+
+fn few_images(shared: &std::path::Path, count: usize) -> Vec<PathBuf> {
+    let mut images: Vec<PathBuf> = std::fs::read_dir(shared.join("coco128/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    images.truncate(count);
+    images
+}
+
+fn quick_options() -> DistillOptions {
+    DistillOptions {
+        imgsz: 320,
+        epochs: 4,
+        batch: 4,
+        views: 2,
+        ..DistillOptions::default()
+    }
+}
+
+#[test]
+fn short_distillation_lowers_the_loss_and_writes_a_loadable_layer() {
+    let shared = require_shared!();
+    let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("layer9.safetensors");
+    let losses = distill(
+        &teacher,
+        &few_images(&shared, 6),
+        &quick_options(),
+        &out,
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    println!("losses per epoch: {losses:?}");
+    assert!(
+        losses.last().unwrap() < &losses[0],
+        "loss did not fall: {losses:?}"
+    );
+
+    let layer = Weights::load(&out).unwrap();
+    assert!(layer.tensors().keys().all(|k| k.starts_with("model.9.")));
+    assert_eq!(
+        layer.teacher_hash.as_deref(),
+        Some(teacher.frozen_hash().as_str())
+    );
+    let twin = teacher.with_focal_layer(&layer).unwrap();
+    let (_, info) = Yolo::load(&twin, &ComputeDevice::cpu().device).unwrap();
+    let Layer9::FocalModulation(settings) = info.layer9 else {
+        panic!("layer 9 is not FocalModulation")
+    };
+    assert_eq!(
+        (
+            settings.dim,
+            settings.focal_level,
+            settings.focal_window,
+            settings.focal_factor
+        ),
+        (256, 2, 3, 2)
+    );
+    assert_eq!(twin.class_names, teacher.class_names);
+}
+
+#[test]
+fn an_interrupted_distillation_resumes_where_it_stopped() {
+    let shared = require_shared!();
+    let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let images = few_images(&shared, 4);
+    let options = DistillOptions {
+        epochs: 2,
+        ..quick_options()
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    let straight = dir.path().join("straight.safetensors");
+    distill(&teacher, &images, &options, &straight, false, &mut |_| {}).unwrap();
+
+    // Stop the second run right after its first epoch is checkpointed.
+    let resumed = dir.path().join("resumed.safetensors");
+    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        distill(&teacher, &images, &options, &resumed, false, &mut |event| {
+            if let DistillEvent::EpochDone { epoch: 0, .. } = event {
+                panic!("interrupted");
+            }
+        })
+    }));
+    assert!(interrupted.is_err() && !resumed.exists());
+    distill(&teacher, &images, &options, &resumed, true, &mut |_| {}).unwrap();
+
+    let (a, b) = (
+        Weights::load(&straight).unwrap(),
+        Weights::load(&resumed).unwrap(),
+    );
+    for (name, tensor) in a.tensors() {
+        let other = &b.tensors()[name];
+        let worst = tensor
+            .values
+            .iter()
+            .zip(&other.values)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-5, "{name} differs by {worst} after resuming");
+    }
+}
+
+#[test]
+fn a_layer_for_another_width_or_teacher_is_refused() {
+    let shared = require_shared!();
+    let n = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut layer = Weights::from_tensors(
+        init_focal(256, &DistillOptions::default(), &mut rng),
+        Vec::new(),
+    );
+
+    let s = Weights::load(shared.join("weights/yolo11s-fm-nc3-random.pt")).unwrap();
+    let err = s.with_focal_layer(&layer).unwrap_err();
+    assert!(matches!(err, WeightsError::Shape { .. }), "{err}");
+    assert!(err.to_string().contains("512"), "{err}");
+
+    layer.teacher_hash = Some(n.frozen_hash());
+    assert!(n.with_focal_layer(&layer).is_ok());
+    let other_n = Weights::load(shared.join("weights/yolo11n-fm-random.pt")).unwrap();
+    let err = other_n.with_focal_layer(&layer).unwrap_err();
+    assert!(matches!(err, WeightsError::Mismatch(_)), "{err}");
+}
+
+#[test]
+fn stock_yolo11n_gets_the_bundled_focal_layer() {
+    let shared = require_shared!();
+    let bundled = focalyolo::default_model::yolo11n_focal();
+    assert!(bundled.tensors().keys().all(|k| k.starts_with("model.9.")));
+    for file in ["yolo11n.pt", "yolo11n.safetensors"] {
+        let (weights, applied) = focalyolo::default_model::with_default_focal(
+            Weights::load(shared.join("weights").join(file)).unwrap(),
+        )
+        .unwrap();
+        assert!(applied, "{file}");
+        let (_, info) = Yolo::load(&weights, &ComputeDevice::cpu().device).unwrap();
+        assert!(matches!(info.layer9, Layer9::FocalModulation(_)), "{file}");
+    }
+    for file in ["yolo11n-fm-random.pt", "yolo11s-fm-nc3-random.pt"] {
+        let (_, applied) = focalyolo::default_model::with_default_focal(
+            Weights::load(shared.join("weights").join(file)).unwrap(),
+        )
+        .unwrap();
+        assert!(!applied, "{file} is not the stock YOLO11n");
+    }
+}
