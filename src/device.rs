@@ -5,7 +5,9 @@
 use burn::backend::FlexDevice;
 use burn::backend::wgpu::graphics::AutoGraphicsApi;
 use burn::backend::wgpu::wgpu::DeviceType;
-use burn::backend::wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup, try_init_device, try_init_setup};
+use burn::backend::wgpu::{
+    RuntimeOptions, WgpuDevice, WgpuInitError, WgpuSetup, try_init_device, try_init_setup,
+};
 use burn::tensor::Device;
 use std::sync::OnceLock;
 
@@ -61,8 +63,8 @@ impl ComputeDevice {
         }
     }
 
-    /// Adopt an existing wgpu setup (the UI's, or one just opened).
-    pub fn from_setup(setup: WgpuSetup) -> Result<Self, DeviceError> {
+    /// Adopt a wgpu setup just opened for the default adapter.
+    fn from_setup(setup: WgpuSetup) -> Result<Self, DeviceError> {
         let info = setup.adapter.get_info();
         let software = info.device_type == DeviceType::Cpu;
         let description = format!(
@@ -77,8 +79,13 @@ impl ComputeDevice {
         );
         let options =
             RuntimeOptions::try_default().map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
-        let device =
-            try_init_device(setup, options).map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+        let device = match try_init_device(setup, options) {
+            Ok(device) => device,
+            // burn registered the default adapter already (it does so lazily, e.g. when
+            // optimizer state is loaded): that runtime is this same adapter, so use it.
+            Err(WgpuInitError::Registration { .. }) => WgpuDevice::default(),
+            Err(e) => return Err(DeviceError::NoAdapter(e.to_string())),
+        };
         Ok(Self {
             device: device.into(),
             description,
@@ -92,17 +99,22 @@ impl ComputeDevice {
 fn default_gpu() -> Result<ComputeDevice, DeviceError> {
     static GPU: OnceLock<Result<ComputeDevice, String>> = OnceLock::new();
     GPU.get_or_init(|| {
-        open_adapter()
-            .and_then(ComputeDevice::from_setup)
-            .map_err(|DeviceError::NoAdapter(reason)| reason)
+        let options = RuntimeOptions::try_default().map_err(|e| e.to_string())?;
+        match try_init_setup::<AutoGraphicsApi>(&WgpuDevice::default(), options) {
+            Ok(setup) => {
+                ComputeDevice::from_setup(setup).map_err(|DeviceError::NoAdapter(reason)| reason)
+            }
+            // burn registered the default adapter already (it does so lazily, e.g. when
+            // optimizer state is loaded): use that runtime.
+            Err(WgpuInitError::Registration { .. }) => Ok(ComputeDevice {
+                device: WgpuDevice::default().into(),
+                description: "default wgpu adapter".into(),
+                is_gpu: true,
+                is_software: false,
+            }),
+            Err(e) => Err(e.to_string()),
+        }
     })
     .clone()
     .map_err(DeviceError::NoAdapter)
-}
-
-fn open_adapter() -> Result<WgpuSetup, DeviceError> {
-    let options =
-        RuntimeOptions::try_default().map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
-    try_init_setup::<AutoGraphicsApi>(&WgpuDevice::default(), options)
-        .map_err(|e| DeviceError::NoAdapter(e.to_string()))
 }

@@ -3,7 +3,7 @@
 //! per-class average precision from the 101-point interpolated precision envelope
 //! (trapezoidal integral), averaged over the classes that have labels.
 
-use crate::postprocess::Detection;
+use crate::postprocess::{Detection, box_iou};
 
 /// The IoU thresholds of mAP50-95.
 pub const IOU_THRESHOLDS: [f32; 10] = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
@@ -33,14 +33,6 @@ pub struct MapReport {
     pub map50_95: f64,
     pub images: usize,
     pub instances: usize,
-}
-
-fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    inter / (union + 1e-7)
 }
 
 /// For each prediction, whether it is a true positive at each IoU threshold, matched as

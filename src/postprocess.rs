@@ -46,13 +46,13 @@ pub struct Detection {
     pub class: usize,
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+/// Intersection over union of two `xyxy` boxes (Ultralytics' `box_iou`, eps 1e-7).
+pub fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let inter = w * h;
     let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-    let union = area(a) + area(b) - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
+    inter / (area(a) + area(b) - inter + 1e-7)
 }
 
 /// Detections in canvas pixels from predictions laid out `(4 + nc) × anchors` (one image).
@@ -117,7 +117,7 @@ pub fn non_max_suppression(
             break;
         }
         for j in i + 1..candidates.len() {
-            if !suppressed[j] && iou(&shifted[i], &shifted[j]) > options.iou {
+            if !suppressed[j] && box_iou(&shifted[i], &shifted[j]) > options.iou {
                 suppressed[j] = true;
             }
         }
