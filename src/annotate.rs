@@ -46,14 +46,16 @@ fn fill(image: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, colour: [u8; 3
     }
 }
 
+/// Text size and box line width that suit an image of this size.
+fn line_thickness(image: &RgbImage) -> i64 {
+    ((image.width() + image.height()) as f32 * 0.002)
+        .round()
+        .max(2.0) as i64
+}
+
 /// Draw every detection; `names[class]` labels it.
 pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[String]) {
-    let font = FontRef::try_from_slice(FONT_BYTES).expect("the bundled font parses");
-    let thickness = ((image.width() + image.height()) as f32 * 0.002)
-        .round()
-        .max(2.0) as i64;
-    let scale = PxScale::from((thickness as f32 * 7.0).max(12.0));
-    let scaled = font.as_scaled(scale);
+    let thickness = line_thickness(image);
     for d in detections {
         let colour = class_colour(d.class);
         let [x1, y1, x2, y2] = d.xyxy.map(|v| v.round() as i64);
@@ -65,57 +67,74 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[
         let name = names
             .get(d.class)
             .map_or_else(|| d.class.to_string(), String::clone);
-        let label = format!("{name} {:.2}", d.conf);
-        let width: f32 = label
-            .chars()
-            .map(|c| scaled.h_advance(scaled.glyph_id(c)))
-            .sum();
-        let height = scaled.height().ceil() as i64;
-        // Label above the box, or inside it when the box touches the top edge.
-        let top = if y1 - height >= 0 { y1 - height } else { y1 };
-        fill(
-            image,
-            x1,
-            top,
-            x1 + width.ceil() as i64 + 4,
-            top + height,
-            colour,
-        );
-        let text: [u8; 3] = if colour.iter().map(|&c| u32::from(c)).sum::<u32>() > 382 {
-            [0, 0, 0]
-        } else {
-            [255, 255, 255]
-        };
-        let mut caret = x1 as f32 + 2.0;
-        for c in label.chars() {
-            let glyph = scaled.scaled_glyph(c);
-            let advance = scaled.h_advance(glyph.id);
-            let glyph = ab_glyph::Glyph {
-                position: point(caret, top as f32 + scaled.ascent()),
-                ..glyph
-            };
-            if let Some(outline) = font.outline_glyph(glyph) {
-                let bounds = outline.px_bounds();
-                outline.draw(|gx, gy, coverage| {
-                    let (px, py) = (
-                        bounds.min.x as i64 + i64::from(gx),
-                        bounds.min.y as i64 + i64::from(gy),
-                    );
-                    if px >= 0
-                        && py >= 0
-                        && px < i64::from(image.width())
-                        && py < i64::from(image.height())
-                    {
-                        let pixel = image.get_pixel_mut(px as u32, py as u32);
-                        for ch in 0..3 {
-                            let blended = f32::from(pixel[ch]) * (1.0 - coverage)
-                                + f32::from(text[ch]) * coverage;
-                            pixel[ch] = blended.round() as u8;
-                        }
-                    }
-                });
-            }
-            caret += advance;
-        }
+        draw_label(image, &format!("{name} {:.2}", d.conf), x1, y1, colour);
     }
+}
+
+/// A filled label in `colour` whose bottom-left corner is at (`x`, `y`), or whose top-left
+/// is there when the label would leave the image at the top.
+pub fn draw_label(image: &mut RgbImage, label: &str, x: i64, y: i64, colour: [u8; 3]) {
+    let font = FontRef::try_from_slice(FONT_BYTES).expect("the bundled font parses");
+    let scale = PxScale::from((line_thickness(image) as f32 * 7.0).max(12.0));
+    let scaled = font.as_scaled(scale);
+    let width: f32 = label
+        .chars()
+        .map(|c| scaled.h_advance(scaled.glyph_id(c)))
+        .sum();
+    let height = scaled.height().ceil() as i64;
+    let top = if y - height >= 0 { y - height } else { y };
+    fill(image, x, top, x + width.ceil() as i64 + 4, top + height, colour);
+    let text: [u8; 3] = if colour.iter().map(|&c| u32::from(c)).sum::<u32>() > 382 {
+        [0, 0, 0]
+    } else {
+        [255, 255, 255]
+    };
+    let mut caret = x as f32 + 2.0;
+    for c in label.chars() {
+        let glyph = scaled.scaled_glyph(c);
+        let advance = scaled.h_advance(glyph.id);
+        let glyph = ab_glyph::Glyph {
+            position: point(caret, top as f32 + scaled.ascent()),
+            ..glyph
+        };
+        if let Some(outline) = font.outline_glyph(glyph) {
+            let bounds = outline.px_bounds();
+            outline.draw(|gx, gy, coverage| {
+                let (px, py) = (
+                    bounds.min.x as i64 + i64::from(gx),
+                    bounds.min.y as i64 + i64::from(gy),
+                );
+                if px >= 0 && py >= 0 && px < i64::from(image.width()) && py < i64::from(image.height())
+                {
+                    let pixel = image.get_pixel_mut(px as u32, py as u32);
+                    for ch in 0..3 {
+                        let blended =
+                            f32::from(pixel[ch]) * (1.0 - coverage) + f32::from(text[ch]) * coverage;
+                        pixel[ch] = blended.round() as u8;
+                    }
+                }
+            });
+        }
+        caret += advance;
+    }
+}
+
+/// Same-sized images side by side, two to a row, each named in its top-left corner.
+pub fn mosaic(tiles: &[(String, RgbImage)]) -> RgbImage {
+    let Some((_, first)) = tiles.first() else {
+        return RgbImage::new(0, 0);
+    };
+    if tiles.len() == 1 {
+        return first.clone();
+    }
+    let (w, h) = first.dimensions();
+    let columns = 2;
+    let rows = tiles.len().div_ceil(columns) as u32;
+    let mut out = RgbImage::new(w * columns as u32, h * rows);
+    for (i, (name, tile)) in tiles.iter().enumerate() {
+        let (x, y) = ((i % columns) as u32 * w, (i / columns) as u32 * h);
+        image::imageops::replace(&mut out, tile, i64::from(x), i64::from(y));
+        draw_label(&mut out, name, i64::from(x), i64::from(y), [32, 32, 32]);
+    }
+    out
 }

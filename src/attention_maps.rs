@@ -20,6 +20,12 @@ pub struct Heatmap {
 }
 
 impl Heatmap {
+    /// The label as one word (`gate-level-0`, `gate-global`, `modulator`), for file names
+    /// and `--overlay`.
+    pub fn key(&self) -> String {
+        self.label.replace(' ', "-")
+    }
+
     fn new(label: String, width: usize, height: usize, values: Vec<f32>) -> Self {
         let min = values.iter().copied().fold(f32::INFINITY, f32::min);
         let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -84,6 +90,45 @@ pub fn heatmaps(taps: &FocalTaps) -> Vec<Heatmap> {
     maps
 }
 
+/// The maps `selection` names: a map's [`key`](Heatmap::key), or `gates` for every gate.
+pub fn select<'a>(maps: &'a [Heatmap], selection: &[String]) -> Vec<&'a Heatmap> {
+    maps.iter()
+        .filter(|map| {
+            let key = map.key();
+            selection
+                .iter()
+                .any(|s| *s == key || (s == "gates" && key.starts_with("gate")))
+        })
+        .collect()
+}
+
+/// A colour map for heatmaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Colormap {
+    #[default]
+    Turbo,
+    Viridis,
+}
+
+impl Colormap {
+    pub const ALL: [Self; 2] = [Self::Turbo, Self::Viridis];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Turbo => "turbo",
+            Self::Viridis => "viridis",
+        }
+    }
+
+    /// The colour at `t` in 0..1 (clamped).
+    pub fn colour(self, t: f32) -> [u8; 3] {
+        match self {
+            Self::Turbo => turbo(t),
+            Self::Viridis => viridis(t),
+        }
+    }
+}
+
 /// The turbo colour map (Google's polynomial fit) at `t` in 0..1.
 pub fn turbo(t: f32) -> [u8; 3] {
     let t = t.clamp(0.0, 1.0);
@@ -93,22 +138,63 @@ pub fn turbo(t: f32) -> [u8; 3] {
     [r, g, b].map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8)
 }
 
-/// `heatmap` coloured and blended over `image` at `opacity`, aligned through `letterbox`.
+/// The viridis colour map (matplotlib's), as a degree-6 polynomial fit, at `t` in 0..1.
+pub fn viridis(t: f32) -> [u8; 3] {
+    const C: [[f32; 3]; 7] = [
+        [0.277_727_33, 0.005_407_344_5, 0.334_099_8],
+        [0.105_093_04, 1.404_613_5, 1.384_590_2],
+        [-0.330_861_83, 0.214_847_56, 0.095_095_16],
+        [-4.634_230_6, -5.799_101, -19.332_441],
+        [6.228_27, 14.179_933, 56.690_55],
+        [4.776_385, -13.745_145, -65.353_03],
+        [-5.435_456, 4.645_852_6, 26.312_435],
+    ];
+    let t = t.clamp(0.0, 1.0);
+    std::array::from_fn(|c| {
+        let v = C.iter().rev().fold(0.0, |acc, coeffs| acc * t + coeffs[c]);
+        (v.clamp(0.0, 1.0) * 255.0).round() as u8
+    })
+}
+
+/// `heatmap` upsampled bilinearly and coloured for a `width`×`height` picture of the
+/// letterbox's source image (any scale of it), the letterbox padding cropped away.
+pub fn colourise(
+    heatmap: &Heatmap,
+    letterbox: &Letterbox,
+    colormap: Colormap,
+    width: u32,
+    height: u32,
+) -> RgbImage {
+    let (gain, pad_x, pad_y) = letterbox.box_transform();
+    // Source pixels per picture pixel, and canvas pixels per grid cell.
+    let scale_x = letterbox.source_width as f32 / width as f32;
+    let scale_y = letterbox.source_height as f32 / height as f32;
+    let cell_x = letterbox.canvas_width as f32 / heatmap.width as f32;
+    let cell_y = letterbox.canvas_height as f32 / heatmap.height as f32;
+    RgbImage::from_fn(width, height, |x, y| {
+        let canvas_x = (x as f32 + 0.5) * scale_x * gain + pad_x;
+        let canvas_y = (y as f32 + 0.5) * scale_y * gain + pad_y;
+        Rgb(colormap.colour(heatmap.sample(canvas_x / cell_x, canvas_y / cell_y)))
+    })
+}
+
+/// `heatmap` coloured with turbo and blended over `image` at `opacity`, aligned through
+/// `letterbox`.
 pub fn overlay(
     image: &RgbImage,
     heatmap: &Heatmap,
     letterbox: &Letterbox,
     opacity: f32,
 ) -> RgbImage {
-    let (gain, pad_x, pad_y) = letterbox.box_transform();
-    // Canvas pixels per grid cell along each axis.
-    let cell_x = letterbox.canvas_width as f32 / heatmap.width as f32;
-    let cell_y = letterbox.canvas_height as f32 / heatmap.height as f32;
+    let colours = colourise(
+        heatmap,
+        letterbox,
+        Colormap::Turbo,
+        image.width(),
+        image.height(),
+    );
     let mut out = image.clone();
-    for (x, y, pixel) in out.enumerate_pixels_mut() {
-        let canvas_x = (x as f32 + 0.5) * gain + pad_x;
-        let canvas_y = (y as f32 + 0.5) * gain + pad_y;
-        let colour = turbo(heatmap.sample(canvas_x / cell_x, canvas_y / cell_y));
+    for (pixel, colour) in out.pixels_mut().zip(colours.pixels()) {
         *pixel = Rgb(std::array::from_fn(|c| {
             (f32::from(pixel[c]) * (1.0 - opacity) + f32::from(colour[c]) * opacity).round() as u8
         }));
@@ -145,6 +231,15 @@ mod tests {
             left[2] > left[0] && right[0] > right[2],
             "cold left {left:?}, hot right {right:?}"
         );
+    }
+
+    #[test]
+    fn viridis_matches_matplotlib_at_its_ends_and_middle() {
+        // matplotlib's viridis: #440154, #21918c, #fde725.
+        let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(&x, y)| x.abs_diff(y) <= 6);
+        assert!(close(viridis(0.0), [0x44, 0x01, 0x54]), "{:?}", viridis(0.0));
+        assert!(close(viridis(0.5), [0x21, 0x91, 0x8c]), "{:?}", viridis(0.5));
+        assert!(close(viridis(1.0), [0xfd, 0xe7, 0x25]), "{:?}", viridis(1.0));
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! YOLO11, so whoever opens the stock `yolo11n.pt` gets this layer in place of SPPF, and
 //! with it real boxes and meaningful gate maps.
 
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
 use crate::weights::{Weights, WeightsError};
 
 static YOLO11N_FOCAL: &[u8] = include_bytes!("../weights/yolo11n-focal.safetensors");
@@ -23,5 +27,61 @@ pub fn with_default_focal(weights: Weights) -> Result<(Weights, bool), WeightsEr
         Ok((weights.with_focal_layer(&layer)?, true))
     } else {
         Ok((weights, false))
+    }
+}
+
+/// Which layer 9 a checkpoint runs with.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Layer9Choice {
+    /// The checkpoint's own, except stock YOLO11n, which gets the bundled FocalModulation.
+    #[default]
+    Bundled,
+    /// A FocalModulation layer trained by `focalyolo distill`.
+    Focal(PathBuf),
+    /// The checkpoint's own, even for stock YOLO11n.
+    Stock,
+}
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("cannot load {path}: {source}")]
+    Weights { path: PathBuf, source: WeightsError },
+    #[error("{focal} does not fit {weights}: {source}")]
+    Misfit {
+        focal: PathBuf,
+        weights: PathBuf,
+        source: WeightsError,
+    },
+}
+
+/// Read the weights at `path` with the layer 9 `choice` asks for. The flag says whether the
+/// bundled FocalModulation went in.
+pub fn load_with_layer9(path: &Path, choice: &Layer9Choice) -> Result<(Weights, bool), LoadError> {
+    let load = |path: &Path| {
+        Weights::load(path).map_err(|source| LoadError::Weights {
+            path: path.into(),
+            source,
+        })
+    };
+    let weights = load(path)?;
+    match choice {
+        Layer9Choice::Stock => Ok((weights, false)),
+        Layer9Choice::Bundled => {
+            with_default_focal(weights).map_err(|source| LoadError::Weights {
+                path: path.into(),
+                source,
+            })
+        }
+        Layer9Choice::Focal(focal) => {
+            let layer = load(focal)?;
+            let swapped = weights
+                .with_focal_layer(&layer)
+                .map_err(|source| LoadError::Misfit {
+                    focal: focal.clone(),
+                    weights: path.into(),
+                    source,
+                })?;
+            Ok((swapped, false))
+        }
     }
 }

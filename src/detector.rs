@@ -115,12 +115,18 @@ impl Detector {
         options: &NmsOptions,
         taps: bool,
     ) -> Result<FrameResult, DetectError> {
-        let letterbox = Letterbox::new(
-            image.width(),
-            image.height(),
-            self.input.imgsz,
-            self.input.canvas,
-        )?;
+        self.run_sized(image, self.input, options, taps)
+    }
+
+    /// As [`run`](Self::run), fitting the image to `input` instead of the detector's own.
+    pub fn run_sized(
+        &self,
+        image: &RgbImage,
+        input: InputSize,
+        options: &NmsOptions,
+        taps: bool,
+    ) -> Result<FrameResult, DetectError> {
+        let letterbox = Letterbox::new(image.width(), image.height(), input.imgsz, input.canvas)?;
         self.run_letterboxed(image, &letterbox, options, taps)
     }
 

@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 pub enum DeviceChoice {
     /// A hardware GPU if there is one, else the CPU backend.
     #[default]
@@ -63,8 +65,9 @@ impl ComputeDevice {
         }
     }
 
-    /// Adopt a wgpu setup just opened for the default adapter.
-    fn from_setup(setup: WgpuSetup) -> Result<Self, DeviceError> {
+    /// Run burn on a wgpu device someone already opened (the app's renderer), sharing its
+    /// queue, so frames and maps need not cross between two devices.
+    pub fn adopt(setup: WgpuSetup) -> Result<Self, DeviceError> {
         let info = setup.adapter.get_info();
         let software = info.device_type == DeviceType::Cpu;
         let description = format!(
@@ -102,7 +105,7 @@ fn default_gpu() -> Result<ComputeDevice, DeviceError> {
         let options = RuntimeOptions::try_default().map_err(|e| e.to_string())?;
         match try_init_setup::<AutoGraphicsApi>(&WgpuDevice::default(), options) {
             Ok(setup) => {
-                ComputeDevice::from_setup(setup).map_err(|DeviceError::NoAdapter(reason)| reason)
+                ComputeDevice::adopt(setup).map_err(|DeviceError::NoAdapter(reason)| reason)
             }
             // burn registered the default adapter already (it does so lazily, e.g. when
             // optimizer state is loaded): use that runtime.

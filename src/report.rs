@@ -1,4 +1,5 @@
-//! The JSON records `detect --json` writes: one object per image, one per line.
+//! The JSON records `detect --json` (one per image) and `run --json` (one per video frame)
+//! write, one object per line.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,17 @@ pub struct ImageRecord {
     pub detections: Vec<DetectionRecord>,
 }
 
+/// All detections of one video frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameRecord {
+    pub frame: u64,
+    /// Presentation time in seconds.
+    pub pts: f64,
+    pub width: u32,
+    pub height: u32,
+    pub detections: Vec<DetectionRecord>,
+}
+
 impl DetectionRecord {
     pub fn new(detection: &Detection, names: &[String]) -> Self {
         Self {
@@ -34,4 +46,12 @@ impl DetectionRecord {
                 .unwrap_or_else(|| detection.class.to_string()),
         }
     }
+}
+
+/// Every detection as a record, named through `names`.
+pub fn records(detections: &[Detection], names: &[String]) -> Vec<DetectionRecord> {
+    detections
+        .iter()
+        .map(|d| DetectionRecord::new(d, names))
+        .collect()
 }

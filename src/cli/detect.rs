@@ -10,7 +10,7 @@ use clap::Args;
 use focalyolo::annotate::draw_detections;
 use focalyolo::attention_maps::{heatmaps, overlay};
 use focalyolo::device::ComputeDevice;
-use focalyolo::report::{DetectionRecord, ImageRecord};
+use focalyolo::report::{ImageRecord, records};
 use focalyolo::source::{image_paths, load_rgb};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -94,10 +94,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 source: path.display().to_string(),
                 width: image.width(),
                 height: image.height(),
-                detections: detections
-                    .iter()
-                    .map(|d| DetectionRecord::new(d, &names))
-                    .collect(),
+                detections: records(detections, &names),
             };
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
@@ -108,7 +105,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             for map in heatmaps(taps) {
-                let target = dir.join(format!("{stem}.{}.png", map.label.replace(' ', "-")));
+                let target = dir.join(format!("{stem}.{}.png", map.key()));
                 overlay(&image, &map, &frame.letterbox, 0.55)
                     .save(&target)
                     .with_context(|| format!("cannot write {}", target.display()))?;

@@ -3,36 +3,85 @@
 mod bench;
 mod detect;
 mod distill;
+mod run;
 mod val;
 mod weights;
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use focalyolo::default_model::with_default_focal;
+use focalyolo::default_model::{Layer9Choice, load_with_layer9};
 use focalyolo::detector::{Detector, InputSize};
 use focalyolo::device::ComputeDevice;
 use focalyolo::device::DeviceChoice;
 use focalyolo::postprocess::NmsOptions;
 use focalyolo::preprocess::Canvas;
-use focalyolo::weights::Weights;
 
 #[derive(Parser)]
 #[command(
     name = "focalyolo",
     version,
-    about = "YOLO11 + FocalModulation object detection on burn/wgpu"
+    about = "YOLO11 + FocalModulation object detection on burn/wgpu",
+    long_about = "YOLO11 + FocalModulation object detection on burn/wgpu.\n\n\
+                  Without a command, opens the app: `focalyolo --source video.mp4 --weights best.pt`.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    app: AppArgs,
+}
+
+/// What the app opens with; unset options come from its saved settings.
+#[derive(Args)]
+struct AppArgs {
+    /// Play this at start: a video file, `camera:N`, or an image, folder or glob.
+    #[arg(long)]
+    source: Option<String>,
+    /// Weights: an Ultralytics .pt checkpoint or a .safetensors file.
+    #[arg(long)]
+    weights: Option<std::path::PathBuf>,
+    /// A trained FocalModulation layer 9 (from `distill`) to put into the checkpoint.
+    #[arg(long, conflicts_with = "stock")]
+    focal: Option<std::path::PathBuf>,
+    /// Keep the checkpoint's own layer 9 (no bundled FocalModulation for YOLO11n).
+    #[arg(long)]
+    stock: bool,
+    /// Where the model runs: auto picks a hardware GPU if present, else the CPU backend.
+    #[arg(long, value_enum)]
+    device: Option<DeviceChoice>,
+    /// Inference size (longest side), a multiple of 32.
+    #[arg(long)]
+    imgsz: Option<usize>,
+}
+
+impl AppArgs {
+    fn launch(self) -> anyhow::Result<ExitCode> {
+        let layer9 = match (self.focal, self.stock) {
+            (Some(focal), _) => Some(Layer9Choice::Focal(focal)),
+            (None, true) => Some(Layer9Choice::Stock),
+            (None, false) => None,
+        };
+        let launch = focalyolo::app::LaunchOptions {
+            source: self.source,
+            weights: self.weights,
+            layer9,
+            device: self.device,
+            imgsz: self.imgsz,
+            ..focalyolo::app::LaunchOptions::new()
+        };
+        focalyolo::app::run(launch).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+        Ok(ExitCode::SUCCESS)
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Detect objects in an image, a folder of images or a glob.
     Detect(detect::DetectArgs),
+    /// Run a video, camera or image sequence through the model without a window.
+    Run(run::RunArgs),
     /// Describe a weights file: scale, classes, layer 9, parameters.
     Info(weights::InfoArgs),
     /// Convert a checkpoint (.pt) to safetensors in Ultralytics' layout.
@@ -70,25 +119,18 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    fn layer9(&self) -> Layer9Choice {
+        match (&self.focal, self.stock) {
+            (Some(focal), _) => Layer9Choice::Focal(focal.clone()),
+            (None, true) => Layer9Choice::Stock,
+            (None, false) => Layer9Choice::Bundled,
+        }
+    }
+
     fn load_detector(&self, device: &ComputeDevice) -> anyhow::Result<Detector> {
-        let mut weights = Weights::load(&self.weights)
-            .with_context(|| format!("cannot load {}", self.weights.display()))?;
-        if let Some(focal) = &self.focal {
-            let layer =
-                Weights::load(focal).with_context(|| format!("cannot load {}", focal.display()))?;
-            weights = weights.with_focal_layer(&layer).with_context(|| {
-                format!(
-                    "{} does not fit {}",
-                    focal.display(),
-                    self.weights.display()
-                )
-            })?;
-        } else if !self.stock {
-            let (swapped, applied) = with_default_focal(weights)?;
-            if applied {
-                eprintln!("layer 9: the bundled FocalModulation for YOLO11n (--stock keeps SPPF)");
-            }
-            weights = swapped;
+        let (weights, bundled) = load_with_layer9(&self.weights, &self.layer9())?;
+        if bundled {
+            eprintln!("layer 9: the bundled FocalModulation for YOLO11n (--stock keeps SPPF)");
         }
         Ok(Detector::from_weights(
             &weights,
@@ -143,8 +185,12 @@ impl NmsArgs {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return cli.app.launch();
+    };
+    match command {
         Command::Detect(args) => detect::run(args),
+        Command::Run(args) => run::run(args),
         Command::Info(args) => weights::info(args),
         Command::Convert(args) => weights::convert(args),
         Command::Bench(args) => bench::run(args),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use focalyolo::device::ComputeDevice;
-use focalyolo::model::{Layer9, ModelInfo, Yolo};
+use focalyolo::model::{ModelInfo, Yolo};
 use focalyolo::weights::Weights;
 
 #[derive(Args)]
@@ -37,13 +37,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     println!("weights     {}", args.weights.display());
     println!("scale       {}", info.scale);
     println!("classes     {}", info.num_classes);
-    match info.layer9 {
-        Layer9::Sppf => println!("layer 9     SPPF"),
-        Layer9::FocalModulation(s) => println!(
-            "layer 9     FocalModulation (dim {}, focal_level {}, focal_window {}, focal_factor {}, normalize_modulator {})",
-            s.dim, s.focal_level, s.focal_window, s.focal_factor, s.normalize_modulator
-        ),
-    }
+    println!("layer 9     {}", info.layer9);
     println!("parameters  {}", info.parameters);
     println!(
         "names       {}",

@@ -102,6 +102,19 @@ pub enum Layer9 {
     FocalModulation(FocalSettings),
 }
 
+impl std::fmt::Display for Layer9 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sppf => f.write_str("SPPF"),
+            Self::FocalModulation(s) => write!(
+                f,
+                "FocalModulation (dim {}, focal_level {}, focal_window {}, focal_factor {}, normalize_modulator {})",
+                s.dim, s.focal_level, s.focal_window, s.focal_factor, s.normalize_modulator
+            ),
+        }
+    }
+}
+
 /// A summary of the loaded model.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
@@ -111,6 +124,13 @@ pub struct ModelInfo {
     pub class_names: Vec<String>,
     pub layer9: Layer9,
     pub parameters: usize,
+}
+
+impl ModelInfo {
+    /// Whether layer 9 is a FocalModulation (and so has gate maps to show).
+    pub fn has_focal(&self) -> bool {
+        matches!(self.layer9, Layer9::FocalModulation(_))
+    }
 }
 
 /// The predictions of one forward pass, and FocalModulation's taps when asked for.

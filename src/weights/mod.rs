@@ -6,6 +6,7 @@
 //! (`view.pp("cv1")`), so the model tree mirrors Ultralytics' module paths.
 
 mod checkpoint;
+pub mod download;
 pub mod pickle_meta;
 mod pickle_vm;
 mod safetensors_file;

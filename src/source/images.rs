@@ -5,23 +5,11 @@ use std::path::{Path, PathBuf};
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
-use thiserror::Error;
+use super::{Frame, FrameSource, SourceError};
 
-#[derive(Debug, Error)]
-pub enum SourceError {
-    #[error("{0}: no such file, folder or matching pattern")]
-    NotFound(String),
-    #[error("{0}: not a valid glob pattern ({1})")]
-    BadPattern(String, String),
-    #[error("{0}: no images found")]
-    Empty(String),
-    #[error("{path}: cannot decode image ({reason})")]
-    Decode { path: PathBuf, reason: String },
-}
+pub(crate) const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "jfif"];
 
-const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "jfif"];
-
-fn is_image(path: &Path) -> bool {
+pub(crate) fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
@@ -95,4 +83,57 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, SourceError> {
     })?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
+}
+
+/// Still images shown one after another, a frame each, at a fixed `interval` of seconds.
+pub struct ImageSequence {
+    paths: Vec<PathBuf>,
+    next: usize,
+    interval: f64,
+}
+
+impl ImageSequence {
+    pub fn open(source: &str, interval: f64) -> Result<Self, SourceError> {
+        Ok(Self {
+            paths: image_paths(source)?,
+            next: 0,
+            interval,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+}
+
+impl FrameSource for ImageSequence {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        let Some(path) = self.paths.get(self.next) else {
+            return Ok(None);
+        };
+        let index = self.next as u64;
+        self.next += 1;
+        Ok(Some(Frame {
+            index,
+            pts: index as f64 * self.interval,
+            image: load_rgb(path)?,
+        }))
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        Some(1.0 / self.interval)
+    }
+
+    fn frame_count(&self) -> Option<u64> {
+        Some(self.paths.len() as u64)
+    }
+
+    fn seek(&mut self, seconds: f64) -> Result<(), SourceError> {
+        self.next = ((seconds / self.interval).round().max(0.0) as usize).min(self.paths.len());
+        Ok(())
+    }
 }

@@ -1,0 +1,199 @@
+//! One opened source in the app: its capture thread, the inference thread, and the
+//! latest-frame-wins hand-offs between them and the UI.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::attention_maps::{Heatmap, heatmaps};
+use crate::detector::{Detector, InputSize, StageTimes};
+use crate::pipeline::{
+    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl,
+    spawn_capture, spawn_worker,
+};
+use crate::postprocess::{Detection, NmsOptions};
+use crate::preprocess::Letterbox;
+use crate::source::{CameraMode, CameraSource, Frame, FrameSource, SourceSpec};
+
+/// The model the inference thread uses; swapped in when the UI loads another.
+pub type ModelSlot = Arc<RwLock<Option<Arc<Detector>>>>;
+
+/// What the inference thread reads before each frame.
+#[derive(Debug, Clone)]
+pub struct InferenceKnobs {
+    pub nms: NmsOptions,
+    pub input: InputSize,
+    /// Whether to keep FocalModulation's maps (the panel or an overlay shows them).
+    pub taps: bool,
+}
+
+/// A frame and everything the model made of it: the boxes belong to this frame.
+pub struct Processed {
+    pub frame: Frame,
+    pub detections: Vec<Detection>,
+    pub letterbox: Option<Letterbox>,
+    pub maps: Vec<Heatmap>,
+    pub times: StageTimes,
+    pub error: Option<String>,
+}
+
+/// Where the source stands, for the UI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceState {
+    Opening,
+    Playing,
+    Ended,
+    Failed(String),
+}
+
+pub struct Session {
+    pub spec: SourceSpec,
+    pub control: Arc<PlaybackControl>,
+    pub state: SourceState,
+    pub frame_rate: Option<f64>,
+    pub duration: Option<f64>,
+    pub live: bool,
+    pub capture_stats: Arc<CaptureStats>,
+    frames: Arc<HandOff<Frame>>,
+    results: Arc<HandOff<Processed>>,
+    inferred: Arc<AtomicU64>,
+    events: Receiver<CaptureEvent>,
+}
+
+impl Session {
+    /// Open `spec` on a new capture thread and run `model` on its frames.
+    pub fn start(
+        spec: SourceSpec,
+        camera_mode: Option<CameraMode>,
+        model: ModelSlot,
+        knobs: Arc<Mutex<InferenceKnobs>>,
+        repaint: impl Fn() + Send + 'static,
+    ) -> Self {
+        let frames = Arc::new(HandOff::new(Delivery::LatestWins));
+        let results = Arc::new(HandOff::new(Delivery::LatestWins));
+        let control = Arc::new(PlaybackControl::default());
+        let capture_stats = Arc::new(CaptureStats::default());
+        let inferred = Arc::new(AtomicU64::new(0));
+        let (events_tx, events) = channel();
+        let opened = spec.clone();
+        spawn_capture(
+            move || -> Result<Box<dyn FrameSource>, _> {
+                match (&opened, camera_mode) {
+                    (SourceSpec::Camera(index), Some(mode)) => {
+                        Ok(Box::new(CameraSource::open(*index, Some(mode))?))
+                    }
+                    _ => opened.open(),
+                }
+            },
+            frames.clone(),
+            control.clone(),
+            capture_stats.clone(),
+            events_tx,
+            CaptureOptions {
+                real_time: true,
+                hold_at_end: true,
+            },
+        );
+        spawn_worker(
+            frames.clone(),
+            results.clone(),
+            inferred.clone(),
+            move |frame| infer(frame, &model, &knobs),
+            repaint,
+        );
+        Self {
+            spec,
+            control,
+            state: SourceState::Opening,
+            frame_rate: None,
+            duration: None,
+            live: false,
+            capture_stats,
+            frames,
+            results,
+            inferred,
+            events,
+        }
+    }
+
+    /// Take in what the capture thread reported; the newest processed frame, if any.
+    pub fn poll(&mut self) -> Option<Processed> {
+        for event in self.events.try_iter() {
+            match event {
+                CaptureEvent::Opened {
+                    frame_rate,
+                    duration,
+                    live,
+                } => {
+                    self.frame_rate = frame_rate;
+                    self.duration = duration;
+                    self.live = live;
+                    self.state = SourceState::Playing;
+                }
+                CaptureEvent::Failed(reason) => self.state = SourceState::Failed(reason),
+                CaptureEvent::Ended => self.state = SourceState::Ended,
+            }
+        }
+        self.results.try_take()
+    }
+
+    /// Run the model again on `frame` (settings changed while paused).
+    pub fn reprocess(&self, frame: Frame) {
+        self.frames.put(frame);
+    }
+
+    pub fn captured(&self) -> u64 {
+        self.capture_stats.captured.load(Ordering::Relaxed)
+    }
+
+    pub fn inferred(&self) -> u64 {
+        self.inferred.load(Ordering::Relaxed)
+    }
+
+    /// Frames replaced before the model or the screen got to them.
+    pub fn dropped(&self) -> u64 {
+        self.frames.dropped() + self.results.dropped()
+    }
+
+    /// The most frames ever waiting between capture and inference (1 by design).
+    pub fn peak_queue(&self) -> usize {
+        self.frames.peak_len()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // The threads notice and end on their own (the inference thread after its current
+        // frame), so closing a source never waits on the model.
+        self.control.stop();
+        self.frames.close();
+        self.results.close();
+    }
+}
+
+fn infer(frame: Frame, model: &ModelSlot, knobs: &Mutex<InferenceKnobs>) -> Processed {
+    let detector = model.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut processed = Processed {
+        frame,
+        detections: Vec::new(),
+        letterbox: None,
+        maps: Vec::new(),
+        times: StageTimes::default(),
+        error: None,
+    };
+    let Some(detector) = detector else {
+        return processed;
+    };
+    let taps = knobs.taps && detector.info().has_focal();
+    match detector.run_sized(&processed.frame.image, knobs.input, &knobs.nms, taps) {
+        Ok(result) => {
+            processed.maps = result.taps.as_ref().map(heatmaps).unwrap_or_default();
+            processed.detections = result.detections;
+            processed.letterbox = Some(result.letterbox);
+            processed.times = result.times;
+        }
+        Err(err) => processed.error = Some(err.to_string()),
+    }
+    processed
+}

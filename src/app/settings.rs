@@ -1,0 +1,60 @@
+//! What the app remembers between runs (eframe storage): the model, thresholds, filters,
+//! overlays and the last source.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attention_maps::Colormap;
+use crate::default_model::Layer9Choice;
+use crate::device::DeviceChoice;
+use crate::source::CameraMode;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub weights: Option<PathBuf>,
+    pub layer9: Layer9Choice,
+    pub device: DeviceChoice,
+    pub imgsz: usize,
+    pub conf: f32,
+    pub iou: f32,
+    /// Class ids whose boxes are hidden.
+    pub hidden_classes: BTreeSet<usize>,
+    /// Keys of the FocalModulation maps laid over the video (`gate-level-0`, `modulator`…).
+    pub overlays: BTreeSet<String>,
+    pub colormap: Colormap,
+    pub opacity: f32,
+    pub show_labels: bool,
+    /// Counters, timings and the FPS plot in the side panel.
+    pub show_performance: bool,
+    pub last_source: Option<String>,
+    pub looping: bool,
+    pub camera_mode: Option<CameraMode>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            weights: None,
+            layer9: Layer9Choice::Bundled,
+            device: DeviceChoice::Auto,
+            imgsz: 640,
+            conf: 0.25,
+            iou: 0.7,
+            hidden_classes: BTreeSet::new(),
+            overlays: BTreeSet::new(),
+            colormap: Colormap::Turbo,
+            opacity: 0.5,
+            show_labels: true,
+            show_performance: true,
+            last_source: None,
+            looping: false,
+            camera_mode: None,
+        }
+    }
+}
+
+/// Inference sizes offered in the UI (multiples of the model's stride 32).
+pub const IMAGE_SIZES: [usize; 6] = [256, 320, 416, 480, 640, 960];

@@ -1,0 +1,120 @@
+//! Frame counters, per-stage timings and a plot of the displayed frame rate.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use egui::Ui;
+use egui_plot::{Line, Plot, PlotPoints};
+
+use crate::detector::StageTimes;
+
+use super::session::Session;
+
+/// How much of the plot's history to keep, in seconds.
+const PLOT_SECONDS: f64 = 30.0;
+/// Weight of the newest sample in the running averages.
+const SMOOTHING: f64 = 0.1;
+
+/// Running averages of each stage, in milliseconds.
+#[derive(Default, Clone, Copy)]
+struct StageAverages {
+    capture: f64,
+    preprocess: f64,
+    inference: f64,
+    postprocess: f64,
+    draw: f64,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    averages: StageAverages,
+    /// (seconds since start, frames per second) per displayed frame.
+    fps: VecDeque<[f64; 2]>,
+    last_shown: Option<f64>,
+}
+
+fn blend(average: &mut f64, sample: Duration) {
+    let ms = sample.as_secs_f64() * 1000.0;
+    *average = if *average == 0.0 {
+        ms
+    } else {
+        *average + SMOOTHING * (ms - *average)
+    };
+}
+
+impl Stats {
+    /// A processed frame was shown at `now` seconds.
+    pub fn frame_shown(&mut self, now: f64, times: &StageTimes, capture: Duration) {
+        blend(&mut self.averages.capture, capture);
+        blend(&mut self.averages.preprocess, times.preprocess);
+        blend(&mut self.averages.inference, times.inference);
+        blend(&mut self.averages.postprocess, times.postprocess);
+        if let Some(last) = self.last_shown.replace(now)
+            && now > last
+        {
+            self.fps.push_back([now, 1.0 / (now - last)]);
+        }
+        while self.fps.front().is_some_and(|p| now - p[0] > PLOT_SECONDS) {
+            self.fps.pop_front();
+        }
+    }
+
+    /// The UI took `elapsed` to draw a frame.
+    pub fn drawn(&mut self, elapsed: Duration) {
+        blend(&mut self.averages.draw, elapsed);
+    }
+
+    /// Frames per second over the last second of the plot.
+    pub fn current_fps(&self) -> f64 {
+        let Some(&[now, _]) = self.fps.back() else {
+            return 0.0;
+        };
+        let recent: Vec<f64> = self
+            .fps
+            .iter()
+            .filter(|p| now - p[0] <= 1.0)
+            .map(|p| p[1])
+            .collect();
+        recent.iter().sum::<f64>() / recent.len().max(1) as f64
+    }
+
+    pub fn show(&self, ui: &mut Ui, session: Option<&Session>) {
+        ui.heading("Performance");
+        if let Some(session) = session {
+            egui::Grid::new("counters").num_columns(2).show(ui, |ui| {
+                ui.label("captured");
+                ui.label(session.captured().to_string());
+                ui.end_row();
+                ui.label("inferred");
+                ui.label(session.inferred().to_string());
+                ui.end_row();
+                ui.label("dropped");
+                ui.label(session.dropped().to_string());
+                ui.end_row();
+            });
+        }
+        let a = self.averages;
+        egui::Grid::new("timings").num_columns(2).show(ui, |ui| {
+            for (stage, ms) in [
+                ("capture", a.capture),
+                ("pre-process", a.preprocess),
+                ("inference", a.inference),
+                ("post-process", a.postprocess),
+                ("draw", a.draw),
+            ] {
+                ui.label(stage);
+                ui.label(format!("{ms:.1} ms"));
+                ui.end_row();
+            }
+        });
+        ui.label(format!("{:.1} FPS shown", self.current_fps()));
+        let points: Vec<[f64; 2]> = self.fps.iter().copied().collect();
+        Plot::new("fps plot")
+            .height(90.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .include_y(0.0)
+            .show(ui, |plot| plot.line(Line::new("FPS", PlotPoints::from(points))));
+    }
+}

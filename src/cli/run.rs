@@ -1,0 +1,253 @@
+//! `focalyolo run`: a video, camera or image sequence through the model without a window.
+//! Every decoded frame gets exactly one JSON line and one output video frame: the capture
+//! thread waits for the model rather than dropping frames.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use focalyolo::annotate::{draw_detections, mosaic};
+use focalyolo::attention_maps::{heatmaps, overlay, select};
+use focalyolo::detector::Detector;
+use focalyolo::device::ComputeDevice;
+use focalyolo::pipeline::{
+    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl,
+    spawn_capture,
+};
+use focalyolo::report::{FrameRecord, records};
+use focalyolo::source::{Frame, Looping, SourceSpec};
+use focalyolo::video_writer::VideoWriter;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{ModelArgs, NmsArgs};
+
+/// Frames decoded ahead of the model: enough to overlap decoding with inference.
+const DECODE_AHEAD: usize = 4;
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    nms: NmsArgs,
+    /// A video file, `camera:N`, or an image, folder or glob.
+    #[arg(long)]
+    source: String,
+    /// Write the annotated video here (mp4, mkv, mov, avi or webm).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Write one JSON object per frame, one per line, to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// FocalModulation maps to lay over the saved video: `gates` (every gate level),
+    /// `gate-level-0`, `gate-level-1`, …, `gate-global`, `modulator`. Several make a mosaic.
+    #[arg(long, value_delimiter = ',', requires = "save")]
+    overlay: Vec<String>,
+    /// Opacity of the overlays, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    overlay_opacity: f32,
+    /// Replay the source from its start each time it ends (with --max-frames to stop).
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Stop after this many frames.
+    #[arg(long)]
+    max_frames: Option<u64>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.overlay_opacity) {
+        bail!("--overlay-opacity must be between 0 and 1");
+    }
+    let spec = SourceSpec::parse(&args.source);
+    let device = ComputeDevice::select(args.model.device)?;
+    let detector = args.model.load_detector(&device)?;
+    eprintln!(
+        "model: YOLO11{} ({} classes, layer 9 {}) on {}",
+        detector.info().scale,
+        detector.info().num_classes,
+        detector.info().layer9,
+        device.description
+    );
+    if !args.overlay.is_empty() && !detector.info().has_focal() {
+        bail!("--overlay: this model's layer 9 is SPPF; there is no FocalModulation to show");
+    }
+
+    let frames = Arc::new(HandOff::new(Delivery::EveryFrame {
+        capacity: DECODE_AHEAD,
+    }));
+    let control = Arc::new(PlaybackControl::default());
+    let (events_tx, events) = channel();
+    let looping = args.looping;
+    let capture = spawn_capture(
+        move || {
+            let source = spec.open()?;
+            Ok(if looping {
+                Box::new(Looping::new(source))
+            } else {
+                source
+            })
+        },
+        frames.clone(),
+        control.clone(),
+        Arc::new(CaptureStats::default()),
+        events_tx,
+        CaptureOptions {
+            real_time: false,
+            hold_at_end: false,
+        },
+    );
+    let frame_rate = match events.recv() {
+        Ok(CaptureEvent::Opened { frame_rate, .. }) => frame_rate.unwrap_or(25.0),
+        Ok(CaptureEvent::Failed(reason)) => bail!("{reason}"),
+        _ => bail!("{}: the source ended before its first frame", args.source),
+    };
+
+    let mut run = Run::new(&args, &detector, frame_rate)?;
+    let progress = match args.max_frames {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::no_length(),
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {elapsed_precise} {msg}")
+            .expect("valid template"),
+    );
+    let mut outcome = Ok(());
+    while args.max_frames.is_none_or(|n| run.frames_done < n) {
+        let Some(frame) = frames.take() else { break };
+        if let Err(err) = run.process(frame) {
+            outcome = Err(err);
+            break;
+        }
+        progress.inc(1);
+    }
+    control.stop();
+    frames.close();
+    let _ = capture.join();
+    progress.finish_and_clear();
+    let frames_done = run.frames_done;
+    // What was written stays usable even when the source failed part-way.
+    run.finish()?;
+    outcome?;
+    source_failure(&events)?;
+    eprintln!("{frames_done} frames");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The source's own error, if it ended with one.
+fn source_failure(events: &Receiver<CaptureEvent>) -> anyhow::Result<()> {
+    match events
+        .try_iter()
+        .find(|e| matches!(e, CaptureEvent::Failed(_)))
+    {
+        Some(CaptureEvent::Failed(reason)) => bail!("{reason}"),
+        _ => Ok(()),
+    }
+}
+
+/// The outputs of one run and what has gone into them.
+struct Run<'a> {
+    args: &'a RunArgs,
+    detector: &'a Detector,
+    frame_rate: f64,
+    json: Option<BufWriter<File>>,
+    video: Option<VideoWriter>,
+    frames_done: u64,
+}
+
+impl<'a> Run<'a> {
+    fn new(args: &'a RunArgs, detector: &'a Detector, frame_rate: f64) -> anyhow::Result<Self> {
+        let json = match &args.json {
+            Some(path) => Some(BufWriter::new(
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            args,
+            detector,
+            frame_rate,
+            json,
+            video: None,
+            frames_done: 0,
+        })
+    }
+
+    fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
+        let names = &self.detector.info().class_names;
+        let result = self.detector.run(
+            &frame.image,
+            &self.args.nms.options(),
+            !self.args.overlay.is_empty(),
+        )?;
+        if let Some(out) = self.json.as_mut() {
+            let record = FrameRecord {
+                frame: frame.index,
+                pts: frame.pts,
+                width: frame.image.width(),
+                height: frame.image.height(),
+                detections: records(&result.detections, names),
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")?;
+        }
+        if let Some(path) = &self.args.save {
+            let mut annotated = frame.image;
+            draw_detections(&mut annotated, &result.detections, names);
+            let picture = match &result.taps {
+                Some(taps) => {
+                    let maps = heatmaps(taps);
+                    let chosen = select(&maps, &self.args.overlay);
+                    if chosen.is_empty() {
+                        let known: Vec<String> = maps.iter().map(|m| m.key()).collect();
+                        bail!(
+                            "--overlay {}: no such map; choose from gates, {}",
+                            self.args.overlay.join(","),
+                            known.join(", ")
+                        );
+                    }
+                    let tiles: Vec<(String, image::RgbImage)> = chosen
+                        .iter()
+                        .map(|map| {
+                            let tile = overlay(
+                                &annotated,
+                                map,
+                                &result.letterbox,
+                                self.args.overlay_opacity,
+                            );
+                            (map.label.clone(), tile)
+                        })
+                        .collect();
+                    mosaic(&tiles)
+                }
+                None => annotated,
+            };
+            let video = match self.video.as_mut() {
+                Some(video) => video,
+                None => self.video.insert(VideoWriter::create(
+                    path,
+                    picture.width(),
+                    picture.height(),
+                    self.frame_rate,
+                )?),
+            };
+            video.write(&picture)?;
+        }
+        self.frames_done += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        if let Some(mut json) = self.json {
+            json.flush()?;
+        }
+        if let Some(video) = self.video {
+            video.finish()?;
+        }
+        Ok(())
+    }
+}

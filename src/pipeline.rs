@@ -1,0 +1,457 @@
+//! Threads between a frame source and whoever shows or writes the results.
+//!
+//! A capture thread reads the source and hands frames on through a [`HandOff`]; a worker
+//! thread runs the model on them and hands results on through another. In the app both
+//! hand-offs are [`Delivery::LatestWins`]: a stage that is busy when a new item arrives
+//! finds only the newest one when it is free, so latency never builds up and every drop is
+//! counted. Headless runs use [`Delivery::EveryFrame`]: the source waits instead.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::source::{Frame, FrameSource, SourceError};
+
+/// What a hand-off does when its consumer is behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Hold one item; a new one replaces it, and the replaced one counts as dropped.
+    LatestWins,
+    /// Hold up to `capacity` items; the producer waits for room. Nothing is dropped.
+    EveryFrame { capacity: usize },
+}
+
+struct Slot<T> {
+    items: VecDeque<T>,
+    closed: bool,
+}
+
+/// A one-way hand-off between two threads.
+pub struct HandOff<T> {
+    slot: Mutex<Slot<T>>,
+    changed: Condvar,
+    delivery: Delivery,
+    dropped: AtomicU64,
+    peak: AtomicUsize,
+}
+
+impl<T> HandOff<T> {
+    pub fn new(delivery: Delivery) -> Self {
+        Self {
+            slot: Mutex::new(Slot {
+                items: VecDeque::new(),
+                closed: false,
+            }),
+            changed: Condvar::new(),
+            delivery,
+            dropped: AtomicU64::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
+        // A panicking peer must not take the other thread down with a poisoned lock.
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hand `item` on. False when the hand-off is closed (the consumer has gone).
+    pub fn put(&self, item: T) -> bool {
+        let mut slot = self.lock();
+        match self.delivery {
+            Delivery::LatestWins => {
+                if slot.items.pop_front().is_some() {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Delivery::EveryFrame { capacity } => {
+                while slot.items.len() >= capacity.max(1) && !slot.closed {
+                    slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+        if slot.closed {
+            return false;
+        }
+        slot.items.push_back(item);
+        self.peak.fetch_max(slot.items.len(), Ordering::Relaxed);
+        self.changed.notify_all();
+        true
+    }
+
+    /// The next item, waiting for one; `None` once closed and empty.
+    pub fn take(&self) -> Option<T> {
+        let mut slot = self.lock();
+        loop {
+            if let Some(item) = slot.items.pop_front() {
+                self.changed.notify_all();
+                return Some(item);
+            }
+            if slot.closed {
+                return None;
+            }
+            slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The next item if one is waiting.
+    pub fn try_take(&self) -> Option<T> {
+        let item = self.lock().items.pop_front();
+        if item.is_some() {
+            self.changed.notify_all();
+        }
+        item
+    }
+
+    /// No more items will be put; waiting takers see the end once the queue is empty.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Items replaced before anyone took them.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The most items ever held at once.
+    pub fn peak_len(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// Play, pause, step and seek, set from the UI and obeyed by the capture thread.
+#[derive(Default)]
+pub struct PlaybackControl {
+    paused: AtomicBool,
+    steps: AtomicU32,
+    seek_to: Mutex<Option<f64>>,
+    stop: AtomicBool,
+}
+
+impl PlaybackControl {
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// While paused, let one more frame through.
+    pub fn step(&self) {
+        self.steps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn seek(&self, seconds: f64) {
+        *self.seek_to.lock().unwrap_or_else(|e| e.into_inner()) = Some(seconds);
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn take_seek(&self) -> Option<f64> {
+        self.seek_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    fn take_step(&self) -> bool {
+        self.steps
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// What the capture thread tells its owner, besides frames.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaptureEvent {
+    Opened {
+        frame_rate: Option<f64>,
+        duration: Option<f64>,
+        live: bool,
+    },
+    /// The source failed; a live source is retried every second until it comes back.
+    Failed(String),
+    /// A finite source reached its end.
+    Ended,
+}
+
+/// Frames read from the source, and how long reading one took.
+#[derive(Default)]
+pub struct CaptureStats {
+    pub captured: AtomicU64,
+    /// Microseconds the last frame took to read and decode.
+    pub last_read_us: AtomicU64,
+}
+
+/// How often a lost live source is tried again, and how finely waits notice a stop.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+const WAIT_TICK: Duration = Duration::from_millis(10);
+
+/// Options of a capture thread.
+pub struct CaptureOptions {
+    /// Show file frames at their presentation times (the app), or as fast as they decode.
+    pub real_time: bool,
+    /// At the end of a file, wait for a seek (the app's replay and loop) instead of ending.
+    pub hold_at_end: bool,
+}
+
+/// Start a capture thread. `open` runs on that thread (a camera handle may not move
+/// between threads), and again to reopen a live source that failed.
+pub fn spawn_capture<F>(
+    open: F,
+    frames: Arc<HandOff<Frame>>,
+    control: Arc<PlaybackControl>,
+    stats: Arc<CaptureStats>,
+    events: Sender<CaptureEvent>,
+    options: CaptureOptions,
+) -> JoinHandle<()>
+where
+    F: Fn() -> Result<Box<dyn FrameSource>, SourceError> + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || {
+            let capture = Capture {
+                frames: &frames,
+                control: &control,
+                stats: &stats,
+                events: &events,
+                real_time: options.real_time,
+                hold_at_end: options.hold_at_end,
+            };
+            capture.run(&open);
+            frames.close();
+        })
+        .expect("spawning the capture thread")
+}
+
+struct Capture<'a> {
+    frames: &'a HandOff<Frame>,
+    control: &'a PlaybackControl,
+    stats: &'a CaptureStats,
+    events: &'a Sender<CaptureEvent>,
+    real_time: bool,
+    hold_at_end: bool,
+}
+
+/// Ties presentation times to the wall clock from one frame on.
+struct Clock {
+    wall: Instant,
+    pts: f64,
+}
+
+impl Capture<'_> {
+    fn run(&self, open: &dyn Fn() -> Result<Box<dyn FrameSource>, SourceError>) {
+        loop {
+            let mut source = match open() {
+                Ok(source) => source,
+                Err(err) => {
+                    let _ = self.events.send(CaptureEvent::Failed(err.to_string()));
+                    return;
+                }
+            };
+            let _ = self.events.send(CaptureEvent::Opened {
+                frame_rate: source.frame_rate(),
+                duration: source.duration(),
+                live: source.is_live(),
+            });
+            let live = source.is_live();
+            match self.play(source.as_mut()) {
+                Ok(()) => return,
+                Err(err) => {
+                    let _ = self.events.send(CaptureEvent::Failed(err.to_string()));
+                    drop(source);
+                    if !live || !self.wait_for_retry(open) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a live source failed: wait until it opens again (true) or a stop (false).
+    fn wait_for_retry(
+        &self,
+        open: &dyn Fn() -> Result<Box<dyn FrameSource>, SourceError>,
+    ) -> bool {
+        loop {
+            let deadline = Instant::now() + RETRY_INTERVAL;
+            while Instant::now() < deadline {
+                if self.control.stopped() {
+                    return false;
+                }
+                std::thread::sleep(WAIT_TICK);
+            }
+            // Probe without keeping the handle: `run` reopens it for real.
+            if open().is_ok() {
+                return true;
+            }
+        }
+    }
+
+    /// Read frames until the source ends, fails, or the owner stops the thread.
+    fn play(&self, source: &mut dyn FrameSource) -> Result<(), SourceError> {
+        let mut clock: Option<Clock> = None;
+        loop {
+            if self.control.stopped() {
+                return Ok(());
+            }
+            if let Some(seconds) = self.control.take_seek() {
+                source.seek(seconds)?;
+                clock = None;
+            }
+            let stepping = self.control.is_paused();
+            if stepping && !self.control.take_step() {
+                clock = None;
+                std::thread::sleep(WAIT_TICK);
+                continue;
+            }
+            let started = Instant::now();
+            let frame = match source.next_frame()? {
+                Some(frame) => frame,
+                None => {
+                    let _ = self.events.send(CaptureEvent::Ended);
+                    if !self.hold_at_end || !self.idle_until_seek() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            self.stats
+                .last_read_us
+                .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            let paced = self.real_time && !stepping && !source.is_live();
+            if paced && !self.wait_until_due(&mut clock, frame.pts) {
+                continue;
+            }
+            self.stats.captured.fetch_add(1, Ordering::Relaxed);
+            if !self.frames.put(frame) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// At the end of a file: wait for a seek (true) or a stop (false).
+    fn idle_until_seek(&self) -> bool {
+        loop {
+            if self.control.stopped() || self.frames.is_closed() {
+                return false;
+            }
+            if self.seek_pending() {
+                return true;
+            }
+            std::thread::sleep(WAIT_TICK);
+        }
+    }
+
+    /// Sleep until the frame at `pts` is due. False when a seek, pause or stop came first:
+    /// the frame is then skipped.
+    fn wait_until_due(&self, clock: &mut Option<Clock>, pts: f64) -> bool {
+        let anchor = clock.get_or_insert_with(|| Clock {
+            wall: Instant::now(),
+            pts,
+        });
+        let due = anchor.wall + Duration::from_secs_f64((pts - anchor.pts).max(0.0));
+        loop {
+            let now = Instant::now();
+            if now >= due {
+                return true;
+            }
+            if self.control.stopped() || self.control.is_paused() || self.seek_pending() {
+                return false;
+            }
+            std::thread::sleep((due - now).min(WAIT_TICK));
+        }
+    }
+
+    fn seek_pending(&self) -> bool {
+        self.control
+            .seek_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+/// Start a worker thread: it takes items from `input`, turns each into a result with
+/// `work`, hands it to `output`, counts it in `done` and calls `notify` (the app asks for a
+/// repaint there). It ends when either hand-off closes.
+pub fn spawn_worker<T, R>(
+    input: Arc<HandOff<T>>,
+    output: Arc<HandOff<R>>,
+    done: Arc<AtomicU64>,
+    mut work: impl FnMut(T) -> R + Send + 'static,
+    notify: impl Fn() + Send + 'static,
+) -> JoinHandle<()>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    std::thread::Builder::new()
+        .name("inference".into())
+        .spawn(move || {
+            while let Some(item) = input.take() {
+                let result = work(item);
+                done.fetch_add(1, Ordering::Relaxed);
+                if !output.put(result) {
+                    break;
+                }
+                notify();
+            }
+            input.close();
+            output.close();
+        })
+        .expect("spawning the inference thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_wins_keeps_one_and_counts_drops() {
+        let handoff = HandOff::new(Delivery::LatestWins);
+        for i in 0..5 {
+            assert!(handoff.put(i));
+        }
+        assert_eq!(handoff.take(), Some(4));
+        assert_eq!(handoff.dropped(), 4);
+        assert_eq!(handoff.peak_len(), 1);
+        handoff.close();
+        assert_eq!(handoff.take(), None);
+        assert!(!handoff.put(9));
+    }
+
+    #[test]
+    fn every_frame_waits_for_room_and_drops_nothing() {
+        let handoff = Arc::new(HandOff::new(Delivery::EveryFrame { capacity: 2 }));
+        let producer = {
+            let handoff = handoff.clone();
+            std::thread::spawn(move || {
+                for i in 0..100 {
+                    assert!(handoff.put(i));
+                }
+                handoff.close();
+            })
+        };
+        let received: Vec<i32> = std::iter::from_fn(|| handoff.take()).collect();
+        producer.join().unwrap();
+        assert_eq!(received, (0..100).collect::<Vec<_>>());
+        assert_eq!(handoff.dropped(), 0);
+        assert!(handoff.peak_len() <= 2);
+    }
+}

@@ -1,0 +1,208 @@
+//! Frame sources: still images, video files (decoded by the `ffmpeg` program) and cameras
+//! (nokhwa). Each yields [`Frame`]s in order, with their presentation time.
+
+mod camera;
+mod images;
+mod video;
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use thiserror::Error;
+
+pub use camera::{CameraDescription, CameraMode, CameraSource, list_cameras};
+pub use images::{ImageSequence, image_paths, load_rgb, upright_size};
+pub use video::{VideoSource, ffmpeg_available};
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("{0}: no such file, folder or matching pattern")]
+    NotFound(String),
+    #[error("{0}: not a valid glob pattern ({1})")]
+    BadPattern(String, String),
+    #[error("{0}: no images found")]
+    Empty(String),
+    #[error("{path}: cannot decode image ({reason})")]
+    Decode { path: PathBuf, reason: String },
+    #[error(
+        "the `ffmpeg` program is needed to read and write video but was not found on PATH \
+         (Debian/Ubuntu: apt install ffmpeg; macOS: brew install ffmpeg; Windows: winget install ffmpeg)"
+    )]
+    FfmpegMissing,
+    #[error("{path}: cannot read video ({reason})")]
+    Video { path: PathBuf, reason: String },
+    #[error("camera {index}: {reason}")]
+    Camera { index: u32, reason: String },
+}
+
+/// One decoded frame: its position in the source, its presentation time, its pixels.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// 0, 1, 2, … in decoding order.
+    pub index: u64,
+    /// Presentation time in seconds from the start of the source.
+    pub pts: f64,
+    pub image: RgbImage,
+}
+
+/// Anything that yields frames in order. A source lives on the thread that opened it
+/// (a camera handle may not move between threads), so it need not be `Send`.
+pub trait FrameSource {
+    /// The next frame; `None` at the end of a file. A camera never ends.
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
+    /// Frames per second the source is meant to play at, when it says.
+    fn frame_rate(&self) -> Option<f64>;
+    /// How many frames the source holds, when it is finite and known.
+    fn frame_count(&self) -> Option<u64> {
+        None
+    }
+    /// Length in seconds, when known.
+    fn duration(&self) -> Option<f64> {
+        None
+    }
+    /// Whether frames should be shown at their presentation times (files) or as they come.
+    fn is_live(&self) -> bool {
+        false
+    }
+    /// Continue from the frame at `seconds`.
+    fn seek(&mut self, seconds: f64) -> Result<(), SourceError>;
+}
+
+/// What the user pointed at: `camera:N`, a video file, or images (file, folder, glob).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Camera(u32),
+    Video(PathBuf),
+    Images(String),
+}
+
+const VIDEO_EXTENSIONS: [&str; 13] = [
+    "mp4", "m4v", "mkv", "webm", "avi", "mov", "mjpeg", "mjpg", "mpg", "mpeg", "ts", "wmv",
+    "flv",
+];
+
+impl SourceSpec {
+    pub fn parse(text: &str) -> Self {
+        if let Some(index) = text
+            .strip_prefix("camera:")
+            .and_then(|n| n.trim().parse().ok())
+        {
+            return Self::Camera(index);
+        }
+        let path = Path::new(text);
+        let is_video = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+        if is_video || (path.is_file() && !images::is_image(path)) {
+            Self::Video(path.to_path_buf())
+        } else {
+            Self::Images(text.to_string())
+        }
+    }
+
+    /// Open the source. Still images play at one per second in the app.
+    pub fn open(&self) -> Result<Box<dyn FrameSource>, SourceError> {
+        Ok(match self {
+            Self::Camera(index) => Box::new(CameraSource::open(*index, None)?),
+            Self::Video(path) => Box::new(VideoSource::open(path)?),
+            Self::Images(pattern) => Box::new(ImageSequence::open(pattern, 1.0)?),
+        })
+    }
+}
+
+impl std::fmt::Display for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Camera(index) => write!(f, "camera:{index}"),
+            Self::Video(path) => write!(f, "{}", path.display()),
+            Self::Images(pattern) => f.write_str(pattern),
+        }
+    }
+}
+
+/// A finite source replayed from its start each time it ends; frame indices and
+/// presentation times keep counting up across the replays.
+pub struct Looping {
+    inner: Box<dyn FrameSource>,
+    index_offset: u64,
+    pts_offset: f64,
+    last: Option<(u64, f64)>,
+}
+
+impl Looping {
+    pub fn new(inner: Box<dyn FrameSource>) -> Self {
+        Self {
+            inner,
+            index_offset: 0,
+            pts_offset: 0.0,
+            last: None,
+        }
+    }
+}
+
+impl FrameSource for Looping {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        let frame = match self.inner.next_frame()? {
+            Some(frame) => frame,
+            None => {
+                // An empty pass would loop forever without a frame: end instead.
+                let Some((index, pts)) = self.last else {
+                    return Ok(None);
+                };
+                let step = self.inner.frame_rate().map_or(0.0, |fps| 1.0 / fps);
+                self.index_offset = index + 1;
+                self.pts_offset = pts + step;
+                self.inner.seek(0.0)?;
+                match self.inner.next_frame()? {
+                    Some(frame) => frame,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let frame = Frame {
+            index: frame.index + self.index_offset,
+            pts: frame.pts + self.pts_offset,
+            image: frame.image,
+        };
+        self.last = Some((frame.index, frame.pts));
+        Ok(Some(frame))
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        self.inner.frame_rate()
+    }
+
+    fn duration(&self) -> Option<f64> {
+        self.inner.duration()
+    }
+
+    fn seek(&mut self, seconds: f64) -> Result<(), SourceError> {
+        self.index_offset = 0;
+        self.pts_offset = 0.0;
+        self.last = None;
+        self.inner.seek(seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_are_recognised() {
+        assert_eq!(SourceSpec::parse("camera:2"), SourceSpec::Camera(2));
+        assert_eq!(
+            SourceSpec::parse("clips/a.MP4"),
+            SourceSpec::Video("clips/a.MP4".into())
+        );
+        assert_eq!(
+            SourceSpec::parse("photos/*.jpg"),
+            SourceSpec::Images("photos/*.jpg".into())
+        );
+        assert_eq!(
+            SourceSpec::parse("camera:x"),
+            SourceSpec::Images("camera:x".into())
+        );
+    }
+}

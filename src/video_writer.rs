@@ -1,0 +1,158 @@
+//! Annotated video out: RGB frames piped into the `ffmpeg` program, which encodes them
+//! (H.264 in mp4/mkv/mov/avi, VP9 in webm).
+
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::process::ChildStdin;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use ffmpeg_sidecar::child::FfmpegChild;
+use ffmpeg_sidecar::command::FfmpegCommand;
+use image::RgbImage;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum VideoWriteError {
+    #[error(
+        "the `ffmpeg` program is needed to write video but was not found on PATH \
+         (Debian/Ubuntu: apt install ffmpeg)"
+    )]
+    FfmpegMissing,
+    #[error("{path}: cannot write video ({reason})")]
+    Encode { path: PathBuf, reason: String },
+    #[error("{path}: frame {got_width}×{got_height} does not match the video's {width}×{height}")]
+    SizeChanged {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        got_width: u32,
+        got_height: u32,
+    },
+}
+
+/// How many of ffmpeg's last stderr lines an error quotes.
+const QUOTED_LINES: usize = 3;
+
+pub struct VideoWriter {
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    child: FfmpegChild,
+    stdin: Option<ChildStdin>,
+    stderr_lines: Arc<Mutex<Vec<String>>>,
+    stderr_reader: Option<JoinHandle<()>>,
+}
+
+impl VideoWriter {
+    /// Start encoding `width`×`height` frames at `fps` into `path` (overwritten).
+    pub fn create(path: &Path, width: u32, height: u32, fps: f64) -> Result<Self, VideoWriteError> {
+        let codec = match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("webm") => "libvpx-vp9",
+            _ => "libx264",
+        };
+        let mut command = FfmpegCommand::new();
+        command
+            .hide_banner()
+            .args(["-nostats", "-loglevel", "error", "-y"])
+            .format("rawvideo")
+            .pix_fmt("rgb24")
+            .size(width, height)
+            .args(["-framerate", &format!("{fps:.6}")])
+            .input("-")
+            // 4:2:0 needs even sides; odd-sized frames get one black row or column.
+            .filter("pad=ceil(iw/2)*2:ceil(ih/2)*2")
+            .codec_video(codec)
+            .pix_fmt("yuv420p")
+            .output(path);
+        let mut child = command.spawn().map_err(|e| match e.kind() {
+            ErrorKind::NotFound => VideoWriteError::FfmpegMissing,
+            _ => VideoWriteError::Encode {
+                path: path.into(),
+                reason: e.to_string(),
+            },
+        })?;
+        let stdin = child.take_stdin();
+        // ffmpeg blocks once its stderr pipe is full, so it is always drained.
+        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr_reader = child.take_stderr().map(|stderr| {
+            let lines = stderr_lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+                    lines.push(line);
+                    let excess = lines.len().saturating_sub(QUOTED_LINES);
+                    lines.drain(..excess);
+                }
+            })
+        });
+        Ok(Self {
+            path: path.into(),
+            width,
+            height,
+            child,
+            stdin,
+            stderr_lines,
+            stderr_reader,
+        })
+    }
+
+    fn encode_error(&self, fallback: String) -> VideoWriteError {
+        let lines = self
+            .stderr_lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("; ");
+        VideoWriteError::Encode {
+            path: self.path.clone(),
+            reason: if lines.is_empty() { fallback } else { lines },
+        }
+    }
+
+    pub fn write(&mut self, frame: &RgbImage) -> Result<(), VideoWriteError> {
+        if frame.dimensions() != (self.width, self.height) {
+            return Err(VideoWriteError::SizeChanged {
+                path: self.path.clone(),
+                width: self.width,
+                height: self.height,
+                got_width: frame.width(),
+                got_height: frame.height(),
+            });
+        }
+        let written = match self.stdin.as_mut() {
+            Some(stdin) => stdin.write_all(frame.as_raw()),
+            None => Err(ErrorKind::BrokenPipe.into()),
+        };
+        written.map_err(|e| {
+            self.wait_for_stderr();
+            self.encode_error(e.to_string())
+        })
+    }
+
+    fn wait_for_stderr(&mut self) {
+        let _ = self.child.wait();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// Flush the last frames and wait for ffmpeg to close the file.
+    pub fn finish(mut self) -> Result<(), VideoWriteError> {
+        drop(self.stdin.take());
+        let status = self.child.wait();
+        self.wait_for_stderr();
+        match status {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(self.encode_error(format!("ffmpeg exited with {status}"))),
+            Err(e) => Err(self.encode_error(e.to_string())),
+        }
+    }
+}
+
+impl Drop for VideoWriter {
+    fn drop(&mut self) {
+        // Dropped without `finish` (an error elsewhere): let ffmpeg close what it has.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}

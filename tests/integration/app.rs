@@ -1,0 +1,176 @@
+//! The app, rendered through wgpu (lavapipe in CI) by egui_kittest: a real frame with its
+//! boxes, the FocalModulation panel, an overlay, the SPPF message, a broken source, and the
+//! yolo11n.pt download from a local HTTP server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use egui::Vec2;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus, SourceState};
+use focalyolo::default_model::Layer9Choice;
+use focalyolo::device::DeviceChoice;
+use focalyolo::source::SourceSpec;
+
+use crate::common::require_shared;
+
+fn launch(weights: Option<PathBuf>, weights_folder: &Path) -> LaunchOptions {
+    LaunchOptions {
+        weights,
+        device: Some(DeviceChoice::Cpu),
+        imgsz: Some(640),
+        weights_folder: weights_folder.to_path_buf(),
+        ..LaunchOptions::new()
+    }
+}
+
+fn harness(options: LaunchOptions) -> Harness<'static, FocalYoloApp> {
+    Harness::builder()
+        .wgpu()
+        .with_size(Vec2::new(1180.0, 720.0))
+        .build_eframe(move |cc| {
+            let mut app = FocalYoloApp::new(cc, options);
+            // Timings and the FPS plot change from run to run; snapshots leave them out.
+            app.settings_mut().show_performance = false;
+            app
+        })
+}
+
+/// Step the UI until `done` holds, or fail after a minute.
+fn step_until(
+    harness: &mut Harness<'_, FocalYoloApp>,
+    what: &str,
+    done: impl Fn(&FocalYoloApp) -> bool,
+) {
+    for _ in 0..1200 {
+        harness.step();
+        if done(harness.state()) {
+            harness.run_steps(4);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn model_ready(app: &FocalYoloApp) -> bool {
+    *app.model_status() == ModelStatus::Ready
+}
+
+#[test]
+fn a_frame_with_boxes_gate_maps_and_an_overlay() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut harness = harness(launch(
+        Some(shared.join("weights/yolo11n.pt")),
+        folder.path(),
+    ));
+    step_until(&mut harness, "the model", model_ready);
+    let image = shared.join("coco128/images/000000000036.jpg");
+    let ctx = harness.ctx.clone();
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(image.to_str().unwrap()));
+    step_until(&mut harness, "detections", |app| {
+        app.current().is_some_and(|c| !c.detections.is_empty() && !c.maps.is_empty())
+    });
+    let current = harness.state().current().unwrap();
+    assert_eq!(current.maps.len(), 4, "two focal levels, the global level, the modulator");
+    harness.snapshot("app_frame_with_boxes_and_gate_maps");
+
+    harness.get_by_label("gate level 1").click();
+    harness.run_steps(4);
+    assert!(harness.state().settings().overlays.contains("gate-level-1"));
+    harness.snapshot("app_gate_level_1_overlay");
+}
+
+#[test]
+fn a_model_without_focal_modulation_says_so() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut options = launch(Some(shared.join("weights/yolo11n.pt")), folder.path());
+    options.layer9 = Some(Layer9Choice::Stock);
+    let mut harness = harness(options);
+    step_until(&mut harness, "the model", model_ready);
+    harness.get_by_label_contains("there is no FocalModulation to show");
+    let summary = harness.state().model_summary().unwrap();
+    assert!(!summary.info.has_focal());
+}
+
+#[test]
+fn a_broken_video_is_reported_and_the_app_carries_on() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let broken = folder.path().join("broken.mp4");
+    std::fs::write(&broken, b"this is not a video at all").unwrap();
+    let mut harness = harness(launch(
+        Some(shared.join("weights/yolo11n.pt")),
+        folder.path(),
+    ));
+    let ctx = harness.ctx.clone();
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(broken.to_str().unwrap()));
+    step_until(&mut harness, "the error", |app| {
+        app.session()
+            .is_some_and(|s| matches!(s.state, SourceState::Failed(_)))
+    });
+    harness.get_by_label_contains("cannot read video");
+
+    let clip = shared.join("videos/ckd_traffic.webm");
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(clip.to_str().unwrap()));
+    step_until(&mut harness, "a frame of the next video", |app| {
+        app.current().is_some()
+    });
+}
+
+/// Serve `body` once over HTTP on 127.0.0.1; the address to fetch it from.
+fn serve_once(body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut stream = stream;
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        stream.write_all(&body).unwrap();
+    });
+    format!("http://{address}/yolo11n.pt")
+}
+
+#[test]
+fn without_weights_the_app_offers_yolo11n_and_downloads_it() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut options = launch(None, folder.path());
+    options.download_url = serve_once(std::fs::read(shared.join("weights/yolo11n.pt")).unwrap());
+    let mut harness = harness(options);
+    harness.run_steps(2);
+    assert_eq!(*harness.state().model_status(), ModelStatus::Missing);
+    harness.get_by_label_contains("No weights loaded");
+    harness.get_by_label("Download yolo11n.pt").click();
+    step_until(&mut harness, "the downloaded model", model_ready);
+    let downloaded = folder.path().join("yolo11n.pt");
+    assert_eq!(
+        std::fs::read(&downloaded).unwrap(),
+        std::fs::read(shared.join("weights/yolo11n.pt")).unwrap()
+    );
+    let summary = harness.state().model_summary().unwrap();
+    assert_eq!(summary.path, downloaded);
+    assert_eq!(summary.info.num_classes, 80);
+    assert!(summary.bundled_layer, "stock YOLO11n gets the bundled FocalModulation");
+}

@@ -1,0 +1,117 @@
+//! The live pipeline with a source far faster than the model: the queue between them never
+//! holds more than one frame, every frame not processed is counted as dropped, and the
+//! frame being processed is always one of the newest.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use focalyolo::pipeline::{
+    CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
+    spawn_worker,
+};
+use focalyolo::source::{Frame, FrameSource, SourceError};
+use image::RgbImage;
+
+/// A camera at 1000 fps whose frames carry the time they were captured as their pts.
+struct Synthetic {
+    next: u64,
+    clock: Instant,
+}
+
+impl FrameSource for Synthetic {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        std::thread::sleep(Duration::from_millis(1));
+        let index = self.next;
+        self.next += 1;
+        Ok(Some(Frame {
+            index,
+            pts: self.clock.elapsed().as_secs_f64(),
+            image: RgbImage::new(64, 48),
+        }))
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        Some(1000.0)
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, _seconds: f64) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
+    let frames = Arc::new(HandOff::new(Delivery::LatestWins));
+    let results = Arc::new(HandOff::new(Delivery::LatestWins));
+    let control = Arc::new(PlaybackControl::default());
+    let stats = Arc::new(CaptureStats::default());
+    let inferred = Arc::new(AtomicU64::new(0));
+    let (events, _events) = channel();
+    let clock = Instant::now();
+    let capture = spawn_capture(
+        move || Ok(Box::new(Synthetic { next: 0, clock }) as Box<dyn FrameSource>),
+        frames.clone(),
+        control.clone(),
+        stats.clone(),
+        events,
+        CaptureOptions {
+            real_time: true,
+            hold_at_end: false,
+        },
+    );
+    // A stand-in for a model that takes 20 ms a frame; it records how old each frame was
+    // when it got it.
+    let ages = Arc::new(Mutex::new(Vec::new()));
+    let worker_ages = ages.clone();
+    let worker = spawn_worker(
+        frames.clone(),
+        results.clone(),
+        inferred.clone(),
+        move |frame: Frame| {
+            let age = clock.elapsed().as_secs_f64() - frame.pts;
+            worker_ages.lock().unwrap().push(age);
+            std::thread::sleep(Duration::from_millis(20));
+            frame.index
+        },
+        || {},
+    );
+    let mut shown = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(1) {
+        if let Some(index) = results.try_take() {
+            shown.push(index);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    control.stop();
+    frames.close();
+    results.close();
+    capture.join().unwrap();
+    worker.join().unwrap();
+
+    let captured = stats.captured.load(Ordering::SeqCst);
+    let processed = inferred.load(Ordering::SeqCst);
+    assert_eq!(frames.peak_len(), 1, "the queue held more than one frame");
+    assert!(processed >= 20, "only {processed} frames processed in 1 s");
+    assert!(
+        captured > 10 * processed,
+        "the source was not faster: {captured} vs {processed}"
+    );
+    // Every captured frame was processed, dropped, or is the one left in the slot.
+    let unaccounted = captured - processed - frames.dropped();
+    assert!(unaccounted <= 1, "{unaccounted} frames neither processed nor dropped");
+    // Latency does not build up: a frame is picked up about as soon as the model is free
+    // (a queue would make the ages grow by ~20 ms a frame, to seconds within the run).
+    let mut ages = ages.lock().unwrap().clone();
+    ages.sort_by(f64::total_cmp);
+    let (median, worst) = (ages[ages.len() / 2], ages[ages.len() - 1]);
+    assert!(median < 0.005, "median frame age at pickup {median:.4} s");
+    assert!(worst < 0.05, "oldest frame at pickup {worst:.4} s");
+    assert!(shown.windows(2).all(|w| w[1] > w[0]), "shown out of order");
+}
