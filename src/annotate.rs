@@ -83,7 +83,14 @@ pub fn draw_label(image: &mut RgbImage, label: &str, x: i64, y: i64, colour: [u8
         .sum();
     let height = scaled.height().ceil() as i64;
     let top = if y - height >= 0 { y - height } else { y };
-    fill(image, x, top, x + width.ceil() as i64 + 4, top + height, colour);
+    fill(
+        image,
+        x,
+        top,
+        x + width.ceil() as i64 + 4,
+        top + height,
+        colour,
+    );
     let text: [u8; 3] = if colour.iter().map(|&c| u32::from(c)).sum::<u32>() > 382 {
         [0, 0, 0]
     } else {
@@ -104,12 +111,15 @@ pub fn draw_label(image: &mut RgbImage, label: &str, x: i64, y: i64, colour: [u8
                     bounds.min.x as i64 + i64::from(gx),
                     bounds.min.y as i64 + i64::from(gy),
                 );
-                if px >= 0 && py >= 0 && px < i64::from(image.width()) && py < i64::from(image.height())
+                if px >= 0
+                    && py >= 0
+                    && px < i64::from(image.width())
+                    && py < i64::from(image.height())
                 {
                     let pixel = image.get_pixel_mut(px as u32, py as u32);
                     for ch in 0..3 {
-                        let blended =
-                            f32::from(pixel[ch]) * (1.0 - coverage) + f32::from(text[ch]) * coverage;
+                        let blended = f32::from(pixel[ch]) * (1.0 - coverage)
+                            + f32::from(text[ch]) * coverage;
                         pixel[ch] = blended.round() as u8;
                     }
                 }

@@ -237,9 +237,21 @@ mod tests {
     fn viridis_matches_matplotlib_at_its_ends_and_middle() {
         // matplotlib's viridis: #440154, #21918c, #fde725.
         let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(&x, y)| x.abs_diff(y) <= 6);
-        assert!(close(viridis(0.0), [0x44, 0x01, 0x54]), "{:?}", viridis(0.0));
-        assert!(close(viridis(0.5), [0x21, 0x91, 0x8c]), "{:?}", viridis(0.5));
-        assert!(close(viridis(1.0), [0xfd, 0xe7, 0x25]), "{:?}", viridis(1.0));
+        assert!(
+            close(viridis(0.0), [0x44, 0x01, 0x54]),
+            "{:?}",
+            viridis(0.0)
+        );
+        assert!(
+            close(viridis(0.5), [0x21, 0x91, 0x8c]),
+            "{:?}",
+            viridis(0.5)
+        );
+        assert!(
+            close(viridis(1.0), [0xfd, 0xe7, 0x25]),
+            "{:?}",
+            viridis(1.0)
+        );
     }
 
     #[test]

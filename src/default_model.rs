@@ -66,12 +66,10 @@ pub fn load_with_layer9(path: &Path, choice: &Layer9Choice) -> Result<(Weights, 
     let weights = load(path)?;
     match choice {
         Layer9Choice::Stock => Ok((weights, false)),
-        Layer9Choice::Bundled => {
-            with_default_focal(weights).map_err(|source| LoadError::Weights {
-                path: path.into(),
-                source,
-            })
-        }
+        Layer9Choice::Bundled => with_default_focal(weights).map_err(|source| LoadError::Weights {
+            path: path.into(),
+            source,
+        }),
         Layer9Choice::Focal(focal) => {
             let layer = load(focal)?;
             let swapped = weights

@@ -14,7 +14,15 @@ use std::sync::OnceLock;
 use thiserror::Error;
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub enum DeviceChoice {
     /// A hardware GPU if there is one, else the CPU backend.

@@ -284,10 +284,7 @@ impl Capture<'_> {
     }
 
     /// After a live source failed: wait until it opens again (true) or a stop (false).
-    fn wait_for_retry(
-        &self,
-        open: &dyn Fn() -> Result<Box<dyn FrameSource>, SourceError>,
-    ) -> bool {
+    fn wait_for_retry(&self, open: &dyn Fn() -> Result<Box<dyn FrameSource>, SourceError>) -> bool {
         loop {
             let deadline = Instant::now() + RETRY_INTERVAL;
             while Instant::now() < deadline {

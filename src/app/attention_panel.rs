@@ -54,7 +54,12 @@ impl AttentionPanel {
     }
 
     /// Draw the panel. Returns true when the overlay selection or look changed.
-    pub fn show(&mut self, ui: &mut Ui, content: PanelContent<'_>, settings: &mut Settings) -> bool {
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        content: PanelContent<'_>,
+        settings: &mut Settings,
+    ) -> bool {
         ui.heading("FocalModulation");
         let processed = match content {
             PanelContent::NoModel => {

@@ -206,17 +206,19 @@ impl FocalYoloApp {
     pub fn open_weights(&mut self, ctx: &egui::Context, path: &Path) {
         self.settings.weights = Some(path.to_path_buf());
         let repaint = ctx.clone();
-        self.models
-            .load(path, &self.settings.layer9, move || repaint.request_repaint());
+        self.models.load(path, &self.settings.layer9, move || {
+            repaint.request_repaint()
+        });
     }
 
     /// Fetch Ultralytics' yolo11n.pt into the weights folder, then load it.
     pub fn download_default_weights(&mut self, ctx: &egui::Context) {
         let repaint = ctx.clone();
         let destination = self.weights_folder.join("yolo11n.pt");
-        self.models.download(&self.download_url, &destination, move || {
-            repaint.request_repaint()
-        });
+        self.models
+            .download(&self.download_url, &destination, move || {
+                repaint.request_repaint()
+            });
     }
 
     fn poll(&mut self, ui: &Ui) {
@@ -246,11 +248,8 @@ impl FocalYoloApp {
                     .last_read_us
                     .load(std::sync::atomic::Ordering::Relaxed),
             );
-            self.stats.frame_shown(
-                self.started.elapsed().as_secs_f64(),
-                &processed.times,
-                read,
-            );
+            self.stats
+                .frame_shown(self.started.elapsed().as_secs_f64(), &processed.times, read);
             self.current = Some(processed);
             self.dirty = true;
         }
@@ -274,9 +273,13 @@ impl FocalYoloApp {
     }
 
     fn handle_dropped_files(&mut self, ui: &Ui) {
-        let dropped: Vec<PathBuf> = ui
-            .ctx()
-            .input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).collect());
+        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
         for path in dropped.into_iter().filter(|p| !p.as_os_str().is_empty()) {
             let is_weights = path
                 .extension()
@@ -306,8 +309,8 @@ impl FocalYoloApp {
                 .add_filter(
                     "video and images",
                     &[
-                        "mp4", "mkv", "webm", "avi", "mov", "m4v", "mjpeg", "jpg", "jpeg",
-                        "png", "bmp", "webp", "tif", "tiff",
+                        "mp4", "mkv", "webm", "avi", "mov", "m4v", "mjpeg", "jpg", "jpeg", "png",
+                        "bmp", "webp", "tif", "tiff",
                     ],
                 )
                 .add_filter("all files", &["*"])
@@ -377,7 +380,10 @@ impl FocalYoloApp {
         }
         let mut stock = self.settings.layer9 == Layer9Choice::Stock;
         if ui
-            .checkbox(&mut stock, "Keep SPPF (no bundled FocalModulation for YOLO11n)")
+            .checkbox(
+                &mut stock,
+                "Keep SPPF (no bundled FocalModulation for YOLO11n)",
+            )
             .changed()
         {
             self.settings.layer9 = if stock {
@@ -387,7 +393,10 @@ impl FocalYoloApp {
             };
             self.reload_model(ui.ctx());
         }
-        if ui.button("Download yolo11n.pt (Ultralytics, COCO)").clicked() {
+        if ui
+            .button("Download yolo11n.pt (Ultralytics, COCO)")
+            .clicked()
+        {
             ui.close();
             self.download_default_weights(ui.ctx());
         }
@@ -400,6 +409,15 @@ impl FocalYoloApp {
         ] {
             ui.radio_value(&mut self.settings.device, choice, label);
         }
+    }
+
+    /// The loaded model's class names; none before a model is loaded.
+    fn class_names(&self) -> Vec<String> {
+        self.models
+            .summary
+            .as_ref()
+            .map(|s| s.info.class_names.clone())
+            .unwrap_or_default()
     }
 
     fn reload_model(&mut self, ctx: &egui::Context) {
@@ -456,12 +474,7 @@ impl FocalYoloApp {
                 }
             });
         ui.checkbox(&mut self.settings.show_labels, "labels");
-        let names = self
-            .models
-            .summary
-            .as_ref()
-            .map(|s| s.info.class_names.clone())
-            .unwrap_or_default();
+        let names = self.class_names();
         if !names.is_empty() {
             ui.separator();
             ui.horizontal(|ui| {
@@ -589,16 +602,17 @@ impl FocalYoloApp {
                      (COCO, 80 classes, 5.4 MB) into the weights folder:",
                 );
                 if ui
-                    .add_enabled(!self.models.is_busy(), egui::Button::new("Download yolo11n.pt"))
+                    .add_enabled(
+                        !self.models.is_busy(),
+                        egui::Button::new("Download yolo11n.pt"),
+                    )
                     .clicked()
                 {
                     self.download_default_weights(ui.ctx());
                 }
                 ui.add_space(12.0);
             }
-            ui.label(
-                "Open a video, images or a camera from the Source menu, or drop a file here.",
-            );
+            ui.label("Open a video, images or a camera from the Source menu, or drop a file here.");
         });
     }
 }
@@ -619,11 +633,7 @@ impl eframe::App for FocalYoloApp {
                     .id_salt("detection panel")
                     .show(ui, |ui| self.detection_panel(ui));
             });
-        let has_focal = self
-            .models
-            .summary
-            .as_ref()
-            .map(|s| s.info.has_focal());
+        let has_focal = self.models.summary.as_ref().map(|s| s.info.has_focal());
         let mut look_changed = false;
         egui::Panel::right("focal")
             .default_size(230.0)
@@ -647,12 +657,7 @@ impl eframe::App for FocalYoloApp {
             }
         }
         self.dirty = false;
-        let names = self
-            .models
-            .summary
-            .as_ref()
-            .map(|s| s.info.class_names.clone())
-            .unwrap_or_default();
+        let names = self.class_names();
         egui::CentralPanel::default().show(ui, |ui| {
             if self.current.is_some() {
                 self.view
@@ -693,10 +698,10 @@ fn model_line(summary: &ModelSummary) -> String {
     };
     format!(
         "{} — YOLO11{}, {} classes, {:.1} M parameters, layer 9 {layer9}",
-        summary
-            .path
-            .file_name()
-            .map_or_else(|| summary.path.display().to_string(), |n| n.to_string_lossy().into()),
+        summary.path.file_name().map_or_else(
+            || summary.path.display().to_string(),
+            |n| n.to_string_lossy().into()
+        ),
         info.scale,
         info.num_classes,
         info.parameters as f64 / 1e6,

@@ -26,7 +26,10 @@ pub struct ModelSummary {
 pub enum ModelStatus {
     /// No weights chosen yet.
     Missing,
-    Downloading { received: u64, total: Option<u64> },
+    Downloading {
+        received: u64,
+        total: Option<u64>,
+    },
     Loading(PathBuf),
     Ready,
     Failed(String),

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::attention_maps::{Heatmap, heatmaps};
 use crate::detector::{Detector, InputSize, StageTimes};
 use crate::pipeline::{
-    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl,
-    spawn_capture, spawn_worker,
+    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
+    spawn_worker,
 };
 use crate::postprocess::{Detection, NmsOptions};
 use crate::preprocess::Letterbox;
@@ -150,9 +150,14 @@ impl Session {
         self.inferred.load(Ordering::Relaxed)
     }
 
-    /// Frames replaced before the model or the screen got to them.
-    pub fn dropped(&self) -> u64 {
-        self.frames.dropped() + self.results.dropped()
+    /// Captured frames replaced before the model got to them.
+    pub fn dropped_before_inference(&self) -> u64 {
+        self.frames.dropped()
+    }
+
+    /// Processed frames replaced before the screen showed them.
+    pub fn dropped_before_display(&self) -> u64 {
+        self.results.dropped()
     }
 
     /// The most frames ever waiting between capture and inference (1 by design).

@@ -14,6 +14,8 @@ use super::session::Session;
 const PLOT_SECONDS: f64 = 30.0;
 /// Weight of the newest sample in the running averages.
 const SMOOTHING: f64 = 0.1;
+/// A longer pause between shown frames (paused, ended, seeking) starts the plot afresh.
+const PLOT_GAP_SECONDS: f64 = 2.0;
 
 /// Running averages of each stage, in milliseconds.
 #[derive(Default, Clone, Copy)]
@@ -49,10 +51,10 @@ impl Stats {
         blend(&mut self.averages.preprocess, times.preprocess);
         blend(&mut self.averages.inference, times.inference);
         blend(&mut self.averages.postprocess, times.postprocess);
-        if let Some(last) = self.last_shown.replace(now)
-            && now > last
-        {
-            self.fps.push_back([now, 1.0 / (now - last)]);
+        match self.last_shown.replace(now) {
+            Some(last) if now - last > PLOT_GAP_SECONDS => self.fps.clear(),
+            Some(last) if now > last => self.fps.push_back([now, 1.0 / (now - last)]),
+            _ => {}
         }
         while self.fps.front().is_some_and(|p| now - p[0] > PLOT_SECONDS) {
             self.fps.pop_front();
@@ -88,8 +90,11 @@ impl Stats {
                 ui.label("inferred");
                 ui.label(session.inferred().to_string());
                 ui.end_row();
-                ui.label("dropped");
-                ui.label(session.dropped().to_string());
+                ui.label("dropped before inference");
+                ui.label(session.dropped_before_inference().to_string());
+                ui.end_row();
+                ui.label("dropped before display");
+                ui.label(session.dropped_before_display().to_string());
                 ui.end_row();
             });
         }
@@ -115,6 +120,8 @@ impl Stats {
             .allow_zoom(false)
             .allow_scroll(false)
             .include_y(0.0)
-            .show(ui, |plot| plot.line(Line::new("FPS", PlotPoints::from(points))));
+            .show(ui, |plot| {
+                plot.line(Line::new("FPS", PlotPoints::from(points)))
+            });
     }
 }

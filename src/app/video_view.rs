@@ -100,7 +100,8 @@ impl VideoView {
                 let name = names
                     .get(detection.class)
                     .map_or_else(|| detection.class.to_string(), String::clone);
-                let text_colour = if colour.r() as u32 + colour.g() as u32 + colour.b() as u32 > 382 {
+                let text_colour = if colour.r() as u32 + colour.g() as u32 + colour.b() as u32 > 382
+                {
                     Color32::BLACK
                 } else {
                     Color32::WHITE

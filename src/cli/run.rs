@@ -16,8 +16,7 @@ use focalyolo::attention_maps::{heatmaps, overlay, select};
 use focalyolo::detector::Detector;
 use focalyolo::device::ComputeDevice;
 use focalyolo::pipeline::{
-    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl,
-    spawn_capture,
+    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
 };
 use focalyolo::report::{FrameRecord, records};
 use focalyolo::source::{Frame, Looping, SourceSpec};
@@ -113,8 +112,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => ProgressBar::no_length(),
     };
     progress.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} {elapsed_precise} {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} frames {per_sec} {elapsed_precise} {msg}",
+        )
+        .expect("valid template"),
     );
     let mut outcome = Ok(());
     while args.max_frames.is_none_or(|n| run.frames_done < n) {
@@ -162,9 +163,11 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     fn new(args: &'a RunArgs, detector: &'a Detector, frame_rate: f64) -> anyhow::Result<Self> {
         let json = match &args.json {
-            Some(path) => Some(BufWriter::new(
-                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-            )),
+            Some(path) => {
+                Some(BufWriter::new(File::create(path).with_context(|| {
+                    format!("cannot create {}", path.display())
+                })?))
+            }
             None => None,
         };
         Ok(Self {

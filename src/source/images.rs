@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{Frame, FrameSource, SourceError};
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
-use super::{Frame, FrameSource, SourceError};
 
-pub(crate) const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "jfif"];
+pub(crate) const IMAGE_EXTENSIONS: [&str; 8] =
+    ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "jfif"];
 
 pub(crate) fn is_image(path: &Path) -> bool {
     path.extension()

@@ -77,8 +77,7 @@ pub enum SourceSpec {
 }
 
 const VIDEO_EXTENSIONS: [&str; 13] = [
-    "mp4", "m4v", "mkv", "webm", "avi", "mov", "mjpeg", "mjpg", "mpg", "mpeg", "ts", "wmv",
-    "flv",
+    "mp4", "m4v", "mkv", "webm", "avi", "mov", "mjpeg", "mjpg", "mpg", "mpeg", "ts", "wmv", "flv",
 ];
 
 impl SourceSpec {

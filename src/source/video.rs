@@ -147,8 +147,7 @@ impl VideoSource {
                     FfmpegEvent::ParsedInputStream(stream)
                     | FfmpegEvent::ParsedOutputStream(stream),
                 ) => {
-                    if let Some(video) = stream.video_data().filter(|_| self.frame_rate.is_none())
-                    {
+                    if let Some(video) = stream.video_data().filter(|_| self.frame_rate.is_none()) {
                         self.frame_rate = Some(if video.fps > 0.0 {
                             f64::from(video.fps)
                         } else {

@@ -86,7 +86,11 @@ pub fn download(
             }),
             _ => Ok(()),
         })
-        .and_then(|()| Weights::load(&partial).map(drop).map_err(DownloadError::from))
+        .and_then(|()| {
+            Weights::load(&partial)
+                .map(drop)
+                .map_err(DownloadError::from)
+        })
         .and_then(|()| std::fs::rename(&partial, destination).map_err(io_error(destination)));
     if finished.is_err() {
         let _ = std::fs::remove_file(&partial);

@@ -75,10 +75,15 @@ fn a_frame_with_boxes_gate_maps_and_an_overlay() {
         .state_mut()
         .open_source(&ctx, SourceSpec::parse(image.to_str().unwrap()));
     step_until(&mut harness, "detections", |app| {
-        app.current().is_some_and(|c| !c.detections.is_empty() && !c.maps.is_empty())
+        app.current()
+            .is_some_and(|c| !c.detections.is_empty() && !c.maps.is_empty())
     });
     let current = harness.state().current().unwrap();
-    assert_eq!(current.maps.len(), 4, "two focal levels, the global level, the modulator");
+    assert_eq!(
+        current.maps.len(),
+        4,
+        "two focal levels, the global level, the modulator"
+    );
     harness.snapshot("app_frame_with_boxes_and_gate_maps");
 
     harness.get_by_label("gate level 1").click();
@@ -172,5 +177,59 @@ fn without_weights_the_app_offers_yolo11n_and_downloads_it() {
     let summary = harness.state().model_summary().unwrap();
     assert_eq!(summary.path, downloaded);
     assert_eq!(summary.info.num_classes, 80);
-    assert!(summary.bundled_layer, "stock YOLO11n gets the bundled FocalModulation");
+    assert!(
+        summary.bundled_layer,
+        "stock YOLO11n gets the bundled FocalModulation"
+    );
+}
+
+/// eframe's storage, kept in memory.
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_survive_a_restart() {
+    let folder = tempfile::tempdir().unwrap();
+    let mut first = harness(launch(None, folder.path()));
+    first.run_steps(2);
+    let changed = {
+        let settings = first.state_mut().settings_mut();
+        settings.conf = 0.4;
+        settings.iou = 0.5;
+        settings.hidden_classes.insert(2);
+        settings.overlays.insert("modulator".into());
+        settings.colormap = focalyolo::attention_maps::Colormap::Viridis;
+        settings.last_source = Some("camera:1".into());
+        settings.clone()
+    };
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(first.state_mut(), &mut storage);
+
+    // The next start reads them back (the command line overrides only what it names).
+    let storage: &'static MemoryStorage = Box::leak(Box::new(storage));
+    let options = LaunchOptions {
+        weights_folder: folder.path().to_path_buf(),
+        ..LaunchOptions::new()
+    };
+    let second = Harness::builder().wgpu().build_eframe(move |cc| {
+        cc.storage = Some(storage);
+        FocalYoloApp::new(cc, options)
+    });
+    assert_eq!(*second.state().settings(), changed);
 }

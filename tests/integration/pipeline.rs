@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use focalyolo::pipeline::{
-    CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
-    spawn_worker,
+    CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture, spawn_worker,
 };
 use focalyolo::source::{Frame, FrameSource, SourceError};
 use image::RgbImage;
@@ -105,7 +104,10 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
     );
     // Every captured frame was processed, dropped, or is the one left in the slot.
     let unaccounted = captured - processed - frames.dropped();
-    assert!(unaccounted <= 1, "{unaccounted} frames neither processed nor dropped");
+    assert!(
+        unaccounted <= 1,
+        "{unaccounted} frames neither processed nor dropped"
+    );
     // Latency does not build up: a frame is picked up about as soon as the model is free
     // (a queue would make the ages grow by ~20 ms a frame, to seconds within the run).
     let mut ages = ages.lock().unwrap().clone();

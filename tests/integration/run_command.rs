@@ -9,12 +9,15 @@ use focalyolo::source::{FrameSource, VideoSource};
 
 use crate::common::require_shared;
 
-fn run(shared: &Path, args: &[&str]) -> Output {
+/// `focalyolo run` on `source` with YOLO11n on the CPU at 320, plus `args`.
+fn run(shared: &Path, source: &Path, args: &[&str]) -> Output {
     let weights = shared.join("weights/yolo11n.pt");
     Command::new(env!("CARGO_BIN_EXE_focalyolo"))
         .arg("run")
         .args(["--device", "cpu", "--imgsz", "320", "--weights"])
         .arg(&weights)
+        .arg("--source")
+        .arg(source)
         .args(args)
         .output()
         .expect("the binary runs")
@@ -52,9 +55,8 @@ fn every_frame_gets_one_json_line_and_one_video_frame() {
     let clip = shared.join("videos/ckd_traffic.webm");
     let output = run(
         &shared,
+        &clip,
         &[
-            "--source",
-            clip.to_str().unwrap(),
             "--json",
             json.to_str().unwrap(),
             "--save",
@@ -75,7 +77,10 @@ fn every_frame_gets_one_json_line_and_one_video_frame() {
         .iter()
         .filter(|l| l.detections.iter().any(|d| d.name == "car"))
         .count();
-    assert!(cars > 50, "cars seen in only {cars} of 59 frames of road traffic");
+    assert!(
+        cars > 50,
+        "cars seen in only {cars} of 59 frames of road traffic"
+    );
     assert_eq!(decoded_sizes(&video), vec![(640, 360); 59]);
 }
 
@@ -87,9 +92,8 @@ fn overlays_lay_each_map_over_its_own_copy() {
     let clip = shared.join("videos/mjpeg_beach_640x360.mjpeg");
     let output = run(
         &shared,
+        &clip,
         &[
-            "--source",
-            clip.to_str().unwrap(),
             "--max-frames",
             "3",
             "--overlay",
@@ -104,9 +108,8 @@ fn overlays_lay_each_map_over_its_own_copy() {
 
     let unknown = run(
         &shared,
+        &clip,
         &[
-            "--source",
-            clip.to_str().unwrap(),
             "--max-frames",
             "1",
             "--overlay",
@@ -128,9 +131,8 @@ fn looping_keeps_counting_frames_and_time() {
     let clip = shared.join("videos/ckd_traffic.webm");
     let output = run(
         &shared,
+        &clip,
         &[
-            "--source",
-            clip.to_str().unwrap(),
             "--loop",
             "--max-frames",
             "130",
@@ -155,21 +157,20 @@ fn portrait_video_keeps_its_shape() {
     let clip = shared.join("videos/fiyud_dance.mp4");
     let output = run(
         &shared,
-        &[
-            "--source",
-            clip.to_str().unwrap(),
-            "--max-frames",
-            "4",
-            "--json",
-            json.to_str().unwrap(),
-        ],
+        &clip,
+        &["--max-frames", "4", "--json", json.to_str().unwrap()],
     );
     succeeded(&output);
     let lines = records(&json);
     assert_eq!(lines.len(), 4);
     assert!(lines.iter().all(|l| (l.width, l.height) == (720, 1280)));
     assert!(
-        lines[0].detections.iter().filter(|d| d.name == "person").count() >= 2,
+        lines[0]
+            .detections
+            .iter()
+            .filter(|d| d.name == "person")
+            .count()
+            >= 2,
         "three dancers: {:?}",
         lines[0].detections
     );
@@ -183,15 +184,7 @@ fn a_truncated_video_keeps_its_frames_and_ends_with_an_error() {
     let clip = dir.path().join("cut.webm");
     std::fs::write(&clip, &bytes[..bytes.len() / 2]).unwrap();
     let json = dir.path().join("cut.jsonl");
-    let output = run(
-        &shared,
-        &[
-            "--source",
-            clip.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
+    let output = run(&shared, &clip, &["--json", json.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot read video"), "{stderr}");
@@ -219,9 +212,6 @@ fn a_missing_ffmpeg_is_a_clear_message() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("`ffmpeg` program is needed"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("`ffmpeg` program is needed"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

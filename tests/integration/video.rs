@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use focalyolo::source::{FrameSource, SourceError, VideoSource};
+use focalyolo::source::{FrameSource, SourceError, SourceSpec, VideoSource};
 
 use crate::common::require_shared;
 
@@ -21,7 +21,14 @@ const CLIPS: [(&str, u32, u32, usize); 6] = [
 
 fn ffprobe(path: &Path, entries: &str) -> Vec<f64> {
     let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", entries])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            entries,
+        ])
         .args(["-of", "csv=p=0"])
         .arg(path)
         .output()
@@ -56,7 +63,10 @@ fn every_clip_decodes_each_frame_once_in_order_with_its_timestamp() {
         let path = shared.join("videos").join(name);
         let mut source = VideoSource::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut times = Vec::new();
-        while let Some(frame) = source.next_frame().unwrap_or_else(|e| panic!("{name}: {e}")) {
+        while let Some(frame) = source
+            .next_frame()
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+        {
             assert_eq!(frame.index as usize, times.len(), "{name}: frame order");
             assert_eq!(frame.image.dimensions(), (width, height), "{name}: size");
             times.push(frame.pts);
@@ -66,7 +76,10 @@ fn every_clip_decodes_each_frame_once_in_order_with_its_timestamp() {
         let reference = ffprobe_times(&path);
         assert_eq!(reference.len(), count, "{name}: ffprobe's frame count");
         let timed = reference.iter().filter(|t| t.is_finite()).count();
-        assert!(timed + 2 >= count, "{name}: ffprobe timed only {timed} frames");
+        assert!(
+            timed + 2 >= count,
+            "{name}: ffprobe timed only {timed} frames"
+        );
         for (i, (ours, theirs)) in times.iter().zip(&reference).enumerate() {
             if theirs.is_nan() {
                 continue;
@@ -132,11 +145,32 @@ fn damaged_videos_end_with_a_clear_error() {
         }
     }
     let noise = dir.path().join("noise.mp4");
-    std::fs::write(&noise, (0..100_000u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>())
-        .unwrap();
-    let error = VideoSource::open(&noise).err().expect("noise is not a video");
+    std::fs::write(
+        &noise,
+        (0..100_000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let error = VideoSource::open(&noise)
+        .err()
+        .expect("noise is not a video");
     assert!(
         error.to_string().contains("noise.mp4"),
         "the error names the file: {error}"
     );
+}
+
+#[test]
+fn a_missing_camera_is_a_clear_error() {
+    // No machine this runs on has 200 cameras.
+    let error = SourceSpec::Camera(199)
+        .open()
+        .err()
+        .expect("camera 199 does not exist");
+    assert!(
+        matches!(error, SourceError::Camera { index: 199, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().starts_with("camera 199: "), "{error}");
 }
