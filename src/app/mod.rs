@@ -171,6 +171,11 @@ impl FocalYoloApp {
         &self.models.status
     }
 
+    /// Where the model runs.
+    pub fn model_device(&self) -> &ComputeDevice {
+        self.models.device()
+    }
+
     pub fn model_summary(&self) -> Option<&ModelSummary> {
         self.models.summary.as_ref()
     }
@@ -734,6 +739,18 @@ fn choose_device(
             )),
         );
     }
+    // burn asks for every feature the adapter has; a device opened without them (by
+    // another host than `run`) would fail at its first timing query.
+    let wanted = render_state
+        .adapter
+        .features()
+        .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+    if !render_state.device.features().contains(wanted) {
+        return (
+            ComputeDevice::cpu(),
+            Some("(the window's GPU device lacks features the model needs)".to_string()),
+        );
+    }
     let setup = WgpuSetup {
         instance: render_state.instance.clone(),
         adapter: render_state.adapter.clone(),
@@ -761,12 +778,17 @@ fn shared_device_descriptor(adapter: &wgpu::Adapter) -> wgpu::DeviceDescriptor<'
     }
 }
 
-/// Open the window and run until it closes.
-pub fn run(launch: LaunchOptions) -> eframe::Result {
-    let setup = eframe::egui_wgpu::WgpuSetupCreateNew {
+/// How the window opens its wgpu device: with everything the adapter offers, so that the
+/// model can run on it too.
+pub fn wgpu_setup() -> eframe::egui_wgpu::WgpuSetup {
+    eframe::egui_wgpu::WgpuSetup::CreateNew(eframe::egui_wgpu::WgpuSetupCreateNew {
         device_descriptor: Arc::new(shared_device_descriptor),
         ..eframe::egui_wgpu::WgpuSetupCreateNew::without_display_handle()
-    };
+    })
+}
+
+/// Open the window and run until it closes.
+pub fn run(launch: LaunchOptions) -> eframe::Result {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("focalyolo")
@@ -774,7 +796,7 @@ pub fn run(launch: LaunchOptions) -> eframe::Result {
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Wgpu,
         wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
-            wgpu_setup: eframe::egui_wgpu::WgpuSetup::CreateNew(setup),
+            wgpu_setup: wgpu_setup(),
             ..Default::default()
         },
         ..Default::default()

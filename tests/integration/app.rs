@@ -29,7 +29,7 @@ fn launch(weights: Option<PathBuf>, weights_folder: &Path) -> LaunchOptions {
 
 fn harness(options: LaunchOptions) -> Harness<'static, FocalYoloApp> {
     Harness::builder()
-        .wgpu()
+        .wgpu_setup(focalyolo::app::wgpu_setup())
         .with_size(Vec2::new(1180.0, 720.0))
         .build_eframe(move |cc| {
             let mut app = FocalYoloApp::new(cc, options);
@@ -232,4 +232,39 @@ fn settings_survive_a_restart() {
         FocalYoloApp::new(cc, options)
     });
     assert_eq!(*second.state().settings(), changed);
+}
+
+#[test]
+fn on_the_gpu_the_model_shares_the_window_device() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut options = launch(Some(shared.join("weights/yolo11n.pt")), folder.path());
+    // `gpu` takes even a software adapter (lavapipe here), on the renderer's own device.
+    options.device = Some(DeviceChoice::Gpu);
+    options.imgsz = Some(320);
+    let mut harness = harness(options);
+    step_until(&mut harness, "the model", model_ready);
+    let description = harness.state().model_device().description.clone();
+    assert!(
+        harness.state().model_device().is_gpu,
+        "the model runs on {description}"
+    );
+    let image = shared.join("coco128/images/000000000036.jpg");
+    let ctx = harness.ctx.clone();
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(image.to_str().unwrap()));
+    step_until(&mut harness, "detections on the GPU", |app| {
+        app.current().is_some_and(|c| !c.detections.is_empty())
+    });
+    let classes: Vec<usize> = harness
+        .state()
+        .current()
+        .unwrap()
+        .detections
+        .iter()
+        .map(|d| d.class)
+        .collect();
+    // A person (0) under an umbrella (25), as on the CPU.
+    assert!(classes.contains(&0) && classes.contains(&25), "{classes:?}");
 }
