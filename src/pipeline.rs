@@ -138,15 +138,16 @@ pub struct PlaybackControl {
 impl PlaybackControl {
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Relaxed);
+        self.steps.store(0, Ordering::Relaxed);
     }
 
     pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Relaxed)
     }
 
-    /// While paused, let one more frame through.
+    /// While paused, let one more frame through (presses do not pile up).
     pub fn step(&self) {
-        self.steps.fetch_add(1, Ordering::Relaxed);
+        self.steps.store(1, Ordering::Relaxed);
     }
 
     pub fn seek(&self, seconds: f64) {
@@ -205,8 +206,21 @@ const WAIT_TICK: Duration = Duration::from_millis(10);
 pub struct CaptureOptions {
     /// Show file frames at their presentation times (the app), or as fast as they decode.
     pub real_time: bool,
-    /// At the end of a file, wait for a seek (the app's replay and loop) instead of ending.
+    /// At the end of a file, or after it failed part-way, wait for a seek (the app's
+    /// replay and loop) instead of ending.
     pub hold_at_end: bool,
+    /// Called after each [`CaptureEvent`] is sent (the app asks for a repaint there).
+    pub notify: Box<dyn Fn() + Send>,
+}
+
+/// Closes a hand-off when its thread ends, a panic included, so the other side is never
+/// left waiting.
+struct CloseOnDrop<'a, T>(&'a HandOff<T>);
+
+impl<T> Drop for CloseOnDrop<'_, T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Start a capture thread. `open` runs on that thread (a camera handle may not move
@@ -225,16 +239,15 @@ where
     std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || {
+            let _close = CloseOnDrop(&frames);
             let capture = Capture {
                 frames: &frames,
                 control: &control,
                 stats: &stats,
                 events: &events,
-                real_time: options.real_time,
-                hold_at_end: options.hold_at_end,
+                options: &options,
             };
             capture.run(&open);
-            frames.close();
         })
         .expect("spawning the capture thread")
 }
@@ -244,8 +257,7 @@ struct Capture<'a> {
     control: &'a PlaybackControl,
     stats: &'a CaptureStats,
     events: &'a Sender<CaptureEvent>,
-    real_time: bool,
-    hold_at_end: bool,
+    options: &'a CaptureOptions,
 }
 
 /// Ties presentation times to the wall clock from one frame on.
@@ -255,30 +267,39 @@ struct Clock {
 }
 
 impl Capture<'_> {
+    fn report(&self, event: CaptureEvent) {
+        let _ = self.events.send(event);
+        (self.options.notify)();
+    }
+
     fn run(&self, open: &dyn Fn() -> Result<Box<dyn FrameSource>, SourceError>) {
         loop {
             let mut source = match open() {
                 Ok(source) => source,
                 Err(err) => {
-                    let _ = self.events.send(CaptureEvent::Failed(err.to_string()));
+                    self.report(CaptureEvent::Failed(err.to_string()));
                     return;
                 }
             };
-            let _ = self.events.send(CaptureEvent::Opened {
+            let live = source.is_live();
+            self.report(CaptureEvent::Opened {
                 frame_rate: source.frame_rate(),
                 duration: source.duration(),
-                live: source.is_live(),
+                live,
             });
-            let live = source.is_live();
-            match self.play(source.as_mut()) {
-                Ok(()) => return,
-                Err(err) => {
-                    let _ = self.events.send(CaptureEvent::Failed(err.to_string()));
-                    drop(source);
-                    if !live || !self.wait_for_retry(open) {
-                        return;
-                    }
+            loop {
+                match self.play(source.as_mut()) {
+                    Ok(()) => return,
+                    Err(err) => self.report(CaptureEvent::Failed(err.to_string())),
                 }
+                // A damaged file keeps what it had: the app can still seek back into it.
+                if live || !self.options.hold_at_end || !self.idle_until_seek() {
+                    break;
+                }
+            }
+            drop(source);
+            if !live || !self.wait_for_retry(open) {
+                return;
             }
         }
     }
@@ -303,6 +324,8 @@ impl Capture<'_> {
     /// Read frames until the source ends, fails, or the owner stops the thread.
     fn play(&self, source: &mut dyn FrameSource) -> Result<(), SourceError> {
         let mut clock: Option<Clock> = None;
+        // A frame read but not yet due when playback paused: it is the next one shown.
+        let mut pending: Option<Frame> = None;
         loop {
             if self.control.stopped() {
                 return Ok(());
@@ -310,6 +333,7 @@ impl Capture<'_> {
             if let Some(seconds) = self.control.take_seek() {
                 source.seek(seconds)?;
                 clock = None;
+                pending = None;
             }
             let stepping = self.control.is_paused();
             if stepping && !self.control.take_step() {
@@ -317,22 +341,28 @@ impl Capture<'_> {
                 std::thread::sleep(WAIT_TICK);
                 continue;
             }
-            let started = Instant::now();
-            let frame = match source.next_frame()? {
+            let frame = match pending.take() {
                 Some(frame) => frame,
                 None => {
-                    let _ = self.events.send(CaptureEvent::Ended);
-                    if !self.hold_at_end || !self.idle_until_seek() {
-                        return Ok(());
-                    }
-                    continue;
+                    let started = Instant::now();
+                    let Some(frame) = source.next_frame()? else {
+                        self.report(CaptureEvent::Ended);
+                        if !self.options.hold_at_end || !self.idle_until_seek() {
+                            return Ok(());
+                        }
+                        continue;
+                    };
+                    self.stats
+                        .last_read_us
+                        .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    frame
                 }
             };
-            self.stats
-                .last_read_us
-                .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-            let paced = self.real_time && !stepping && !source.is_live();
+            let paced = self.options.real_time && !stepping && !source.is_live();
             if paced && !self.wait_until_due(&mut clock, frame.pts) {
+                if !self.seek_pending() {
+                    pending = Some(frame);
+                }
                 continue;
             }
             self.stats.captured.fetch_add(1, Ordering::Relaxed);
@@ -386,7 +416,7 @@ impl Capture<'_> {
 
 /// Start a worker thread: it takes items from `input`, turns each into a result with
 /// `work`, hands it to `output`, counts it in `done` and calls `notify` (the app asks for a
-/// repaint there). It ends when either hand-off closes.
+/// repaint there). It ends when either hand-off closes, and closes both when it ends.
 pub fn spawn_worker<T, R>(
     input: Arc<HandOff<T>>,
     output: Arc<HandOff<R>>,
@@ -401,6 +431,7 @@ where
     std::thread::Builder::new()
         .name("inference".into())
         .spawn(move || {
+            let _close = (CloseOnDrop(&input), CloseOnDrop(&output));
             while let Some(item) = input.take() {
                 let result = work(item);
                 done.fetch_add(1, Ordering::Relaxed);
@@ -409,8 +440,6 @@ where
                 }
                 notify();
             }
-            input.close();
-            output.close();
         })
         .expect("spawning the inference thread")
 }

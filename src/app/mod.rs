@@ -243,8 +243,7 @@ impl FocalYoloApp {
         };
         let newest = session.poll();
         if session.state == SourceState::Ended && self.settings.looping && !session.live {
-            session.control.seek(0.0);
-            session.state = SourceState::Playing;
+            session.seek(0.0);
         }
         if let Some(processed) = newest {
             let read = std::time::Duration::from_micros(
@@ -271,7 +270,7 @@ impl FocalYoloApp {
         drop(shared);
         if changed
             && let (Some(session), Some(current)) = (&self.session, &self.current)
-            && session.control.is_paused()
+            && (session.control.is_paused() || session.state == SourceState::Ended)
         {
             session.reprocess(current.frame.clone());
         }
@@ -399,7 +398,10 @@ impl FocalYoloApp {
             self.reload_model(ui.ctx());
         }
         if ui
-            .button("Download yolo11n.pt (Ultralytics, COCO)")
+            .add_enabled(
+                !self.models.is_busy(),
+                egui::Button::new("Download yolo11n.pt (Ultralytics, COCO)"),
+            )
             .clicked()
         {
             ui.close();
@@ -432,7 +434,7 @@ impl FocalYoloApp {
     }
 
     fn playback_controls(&mut self, ui: &mut Ui) {
-        let Some(session) = &self.session else {
+        let Some(session) = &mut self.session else {
             return;
         };
         let control = session.control.clone();
@@ -456,7 +458,7 @@ impl FocalYoloApp {
                     .trailing_fill(true),
             );
             if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
-                control.seek(position);
+                session.seek(position);
                 if paused {
                     control.step();
                 }

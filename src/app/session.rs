@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::attention_maps::{Heatmap, heatmaps};
 use crate::detector::{Detector, InputSize, StageTimes};
@@ -58,7 +60,12 @@ pub struct Session {
     results: Arc<HandOff<Processed>>,
     inferred: Arc<AtomicU64>,
     events: Receiver<CaptureEvent>,
+    capture: Option<JoinHandle<()>>,
 }
+
+/// How long closing a source waits for its capture thread to let go of the device (a
+/// camera must be free before it is opened again).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Session {
     /// Open `spec` on a new capture thread and run `model` on its frames.
@@ -67,7 +74,7 @@ impl Session {
         camera_mode: Option<CameraMode>,
         model: ModelSlot,
         knobs: Arc<Mutex<InferenceKnobs>>,
-        repaint: impl Fn() + Send + 'static,
+        repaint: impl Fn() + Clone + Send + 'static,
     ) -> Self {
         let frames = Arc::new(HandOff::new(Delivery::LatestWins));
         let results = Arc::new(HandOff::new(Delivery::LatestWins));
@@ -76,7 +83,7 @@ impl Session {
         let inferred = Arc::new(AtomicU64::new(0));
         let (events_tx, events) = channel();
         let opened = spec.clone();
-        spawn_capture(
+        let capture = spawn_capture(
             move || -> Result<Box<dyn FrameSource>, _> {
                 match (&opened, camera_mode) {
                     (SourceSpec::Camera(index), Some(mode)) => {
@@ -92,6 +99,7 @@ impl Session {
             CaptureOptions {
                 real_time: true,
                 hold_at_end: true,
+                notify: Box::new(repaint.clone()),
             },
         );
         spawn_worker(
@@ -113,6 +121,7 @@ impl Session {
             results,
             inferred,
             events,
+            capture: Some(capture),
         }
     }
 
@@ -134,7 +143,21 @@ impl Session {
                 CaptureEvent::Ended => self.state = SourceState::Ended,
             }
         }
+        // The inference thread only ends early when it panicked (out of memory, say).
+        if self.results.is_closed() && !matches!(self.state, SourceState::Failed(_)) {
+            self.state = SourceState::Failed(
+                "the inference thread stopped unexpectedly (see the log on stderr)".into(),
+            );
+        }
         self.results.try_take()
+    }
+
+    /// Continue from `seconds` (a replay or loop after the end, too).
+    pub fn seek(&mut self, seconds: f64) {
+        self.control.seek(seconds);
+        if self.state == SourceState::Ended {
+            self.state = SourceState::Playing;
+        }
     }
 
     /// Run the model again on `frame` (settings changed while paused).
@@ -159,20 +182,22 @@ impl Session {
     pub fn dropped_before_display(&self) -> u64 {
         self.results.dropped()
     }
-
-    /// The most frames ever waiting between capture and inference (1 by design).
-    pub fn peak_queue(&self) -> usize {
-        self.frames.peak_len()
-    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         // The threads notice and end on their own (the inference thread after its current
-        // frame), so closing a source never waits on the model.
+        // frame), so closing a source never waits on the model; it waits, briefly, for the
+        // capture thread to release its camera or ffmpeg.
         self.control.stop();
         self.frames.close();
         self.results.close();
+        let deadline = Instant::now() + RELEASE_TIMEOUT;
+        if let Some(capture) = self.capture.take() {
+            while !capture.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 }
 

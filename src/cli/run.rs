@@ -98,8 +98,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         CaptureOptions {
             real_time: false,
             hold_at_end: false,
+            notify: Box::new(|| {}),
         },
     );
+    // Ctrl-C (the way to end a camera run) stops the capture; what was processed is kept.
+    let interrupted = control.clone();
+    ctrlc::set_handler(move || interrupted.stop()).context("cannot install the Ctrl-C handler")?;
     let frame_rate = match events.recv() {
         Ok(CaptureEvent::Opened { frame_rate, .. }) => frame_rate.unwrap_or(25.0),
         Ok(CaptureEvent::Failed(reason)) => bail!("{reason}"),
@@ -131,9 +135,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = capture.join();
     progress.finish_and_clear();
     let frames_done = run.frames_done;
-    // What was written stays usable even when the source failed part-way.
-    run.finish()?;
+    // What was written stays usable even when the source failed part-way; the first
+    // failure is the one reported.
+    let finished = run.finish();
     outcome?;
+    finished?;
     source_failure(&events)?;
     eprintln!("{frames_done} frames");
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,9 @@ use nokhwa::utils::{
 
 use super::{Frame, FrameSource, SourceError};
 
+/// Consecutive frames that may fail to decode before the camera counts as broken.
+const MAX_UNDECODABLE_FRAMES: usize = 30;
+
 /// A camera as the system lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CameraDescription {
@@ -84,33 +87,6 @@ impl CameraSource {
             next_index: 0,
         })
     }
-
-    /// The resolutions and rates this camera offers, largest first.
-    pub fn modes(&mut self) -> Vec<CameraMode> {
-        let mut modes: Vec<CameraMode> = self
-            .camera
-            .compatible_camera_formats()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|format| CameraMode {
-                width: format.width(),
-                height: format.height(),
-                fps: format.frame_rate(),
-            })
-            .collect();
-        modes.sort_by_key(|m| std::cmp::Reverse((m.width * m.height, m.fps)));
-        modes.dedup();
-        modes
-    }
-
-    pub fn mode(&self) -> CameraMode {
-        let format = self.camera.camera_format();
-        CameraMode {
-            width: format.width(),
-            height: format.height(),
-            fps: format.frame_rate(),
-        }
-    }
 }
 
 impl FrameSource for CameraSource {
@@ -119,13 +95,21 @@ impl FrameSource for CameraSource {
             index: self.index,
             reason,
         };
-        let buffer = self
-            .camera
-            .frame()
-            .map_err(|e| error(format!("lost the camera ({e}); was it unplugged?")))?;
-        let image = buffer
-            .decode_image::<RgbFormat>()
-            .map_err(|e| error(format!("cannot decode a frame ({e})")))?;
+        // A corrupt MJPEG frame now and then is skipped; only a run of them is an error.
+        let mut undecodable = 0;
+        let image = loop {
+            let buffer = self
+                .camera
+                .frame()
+                .map_err(|e| error(format!("lost the camera ({e}); was it unplugged?")))?;
+            match buffer.decode_image::<RgbFormat>() {
+                Ok(image) => break image,
+                Err(e) if undecodable >= MAX_UNDECODABLE_FRAMES => {
+                    return Err(error(format!("cannot decode its frames ({e})")));
+                }
+                Err(_) => undecodable += 1,
+            }
+        };
         let index = self.next_index;
         self.next_index += 1;
         Ok(Some(Frame {

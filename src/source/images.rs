@@ -101,14 +101,6 @@ impl ImageSequence {
             interval,
         })
     }
-
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
 }
 
 impl FrameSource for ImageSequence {
@@ -127,10 +119,6 @@ impl FrameSource for ImageSequence {
 
     fn frame_rate(&self) -> Option<f64> {
         Some(1.0 / self.interval)
-    }
-
-    fn frame_count(&self) -> Option<u64> {
-        Some(self.paths.len() as u64)
     }
 
     fn seek(&mut self, seconds: f64) -> Result<(), SourceError> {

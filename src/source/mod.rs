@@ -12,7 +12,7 @@ use thiserror::Error;
 
 pub use camera::{CameraDescription, CameraMode, CameraSource, list_cameras};
 pub use images::{ImageSequence, image_paths, load_rgb, upright_size};
-pub use video::{VideoSource, ffmpeg_available};
+pub use video::VideoSource;
 
 #[derive(Debug, Error)]
 pub enum SourceError {
@@ -52,10 +52,6 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError>;
     /// Frames per second the source is meant to play at, when it says.
     fn frame_rate(&self) -> Option<f64>;
-    /// How many frames the source holds, when it is finite and known.
-    fn frame_count(&self) -> Option<u64> {
-        None
-    }
     /// Length in seconds, when known.
     fn duration(&self) -> Option<f64> {
         None

@@ -1,16 +1,20 @@
-//! Video files decoded by the `ffmpeg` program (through ffmpeg-sidecar): any container and
-//! codec ffmpeg reads, every decoded frame exactly once (`-fps_mode passthrough`: no frame is
-//! duplicated or dropped to fit a constant rate), with each frame's own timestamp (read from
-//! ffmpeg's `showinfo` filter), as RGB.
+//! Video files decoded by the `ffmpeg` program (spawned through ffmpeg-sidecar): any
+//! container and codec ffmpeg reads, every decoded frame exactly once (`-fps_mode
+//! passthrough`: no frame is duplicated or dropped to fit a constant rate), as RGB, with each
+//! frame's own timestamp.
+//!
+//! The timestamps come from ffmpeg's `showinfo` filter, which logs a line for each frame
+//! (number, time, size) before that frame is written to stdout. A thread drains stderr into
+//! a channel as fast as ffmpeg writes it, and the reader takes a frame's line, then its
+//! bytes: the two stay in step without buffering frames, however long the file.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::ErrorKind;
+use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
+use std::process::ChildStdout;
+use std::sync::mpsc::{Receiver, channel};
 
 use ffmpeg_sidecar::child::FfmpegChild;
-use ffmpeg_sidecar::command::{FfmpegCommand, ffmpeg_is_installed};
-use ffmpeg_sidecar::event::{FfmpegEvent, LogLevel, OutputVideoFrame};
-use ffmpeg_sidecar::iter::FfmpegIterator;
+use ffmpeg_sidecar::command::FfmpegCommand;
 use image::RgbImage;
 
 use super::{Frame, FrameSource, SourceError};
@@ -21,15 +25,70 @@ const ASSUMED_FRAME_RATE: f64 = 25.0;
 /// How many of ffmpeg's last error lines an error message quotes.
 const QUOTED_ERRORS: usize = 3;
 
-/// Whether the `ffmpeg` program can be run.
-pub fn ffmpeg_available() -> bool {
-    ffmpeg_is_installed()
+/// What a line of ffmpeg's log says that the reader needs.
+#[derive(Debug, Clone, PartialEq)]
+enum LogLine {
+    /// `showinfo`: frame `n` (from 0 in this decode) at `pts` seconds, `width`×`height`;
+    /// `pts` is `None` for frames ffmpeg has no time for.
+    Frame {
+        n: u64,
+        pts: Option<f64>,
+        width: u32,
+        height: u32,
+    },
+    /// The input video stream's rate (`25 fps`, or `25 tbr` when it states no rate).
+    FrameRate(f64),
+    /// The input's `Duration: 00:01:20.00`.
+    Duration(f64),
+    Error(String),
+}
+
+impl LogLine {
+    fn parse(line: &str) -> Option<Self> {
+        if line.contains("[error]") || line.contains("[fatal]") {
+            return Some(Self::Error(clean_log_line(line)));
+        }
+        let field = |name: &str| {
+            let start = line.find(name)? + name.len();
+            line[start..].split_whitespace().next()
+        };
+        if line.contains("showinfo") {
+            let n = field(" n:")?.parse().ok()?;
+            let (width, height) = field(" s:")?.split_once('x')?;
+            return Some(Self::Frame {
+                n,
+                pts: field("pts_time:").and_then(|t| t.parse().ok()),
+                width: width.parse().ok()?,
+                height: height.parse().ok()?,
+            });
+        }
+        if let Some(rest) = line.split_once("Duration: ").map(|(_, rest)| rest) {
+            let clock = rest.split(',').next()?;
+            let mut parts = clock.split(':').map(|p| p.trim().parse::<f64>());
+            let (h, m, s) = (
+                parts.next()?.ok()?,
+                parts.next()?.ok()?,
+                parts.next()?.ok()?,
+            );
+            return Some(Self::Duration(h * 3600.0 + m * 60.0 + s));
+        }
+        if line.contains("Stream #0:") && line.contains("Video:") {
+            let rate = |unit: &str| {
+                line.split(',')
+                    .filter_map(|part| part.trim().strip_suffix(unit))
+                    .find_map(|v| v.trim().parse::<f64>().ok())
+            };
+            return rate(" fps").or_else(|| rate(" tbr")).map(Self::FrameRate);
+        }
+        None
+    }
 }
 
 /// One running decode of a file, from a start position.
 struct Decoder {
     child: FfmpegChild,
-    events: FfmpegIterator,
+    stdout: BufReader<ChildStdout>,
+    log: Receiver<LogLine>,
 }
 
 impl Drop for Decoder {
@@ -47,11 +106,11 @@ pub struct VideoSource {
     duration: Option<f64>,
     /// Where the current decode started, in seconds: ffmpeg restarts timestamps at a seek.
     start: f64,
-    /// Frames that arrived before their timestamp did, and timestamps before their frames.
-    frames: VecDeque<OutputVideoFrame>,
-    timestamps: HashMap<u32, f64>,
+    /// The time of the last frame, for one that comes without its own.
+    last_pts: Option<f64>,
+    /// The first frame, read by `open` to prove the file decodes.
+    first: Option<Frame>,
     errors: Vec<String>,
-    finished: bool,
 }
 
 impl VideoSource {
@@ -66,33 +125,27 @@ impl VideoSource {
             frame_rate: None,
             duration: None,
             start: 0.0,
-            frames: VecDeque::new(),
-            timestamps: HashMap::new(),
+            last_pts: None,
+            first: None,
             errors: Vec::new(),
-            finished: false,
         };
         source.start_decoder(0.0)?;
-        // Decode up to the first frame so a file ffmpeg cannot read fails here, not later.
-        source.fill();
-        if source.frames.is_empty() {
-            return Err(source.error_or("no video frames"));
-        }
+        source.first = match source.read_frame() {
+            Ok(Some(frame)) => Some(frame),
+            Ok(None) => return Err(source.error_or("no video frames")),
+            Err(err) => return Err(err),
+        };
         Ok(source)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn start_decoder(&mut self, start: f64) -> Result<(), SourceError> {
         self.decoder = None;
-        self.frames.clear();
-        self.timestamps.clear();
+        self.first = None;
         self.errors.clear();
-        self.finished = false;
         self.start = start;
+        self.last_pts = None;
         let mut command = FfmpegCommand::new();
-        command.hide_banner();
+        command.hide_banner().args(["-nostats", "-nostdin"]);
         if start > 0.0 {
             command.seek(format!("{start:.6}"));
         }
@@ -105,8 +158,27 @@ impl VideoSource {
             ErrorKind::NotFound => SourceError::FfmpegMissing,
             _ => self.video_error(e.to_string()),
         })?;
-        let events = child.iter().map_err(|e| self.video_error(e.to_string()))?;
-        self.decoder = Some(Decoder { child, events });
+        let (Some(stdout), Some(stderr)) = (child.take_stdout(), child.take_stderr()) else {
+            return Err(self.video_error("ffmpeg's output is not piped".into()));
+        };
+        let (lines, log) = channel();
+        std::thread::Builder::new()
+            .name("ffmpeg log".into())
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(parsed) = LogLine::parse(&line)
+                        && lines.send(parsed).is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| self.video_error(e.to_string()))?;
+        self.decoder = Some(Decoder {
+            child,
+            stdout: BufReader::new(stdout),
+            log,
+        });
         Ok(())
     }
 
@@ -128,55 +200,35 @@ impl VideoSource {
         self.video_error(reason)
     }
 
-    /// Read ffmpeg's events until the oldest frame has its timestamp or ffmpeg is done.
-    fn fill(&mut self) {
-        while !self.finished && !self.front_is_ready() {
-            let event = self.decoder.as_mut().and_then(|d| d.events.next());
-            match event {
-                // Not at `Done` (stdout's end): stderr may still hold the last frames'
-                // timestamps and ffmpeg's errors. The events end when both pipes have.
-                None => self.finish(),
-                Some(FfmpegEvent::OutputFrame(frame)) => self.frames.push_back(frame),
-                Some(FfmpegEvent::Log(LogLevel::Info, line)) => self.read_log_line(&line),
-                Some(FfmpegEvent::Log(LogLevel::Error | LogLevel::Fatal, line)) => {
-                    self.errors.push(clean_log_line(&line));
+    /// The next frame's log line; `None` once ffmpeg's log has ended.
+    fn next_frame_line(&mut self) -> Option<(u64, Option<f64>, u32, u32)> {
+        loop {
+            let line = self.decoder.as_ref()?.log.recv().ok()?;
+            match line {
+                LogLine::Frame {
+                    n,
+                    pts,
+                    width,
+                    height,
+                } => return Some((n, pts, width, height)),
+                LogLine::FrameRate(rate) if self.frame_rate.is_none() && rate > 0.0 => {
+                    self.frame_rate = Some(rate);
                 }
-                Some(FfmpegEvent::Error(message)) => self.errors.push(message),
-                // The input's rate, else (raw streams ffmpeg cannot describe) the output's.
-                Some(
-                    FfmpegEvent::ParsedInputStream(stream)
-                    | FfmpegEvent::ParsedOutputStream(stream),
-                ) => {
-                    if let Some(video) = stream.video_data().filter(|_| self.frame_rate.is_none()) {
-                        self.frame_rate = Some(if video.fps > 0.0 {
-                            f64::from(video.fps)
-                        } else {
-                            ASSUMED_FRAME_RATE
-                        });
-                    }
+                LogLine::Duration(duration) if self.duration.is_none() => {
+                    self.duration = Some(duration);
                 }
-                Some(FfmpegEvent::ParsedDuration(duration)) if duration.input_index == 0 => {
-                    self.duration = Some(duration.duration);
-                }
-                Some(_) => {}
+                LogLine::Error(message) => self.errors.push(message),
+                _ => {}
             }
         }
     }
 
-    fn front_is_ready(&self) -> bool {
-        self.frames
-            .front()
-            .is_some_and(|f| self.timestamps.contains_key(&f.frame_num))
-    }
-
-    /// ffmpeg is done: a failed exit with no error line of its own still counts as an error.
+    /// ffmpeg is done: a failed exit with no error line of its own still counts as one.
     fn finish(&mut self) {
-        self.finished = true;
-        let status = match self.decoder.as_mut() {
-            Some(decoder) => decoder.child.wait(),
-            None => return,
+        let Some(mut decoder) = self.decoder.take() else {
+            return;
         };
-        match status {
+        match decoder.child.wait() {
             Ok(status) if status.success() => {}
             Ok(status) if self.errors.is_empty() => {
                 self.errors.push(format!("ffmpeg exited with {status}"));
@@ -186,60 +238,56 @@ impl VideoSource {
         }
     }
 
-    /// Keep the timestamp of a `showinfo` line (`n:  12 pts: 6006 pts_time:0.2002 …`).
-    fn read_log_line(&mut self, line: &str) {
-        if !line.contains("showinfo") {
-            return;
-        }
-        let field = |name: &str| {
-            let start = line.find(name)? + name.len();
-            line[start..].split_whitespace().next()
+    /// Decode one frame; `None` at the end. Damage ffmpeg reported (a corrupt or truncated
+    /// file) ends the source with an error after the frames it could decode.
+    fn read_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        let line = self.next_frame_line();
+        let read = match (line, self.decoder.as_mut()) {
+            (Some((n, pts, width, height)), Some(decoder)) => {
+                let mut pixels = vec![0u8; width as usize * height as usize * 3];
+                decoder
+                    .stdout
+                    .read_exact(&mut pixels)
+                    .ok()
+                    .and_then(|()| RgbImage::from_raw(width, height, pixels))
+                    .map(|image| (n, pts, image))
+            }
+            _ => None,
         };
-        let (Some(n), Some(time)) = (field(" n:"), field("pts_time:")) else {
-            return;
+        let Some((n, pts, image)) = read else {
+            self.finish();
+            if self.errors.is_empty() {
+                return Ok(None);
+            }
+            let error = self.error_or("");
+            self.errors.clear();
+            return Err(error);
         };
-        if let (Ok(n), Ok(time)) = (n.parse::<u32>(), time.parse::<f64>()) {
-            self.timestamps.insert(n, time);
-        }
-    }
-
-    fn to_frame(&mut self, raw: OutputVideoFrame) -> Result<Frame, SourceError> {
         let rate = self.frame_rate.unwrap_or(ASSUMED_FRAME_RATE);
-        let pts = self.start
-            + self
-                .timestamps
-                .remove(&raw.frame_num)
-                .unwrap_or(f64::from(raw.frame_num) / rate);
-        let (width, height) = (raw.width, raw.height);
-        let image = RgbImage::from_raw(width, height, raw.data).ok_or_else(|| {
-            self.video_error(format!("ffmpeg sent a short {width}×{height} frame"))
-        })?;
-        Ok(Frame {
-            index: (self.start * rate).round() as u64 + u64::from(raw.frame_num),
+        let pts = match (pts, self.last_pts) {
+            (Some(pts), _) => self.start + pts,
+            (None, Some(last)) => last + 1.0 / rate,
+            (None, None) => self.start,
+        };
+        self.last_pts = Some(pts);
+        Ok(Some(Frame {
+            index: (self.start * rate).round() as u64 + n,
             pts,
             image,
-        })
+        }))
     }
 }
 
 impl FrameSource for VideoSource {
     fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        self.fill();
-        match self.frames.pop_front() {
-            Some(raw) => self.to_frame(raw).map(Some),
-            None if self.errors.is_empty() => Ok(None),
-            // Damage ffmpeg reported (a corrupt or truncated file) ends the source with an
-            // error after the frames it could decode, not quietly.
-            None => {
-                let error = self.error_or("");
-                self.errors.clear();
-                Err(error)
-            }
+        match self.first.take() {
+            Some(frame) => Ok(Some(frame)),
+            None => self.read_frame(),
         }
     }
 
     fn frame_rate(&self) -> Option<f64> {
-        self.frame_rate
+        Some(self.frame_rate.unwrap_or(ASSUMED_FRAME_RATE))
     }
 
     fn duration(&self) -> Option<f64> {
@@ -270,6 +318,43 @@ fn clean_log_line(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_are_read() {
+        let showinfo = "[Parsed_showinfo_0 @ 0x55] [info] n:  12 pts:  6006 pts_time:0.2002  \
+                        duration: 1 pos: 837 fmt:yuv420p sar:1/1 s:640x360 i:P iskey:0";
+        assert_eq!(
+            LogLine::parse(showinfo),
+            Some(LogLine::Frame {
+                n: 12,
+                pts: Some(0.2002),
+                width: 640,
+                height: 360
+            })
+        );
+        let untimed = "[Parsed_showinfo_0 @ 0x55] [info] n: 794 pts:NOPTS pts_time:NOPTS \
+                       pos: 1 fmt:yuv420p sar:1/1 s:480x360 i:P";
+        assert!(matches!(
+            LogLine::parse(untimed),
+            Some(LogLine::Frame { pts: None, .. })
+        ));
+        assert_eq!(
+            LogLine::parse("[info]   Duration: 00:01:20.50, start: 0.000000, bitrate: 311 kb/s"),
+            Some(LogLine::Duration(80.5))
+        );
+        assert_eq!(
+            LogLine::parse(
+                "[info]   Stream #0:0: Video: vp8, yuv420p(progressive), 640x360, SAR 1:1 DAR 16:9, 29.97 fps, 29.97 tbr, 1k tbn (default)"
+            ),
+            Some(LogLine::FrameRate(29.97))
+        );
+        assert_eq!(
+            LogLine::parse(
+                "[info]   Stream #0:0: Video: mjpeg (Baseline), yuvj420p(pc), 640x360, 25 tbr, 1200k tbn"
+            ),
+            Some(LogLine::FrameRate(25.0))
+        );
+    }
 
     #[test]
     fn log_prefixes_are_removed() {

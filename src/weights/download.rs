@@ -15,6 +15,9 @@ use super::Weights;
 pub const YOLO11N_URL: &str =
     "https://github.com/ultralytics/assets/releases/download/v8.3.0/yolo11n.pt";
 
+/// How long connecting, and waiting for the server to answer, may take.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, Error)]
 pub enum DownloadError {
     #[error("downloading {url} failed: {reason}")]
@@ -52,7 +55,13 @@ pub fn download(
         std::fs::create_dir_all(folder).map_err(io_error(folder))?;
     }
     let partial = destination.with_extension("part");
-    let mut response = ureq::get(url)
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(TIMEOUT))
+        .timeout_recv_response(Some(TIMEOUT))
+        .build()
+        .into();
+    let mut response = agent
+        .get(url)
         .call()
         .map_err(|e| http_error(e.to_string()))?;
     let expected: Option<u64> = response

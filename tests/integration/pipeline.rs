@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use focalyolo::pipeline::{
-    CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture, spawn_worker,
+    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
+    spawn_worker,
 };
 use focalyolo::source::{Frame, FrameSource, SourceError};
 use image::RgbImage;
@@ -62,6 +63,7 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
         CaptureOptions {
             real_time: true,
             hold_at_end: false,
+            notify: Box::new(|| {}),
         },
     );
     // A stand-in for a model that takes 20 ms a frame; it records how old each frame was
@@ -116,4 +118,83 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
     assert!(median < 0.005, "median frame age at pickup {median:.4} s");
     assert!(worst < 0.05, "oldest frame at pickup {worst:.4} s");
     assert!(shown.windows(2).all(|w| w[1] > w[0]), "shown out of order");
+}
+
+/// A 50-frame clip at 100 fps.
+struct Clip {
+    next: u64,
+}
+
+impl FrameSource for Clip {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.next == 50 {
+            return Ok(None);
+        }
+        let index = self.next;
+        self.next += 1;
+        Ok(Some(Frame {
+            index,
+            pts: index as f64 / 100.0,
+            image: RgbImage::new(8, 8),
+        }))
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        Some(100.0)
+    }
+
+    fn seek(&mut self, seconds: f64) -> Result<(), SourceError> {
+        self.next = (seconds * 100.0).round() as u64;
+        Ok(())
+    }
+}
+
+#[test]
+fn pause_step_and_seek_lose_no_frame() {
+    let frames = Arc::new(HandOff::new(Delivery::LatestWins));
+    let control = Arc::new(PlaybackControl::default());
+    let (events, events_rx) = channel();
+    let capture = spawn_capture(
+        || Ok(Box::new(Clip { next: 0 }) as Box<dyn FrameSource>),
+        frames.clone(),
+        control.clone(),
+        Arc::new(CaptureStats::default()),
+        events,
+        CaptureOptions {
+            real_time: true,
+            hold_at_end: true,
+            notify: Box::new(|| {}),
+        },
+    );
+    let take = || frames.take().expect("a frame").index;
+    let mut seen: Vec<u64> = (0..5).map(|_| take()).collect();
+    control.set_paused(true);
+    std::thread::sleep(Duration::from_millis(100));
+    // A frame already on its way when Pause was pressed may still arrive; then, nothing
+    // comes but what Step lets through, one frame per press.
+    seen.extend(frames.try_take().map(|f| f.index));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(frames.try_take().is_none(), "a frame arrived while paused");
+    for _ in 0..3 {
+        control.step();
+        seen.push(take());
+    }
+    control.set_paused(false);
+    while seen.last() != Some(&49) {
+        seen.push(take());
+    }
+    assert_eq!(
+        seen,
+        (0..50).collect::<Vec<_>>(),
+        "frames skipped or repeated"
+    );
+    assert_eq!(frames.dropped(), 0);
+
+    // At the end the thread waits; a seek plays again from there.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(events_rx.try_iter().any(|e| e == CaptureEvent::Ended));
+    control.seek(0.3);
+    assert_eq!(take(), 30);
+    control.stop();
+    capture.join().unwrap();
 }
