@@ -1,12 +1,18 @@
 //! Drawing detections onto an image: a box and a "name conf" label per detection, in a
 //! stable colour per class (Ultralytics' palette).
 
+use std::sync::LazyLock;
+
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
 use crate::postprocess::Detection;
 
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+/// The bundled font, parsed once rather than per label.
+static FONT: LazyLock<FontRef<'static>> = LazyLock::new(|| {
+    FontRef::try_from_slice(include_bytes!("../assets/fonts/DejaVuSans.ttf"))
+        .expect("the bundled font parses")
+});
 
 /// Ultralytics' 20-colour palette, so classes keep the colours users know.
 const PALETTE: [[u8; 3]; 20] = [
@@ -74,7 +80,7 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[
 /// A filled label in `colour` whose bottom-left corner is at (`x`, `y`), or whose top-left
 /// is there when the label would leave the image at the top.
 pub fn draw_label(image: &mut RgbImage, label: &str, x: i64, y: i64, colour: [u8; 3]) {
-    let font = FontRef::try_from_slice(FONT_BYTES).expect("the bundled font parses");
+    let font = &*FONT;
     let scale = PxScale::from((line_thickness(image) as f32 * 7.0).max(12.0));
     let scaled = font.as_scaled(scale);
     let width: f32 = label
