@@ -4,7 +4,7 @@
 
 use burn::backend::FlexDevice;
 use burn::backend::wgpu::graphics::AutoGraphicsApi;
-use burn::backend::wgpu::wgpu::DeviceType;
+use burn::backend::wgpu::wgpu::{AdapterInfo, DeviceType};
 use burn::backend::wgpu::{
     RuntimeOptions, WgpuDevice, WgpuInitError, WgpuSetup, try_init_device, try_init_setup,
 };
@@ -77,7 +77,7 @@ impl ComputeDevice {
     /// queue, so frames and maps need not cross between two devices.
     pub fn adopt(setup: WgpuSetup) -> Result<Self, DeviceError> {
         let info = setup.adapter.get_info();
-        let software = info.device_type == DeviceType::Cpu;
+        let software = is_software(&info);
         let description = format!(
             "{} ({:?}{})",
             info.name,
@@ -104,6 +104,11 @@ impl ComputeDevice {
             is_software: software,
         })
     }
+}
+
+/// Whether an adapter is a software rasteriser (lavapipe, WARP) rather than a GPU.
+pub fn is_software(adapter: &AdapterInfo) -> bool {
+    adapter.device_type == DeviceType::Cpu
 }
 
 /// The default wgpu adapter, opened once per process: cubecl registers a device once.

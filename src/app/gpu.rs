@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::backend::wgpu::WgpuSetup;
 use eframe::wgpu;
 
-use crate::device::{ComputeDevice, DeviceChoice};
+use crate::device::{ComputeDevice, DeviceChoice, is_software};
 
 /// burn on the renderer's own wgpu device when it is a hardware GPU (one device, one queue
 /// for frames, model and maps); the CPU backend when the only adapter is a software one,
@@ -18,7 +18,7 @@ pub(super) fn choose_device(
         return (ComputeDevice::cpu(), None);
     };
     let info = render_state.adapter.get_info();
-    if info.device_type == wgpu::DeviceType::Cpu && choice == DeviceChoice::Auto {
+    if is_software(&info) && choice == DeviceChoice::Auto {
         return (
             ComputeDevice::cpu(),
             Some(format!(

@@ -15,7 +15,7 @@ use crate::pipeline::{
 };
 use crate::postprocess::{Detection, NmsOptions};
 use crate::preprocess::Letterbox;
-use crate::source::{CameraMode, CameraSource, Frame, FrameSource, SourceSpec};
+use crate::source::{CameraMode, Frame, SourceSpec};
 
 /// The model the inference thread uses; swapped in when the UI loads another.
 pub type ModelSlot = Arc<RwLock<Option<Arc<Detector>>>>;
@@ -84,14 +84,7 @@ impl Session {
         let (events_tx, events) = channel();
         let opened = spec.clone();
         let capture = spawn_capture(
-            move || -> Result<Box<dyn FrameSource>, _> {
-                match (&opened, camera_mode) {
-                    (SourceSpec::Camera(index), Some(mode)) => {
-                        Ok(Box::new(CameraSource::open(*index, Some(mode))?))
-                    }
-                    _ => opened.open(),
-                }
-            },
+            move || opened.open(camera_mode),
             frames.clone(),
             control.clone(),
             capture_stats.clone(),

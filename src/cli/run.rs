@@ -84,7 +84,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let looping = args.looping;
     let capture = spawn_capture(
         move || {
-            let source = spec.open()?;
+            let source = spec.open(None)?;
             Ok(if looping {
                 Box::new(Looping::new(source))
             } else {

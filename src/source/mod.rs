@@ -96,10 +96,14 @@ impl SourceSpec {
         }
     }
 
-    /// Open the source. Still images play at one per second in the app.
-    pub fn open(&self) -> Result<Box<dyn FrameSource>, SourceError> {
+    /// Open the source; a camera at `camera_mode` when given, else at its highest frame
+    /// rate. Still images play at one per second.
+    pub fn open(
+        &self,
+        camera_mode: Option<CameraMode>,
+    ) -> Result<Box<dyn FrameSource>, SourceError> {
         Ok(match self {
-            Self::Camera(index) => Box::new(CameraSource::open(*index, None)?),
+            Self::Camera(index) => Box::new(CameraSource::open(*index, camera_mode)?),
             Self::Video(path) => Box::new(VideoSource::open(path)?),
             Self::Images(pattern) => Box::new(ImageSequence::open(pattern, 1.0)?),
         })
