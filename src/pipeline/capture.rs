@@ -1,130 +1,14 @@
-//! Threads between a frame source and whoever shows or writes the results.
-//!
-//! A capture thread reads the source and hands frames on through a [`HandOff`]; a worker
-//! thread runs the model on them and hands results on through another. In the app both
-//! hand-offs are [`Delivery::LatestWins`]: a stage that is busy when a new item arrives
-//! finds only the newest one when it is free, so latency never builds up and every drop is
-//! counted. Headless runs use [`Delivery::EveryFrame`]: the source waits instead.
+//! The capture thread: reads a source, paces file frames to their timestamps, obeys
+//! play/pause/step/seek, and reopens a live source that failed.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::handoff::{CloseOnDrop, HandOff};
 use crate::source::{Frame, FrameSource, SourceError};
-
-/// What a hand-off does when its consumer is behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Hold one item; a new one replaces it, and the replaced one counts as dropped.
-    LatestWins,
-    /// Hold up to `capacity` items; the producer waits for room. Nothing is dropped.
-    EveryFrame { capacity: usize },
-}
-
-struct Slot<T> {
-    items: VecDeque<T>,
-    closed: bool,
-}
-
-/// A one-way hand-off between two threads.
-pub struct HandOff<T> {
-    slot: Mutex<Slot<T>>,
-    changed: Condvar,
-    delivery: Delivery,
-    dropped: AtomicU64,
-    peak: AtomicUsize,
-}
-
-impl<T> HandOff<T> {
-    pub fn new(delivery: Delivery) -> Self {
-        Self {
-            slot: Mutex::new(Slot {
-                items: VecDeque::new(),
-                closed: false,
-            }),
-            changed: Condvar::new(),
-            delivery,
-            dropped: AtomicU64::new(0),
-            peak: AtomicUsize::new(0),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Slot<T>> {
-        // A panicking peer must not take the other thread down with a poisoned lock.
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Hand `item` on. False when the hand-off is closed (the consumer has gone).
-    pub fn put(&self, item: T) -> bool {
-        let mut slot = self.lock();
-        match self.delivery {
-            Delivery::LatestWins => {
-                if slot.items.pop_front().is_some() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Delivery::EveryFrame { capacity } => {
-                while slot.items.len() >= capacity.max(1) && !slot.closed {
-                    slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
-                }
-            }
-        }
-        if slot.closed {
-            return false;
-        }
-        slot.items.push_back(item);
-        self.peak.fetch_max(slot.items.len(), Ordering::Relaxed);
-        self.changed.notify_all();
-        true
-    }
-
-    /// The next item, waiting for one; `None` once closed and empty.
-    pub fn take(&self) -> Option<T> {
-        let mut slot = self.lock();
-        loop {
-            if let Some(item) = slot.items.pop_front() {
-                self.changed.notify_all();
-                return Some(item);
-            }
-            if slot.closed {
-                return None;
-            }
-            slot = self.changed.wait(slot).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// The next item if one is waiting.
-    pub fn try_take(&self) -> Option<T> {
-        let item = self.lock().items.pop_front();
-        if item.is_some() {
-            self.changed.notify_all();
-        }
-        item
-    }
-
-    /// No more items will be put; waiting takers see the end once the queue is empty.
-    pub fn close(&self) {
-        self.lock().closed = true;
-        self.changed.notify_all();
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
-    /// Items replaced before anyone took them.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// The most items ever held at once.
-    pub fn peak_len(&self) -> usize {
-        self.peak.load(Ordering::Relaxed)
-    }
-}
 
 /// Play, pause, step and seek, set from the UI and obeyed by the capture thread.
 #[derive(Default)]
@@ -211,16 +95,6 @@ pub struct CaptureOptions {
     pub hold_at_end: bool,
     /// Called after each [`CaptureEvent`] is sent (the app asks for a repaint there).
     pub notify: Box<dyn Fn() + Send>,
-}
-
-/// Closes a hand-off when its thread ends, a panic included, so the other side is never
-/// left waiting.
-struct CloseOnDrop<'a, T>(&'a HandOff<T>);
-
-impl<T> Drop for CloseOnDrop<'_, T> {
-    fn drop(&mut self) {
-        self.0.close();
-    }
 }
 
 /// Start a capture thread. `open` runs on that thread (a camera handle may not move
@@ -411,73 +285,5 @@ impl Capture<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
-    }
-}
-
-/// Start a worker thread: it takes items from `input`, turns each into a result with
-/// `work`, hands it to `output`, counts it in `done` and calls `notify` (the app asks for a
-/// repaint there). It ends when either hand-off closes, and closes both when it ends.
-pub fn spawn_worker<T, R>(
-    input: Arc<HandOff<T>>,
-    output: Arc<HandOff<R>>,
-    done: Arc<AtomicU64>,
-    mut work: impl FnMut(T) -> R + Send + 'static,
-    notify: impl Fn() + Send + 'static,
-) -> JoinHandle<()>
-where
-    T: Send + 'static,
-    R: Send + 'static,
-{
-    std::thread::Builder::new()
-        .name("inference".into())
-        .spawn(move || {
-            let _close = (CloseOnDrop(&input), CloseOnDrop(&output));
-            while let Some(item) = input.take() {
-                let result = work(item);
-                done.fetch_add(1, Ordering::Relaxed);
-                if !output.put(result) {
-                    break;
-                }
-                notify();
-            }
-        })
-        .expect("spawning the inference thread")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latest_wins_keeps_one_and_counts_drops() {
-        let handoff = HandOff::new(Delivery::LatestWins);
-        for i in 0..5 {
-            assert!(handoff.put(i));
-        }
-        assert_eq!(handoff.take(), Some(4));
-        assert_eq!(handoff.dropped(), 4);
-        assert_eq!(handoff.peak_len(), 1);
-        handoff.close();
-        assert_eq!(handoff.take(), None);
-        assert!(!handoff.put(9));
-    }
-
-    #[test]
-    fn every_frame_waits_for_room_and_drops_nothing() {
-        let handoff = Arc::new(HandOff::new(Delivery::EveryFrame { capacity: 2 }));
-        let producer = {
-            let handoff = handoff.clone();
-            std::thread::spawn(move || {
-                for i in 0..100 {
-                    assert!(handoff.put(i));
-                }
-                handoff.close();
-            })
-        };
-        let received: Vec<i32> = std::iter::from_fn(|| handoff.take()).collect();
-        producer.join().unwrap();
-        assert_eq!(received, (0..100).collect::<Vec<_>>());
-        assert_eq!(handoff.dropped(), 0);
-        assert!(handoff.peak_len() <= 2);
     }
 }
