@@ -46,17 +46,19 @@ impl FocalYoloApp {
             }
             if let Some(session) = &self.session {
                 ui.separator();
+                let name = session.spec.short_name();
                 let text = match &session.state {
-                    SourceState::Opening => format!("opening {}", session.spec),
-                    SourceState::Playing => session.spec.to_string(),
-                    SourceState::Ended => format!("{}: end", session.spec),
+                    SourceState::Opening => format!("opening {name}"),
+                    SourceState::Playing => name,
+                    SourceState::Ended => format!("{name}: end"),
                     SourceState::Failed(reason) => reason.clone(),
                 };
                 let colour = match session.state {
                     SourceState::Failed(_) => Color32::RED,
                     _ => ui.visuals().text_color(),
                 };
-                ui.label(RichText::new(text).color(colour));
+                ui.label(RichText::new(text).color(colour))
+                    .on_hover_text(session.spec.to_string());
             }
             if let Some(notice) = &self.notice {
                 ui.separator();

@@ -108,6 +108,20 @@ impl SourceSpec {
             Self::Images(pattern) => Box::new(ImageSequence::open(pattern, 1.0)?),
         })
     }
+
+    /// The last path component (`clip.mp4`, `*.jpg`) or `camera:N`: short enough for a
+    /// status line, where the full path would push everything else off.
+    pub fn short_name(&self) -> String {
+        let path = match self {
+            Self::Camera(_) => return self.to_string(),
+            Self::Video(path) => path.as_path(),
+            Self::Images(pattern) => Path::new(pattern),
+        };
+        path.file_name().map_or_else(
+            || self.to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        )
+    }
 }
 
 impl std::fmt::Display for SourceSpec {
@@ -203,5 +217,12 @@ mod tests {
             SourceSpec::parse("camera:x"),
             SourceSpec::Images("camera:x".into())
         );
+    }
+
+    #[test]
+    fn short_names_drop_the_folders() {
+        assert_eq!(SourceSpec::parse("/data/clips/a.mp4").short_name(), "a.mp4");
+        assert_eq!(SourceSpec::parse("photos/*.jpg").short_name(), "*.jpg");
+        assert_eq!(SourceSpec::parse("camera:1").short_name(), "camera:1");
     }
 }
