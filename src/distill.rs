@@ -1,12 +1,13 @@
 //! Training a FocalModulation layer 9 for a stock YOLO11 by distillation: the teacher's
 //! frozen layers 0–8 turn (augmented) unlabelled images into layer-8 features, and a fresh
 //! FocalModulation learns to reproduce what the teacher's SPPF makes of them. Only layer 9
-//! trains, so the teacher's features are computed once per view and cached.
+//! (and, in one recipe, layer 10 after it) trains, so the teacher's features are computed
+//! once per view and cached.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -16,7 +17,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
-use crate::model::{FocalModulation, ModelError, Yolo};
+use crate::model::attention::C2Psa;
+use crate::model::{FocalModulation, LAYER9, ModelError, Yolo};
 use crate::preprocess::resize_bilinear;
 use crate::source::{SourceError, load_rgb};
 use crate::weights::{FocalAttributes, WeightTensor, Weights, WeightsError};
@@ -46,6 +48,9 @@ pub enum Recipe {
     /// student is judged by what the rest of the network sees.
     #[default]
     Layer9And10,
+    /// As `layer9-and10`, with C2PSA trained too (starting from the teacher's): the file
+    /// then carries `model.10.*` as well.
+    TrainC2psa,
 }
 
 impl Recipe {
@@ -57,7 +62,40 @@ impl Recipe {
             Recipe::Layer9And10 => {
                 "layer-9 plus layer-10 feature MSE (through the teacher's frozen C2PSA) on the teacher's layer-8 features; AdamW, cosine LR"
             }
+            Recipe::TrainC2psa => {
+                "layer-9 plus layer-10 feature MSE on the teacher's layer-8 features, C2PSA (layer 10) trained from the teacher's; AdamW, cosine LR"
+            }
         }
+    }
+}
+
+/// What trains: the new layer 9, and C2PSA when the recipe trains it.
+#[derive(Module, Debug)]
+struct Student {
+    focal: FocalModulation,
+    c2psa: Option<C2Psa>,
+}
+
+impl Student {
+    /// Layer 9's output, and layer 10's: through the student's C2PSA when it has one, else
+    /// through the teacher's frozen one.
+    fn forward(&self, features: Tensor<4>, teacher: &Yolo) -> (Tensor<4>, Tensor<4>) {
+        let layer9 = self.focal.forward(features);
+        let layer10 = match &self.c2psa {
+            Some(c2psa) => c2psa.forward(layer9.clone()),
+            None => teacher.layer10(layer9.clone()),
+        };
+        (layer9, layer10)
+    }
+
+    /// The trained layers as Ultralytics-named tensors (`model.9.*`, `model.10.*`; C2PSA's
+    /// convolutions in fused form, BatchNorm folded in).
+    fn tensors(&self) -> BTreeMap<String, WeightTensor> {
+        let mut tensors = focal_tensors(&self.focal);
+        if let Some(c2psa) = &self.c2psa {
+            tensors.extend(module_tensors(c2psa, &format!("model.{}", LAYER9 + 1)));
+        }
+        tensors
     }
 }
 
@@ -164,33 +202,54 @@ pub fn init_focal(
     t
 }
 
-/// The trained layer's parameters as `model.9.*` tensors.
-pub fn focal_tensors(focal: &FocalModulation) -> BTreeMap<String, WeightTensor> {
-    fn read<const D: usize>(t: Tensor<D>) -> WeightTensor {
-        let shape = t.dims().to_vec();
-        WeightTensor {
-            shape,
-            values: t
+/// A module's parameters named by its field path under `prefix` (`model.10.cv1.conv.weight`):
+/// the module tree mirrors Ultralytics', so these are Ultralytics' names.
+pub fn module_tensors<M: Module>(module: &M, prefix: &str) -> BTreeMap<String, WeightTensor> {
+    struct Collect {
+        path: Vec<String>,
+        tensors: BTreeMap<String, WeightTensor>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let tensor = param.val();
+            let shape = tensor.dims().to_vec();
+            let values = tensor
                 .into_data()
                 .convert::<f32>()
                 .try_to_vec()
-                .expect("f32 parameters"),
+                .expect("f32 parameters");
+            self.tensors
+                .insert(self.path.join("."), WeightTensor { shape, values });
         }
     }
-    let mut t = BTreeMap::new();
-    let mut conv = |name: String, layer: &crate::model::conv::Conv2dLayer| {
-        t.insert(format!("{name}.weight"), read(layer.weight.val()));
-        if let Some(bias) = &layer.bias {
-            t.insert(format!("{name}.bias"), read(bias.val()));
-        }
+    let mut collect = Collect {
+        path: vec![prefix.to_string()],
+        tensors: BTreeMap::new(),
     };
-    conv("model.9.f_linear".into(), &focal.f_linear);
-    for (l, layer) in focal.focal_layers.iter().enumerate() {
-        conv(format!("model.9.focal_layers.{l}.0"), layer);
-    }
-    conv("model.9.h".into(), &focal.h);
-    conv("model.9.proj".into(), &focal.proj);
-    t
+    module.visit(&mut collect);
+    collect.tensors
+}
+
+/// The trained layer's parameters as `model.9.*` tensors. Each focal level is an
+/// `nn.Sequential(conv, GELU)` in Ultralytics, so its conv is `focal_layers.N.0`.
+pub fn focal_tensors(focal: &FocalModulation) -> BTreeMap<String, WeightTensor> {
+    let levels = format!("model.{LAYER9}.focal_layers.");
+    module_tensors(focal, &format!("model.{LAYER9}"))
+        .into_iter()
+        .map(|(name, tensor)| match name.strip_prefix(&levels) {
+            Some(rest) => {
+                let (level, param) = rest.split_once('.').expect("focal_layers.N.param");
+                (format!("{levels}{level}.0.{param}"), tensor)
+            }
+            None => (name, tensor),
+        })
+        .collect()
 }
 
 /// Fixed parameter ids (in field order), so a saved optimizer state finds its parameters
@@ -243,8 +302,9 @@ fn augment(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     out
 }
 
-/// Train a FocalModulation layer 9 for `teacher` on `images`, writing it (and, after every
-/// epoch, a resumable checkpoint beside it) to `out`.
+/// Train a FocalModulation layer 9 (and C2PSA after it, if the recipe says so) for `teacher`
+/// on `images`, writing the trained layers (and, after every epoch, a resumable checkpoint
+/// beside them) to `out`.
 pub fn distill(
     teacher: &Weights,
     images: &[PathBuf],
@@ -300,13 +360,20 @@ pub fn distill(
     };
     let attributes = options.focal_attributes();
     let student_weights = Weights::from_tensors(initial, Vec::new());
-    let mut student = FocalModulation::load(
-        &student_weights.root().pp(crate::model::LAYER9),
-        &attributes,
-        &device,
-    )?
-    .map(&mut StableIds(0))
-    .train();
+    let focal = FocalModulation::load(&student_weights.root().pp(LAYER9), &attributes, &device)?;
+    let c2psa = if options.recipe == Recipe::TrainC2psa {
+        let layer10 = student_weights.root().pp(LAYER9 + 1);
+        // A fresh run starts from the teacher's C2PSA; a resumed one from its checkpoint.
+        let start = if layer10.exists() {
+            layer10
+        } else {
+            teacher.root().pp(LAYER9 + 1)
+        };
+        Some(C2Psa::load(&start, &device)?)
+    } else {
+        None
+    };
+    let mut student = Student { focal, c2psa }.map(&mut StableIds(0)).train();
     let mut optimizer = AdamWConfig::new().with_weight_decay(1e-4).init();
     if first_epoch > 0 {
         optimizer = optimizer
@@ -329,12 +396,11 @@ pub fn distill(
                 * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
             let x = Tensor::cat(batch.iter().map(|&i| samples[i].0.clone()).collect(), 0);
             let y = Tensor::cat(batch.iter().map(|&i| samples[i].1.clone()).collect(), 0);
-            let output = student.forward(x);
-            let mut loss = MseLoss::new().forward(output.clone(), y, Reduction::Mean);
-            if options.recipe == Recipe::Layer9And10 {
+            let (layer9, layer10) = student.forward(x, &teacher_model);
+            let mut loss = MseLoss::new().forward(layer9, y, Reduction::Mean);
+            if options.recipe != Recipe::Layer9 {
                 let after = Tensor::cat(batch.iter().map(|&i| samples[i].2.clone()).collect(), 0);
-                loss = loss
-                    + MseLoss::new().forward(teacher_model.layer10(output), after, Reduction::Mean);
+                loss = loss + MseLoss::new().forward(layer10, after, Reduction::Mean);
             }
             let value: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &student);
@@ -392,7 +458,7 @@ pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn save_layer(
-    student: &FocalModulation,
+    student: &Student,
     teacher: &Weights,
     scale: &str,
     options: &DistillOptions,
@@ -400,7 +466,7 @@ fn save_layer(
     loss: f32,
     path: &Path,
 ) -> Result<(), DistillError> {
-    let mut layer = Weights::from_tensors(focal_tensors(student), Vec::new());
+    let mut layer = Weights::from_tensors(student.tensors(), Vec::new());
     layer.focal = options.focal_attributes();
     layer.teacher_hash = Some(teacher.frozen_hash());
     layer.epochs_done = Some(epochs_done);

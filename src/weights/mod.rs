@@ -181,9 +181,10 @@ impl Weights {
     }
 
     /// These weights with layer 9 replaced by the FocalModulation in `focal` (a file of
-    /// `model.9.*` tensors, as `distill` writes), which must fit this model's layer 8.
+    /// `model.9.*` tensors, as `distill` writes), which must fit this model's layer 8. When
+    /// the file also carries later layers that were trained with it (`model.10.*`), those
+    /// replace this model's too.
     pub fn with_focal_layer(&self, focal: &Weights) -> Result<Weights> {
-        let layer9 = "model.9.";
         let f_linear = focal.get("model.9.f_linear.weight")?;
         let dim = f_linear.shape.get(1).copied().unwrap_or(0);
         let layer8 = self
@@ -208,17 +209,28 @@ impl Weights {
                 )));
             }
         }
+        let replaced = focal.layer_prefixes();
+        if let Some(absent) = replaced.iter().find(|p| !self.root().pp(p).exists()) {
+            return Err(WeightsError::Mismatch(format!(
+                "the FocalModulation file carries `model.{absent}`, which this model does not have"
+            )));
+        }
+        let is_replaced = |name: &str| {
+            replaced
+                .iter()
+                .any(|layer| name.starts_with(&format!("model.{layer}.")))
+        };
         let mut tensors: BTreeMap<String, WeightTensor> = self
             .tensors
             .iter()
-            .filter(|(k, _)| !k.starts_with(layer9))
+            .filter(|(k, _)| !is_replaced(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         tensors.extend(
             focal
                 .tensors
                 .iter()
-                .filter(|(k, _)| k.starts_with(layer9))
+                .filter(|(k, _)| is_replaced(k))
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
         Ok(Weights {
@@ -228,6 +240,14 @@ impl Weights {
             teacher_hash: None,
             epochs_done: None,
         })
+    }
+
+    /// The top-level layers these tensors belong to (`9`, `10`), in order.
+    fn layer_prefixes(&self) -> std::collections::BTreeSet<usize> {
+        self.tensors
+            .keys()
+            .filter_map(|k| k.strip_prefix("model.")?.split('.').next()?.parse().ok())
+            .collect()
     }
 
     /// SHA-256 over every tensor outside layer 9 (names, shapes, f32 values): identifies the

@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
+use burn::tensor::{Distribution, Tensor};
 use focalyolo::device::ComputeDevice;
-use focalyolo::distill::{DistillEvent, DistillOptions, distill, init_focal};
-use focalyolo::model::{Layer9, Yolo};
+use focalyolo::distill::{
+    DistillEvent, DistillOptions, Recipe, distill, init_focal, module_tensors,
+};
+use focalyolo::model::{Layer, Layer9, Yolo};
 use focalyolo::weights::{Weights, WeightsError};
 use rand::SeedableRng;
 
@@ -72,6 +75,89 @@ fn short_distillation_lowers_the_loss_and_writes_a_loadable_layer() {
         (256, 2, 3, 2)
     );
     assert_eq!(twin.class_names, teacher.class_names);
+}
+
+#[test]
+fn training_c2psa_too_writes_layer_10_in_ultralytics_names_and_it_loads() {
+    let shared = require_shared!();
+    let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("layers9-10.safetensors");
+    let options = DistillOptions {
+        recipe: Recipe::TrainC2psa,
+        ..quick_options()
+    };
+    let losses = distill(
+        &teacher,
+        &few_images(&shared, 6),
+        &options,
+        &out,
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        losses.last().unwrap() < &losses[0],
+        "loss did not fall: {losses:?}"
+    );
+
+    let layer = Weights::load(&out).unwrap();
+    let layer10: Vec<&String> = layer
+        .tensors()
+        .keys()
+        .filter(|k| k.starts_with("model.10."))
+        .collect();
+    // Every conv of the teacher's C2PSA, BatchNorm folded: weight and bias, nothing else.
+    let convs = teacher
+        .tensors()
+        .keys()
+        .filter(|k| k.starts_with("model.10.") && k.ends_with(".conv.weight"))
+        .count();
+    assert_eq!(layer10.len(), 2 * convs, "{layer10:?}");
+    for name in &layer10 {
+        let conv = name.replace(".conv.bias", ".conv.weight");
+        assert_eq!(
+            teacher.tensors()[&conv].shape[0],
+            layer.tensors()[*name].shape[0],
+            "{name}"
+        );
+    }
+
+    let device = ComputeDevice::cpu().device;
+    let twin = teacher.with_focal_layer(&layer).unwrap();
+    let (twin_model, _) = Yolo::load(&twin, &device).unwrap();
+    let (teacher_model, _) = Yolo::load(&teacher, &device).unwrap();
+    let x = Tensor::<4>::random([1, 256, 10, 10], Distribution::Normal(0.0, 1.0), &device);
+    let change = (twin_model.layer10(x.clone()) - teacher_model.layer10(x))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(
+        change > 1e-4,
+        "layer 10 did not train (max change {change})"
+    );
+}
+
+#[test]
+fn exported_c2psa_tensors_rebuild_the_same_layer() {
+    let shared = require_shared!();
+    let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let device = ComputeDevice::cpu().device;
+    let (model, _) = Yolo::load(&teacher, &device).unwrap();
+    let Layer::C2Psa(c2psa) = &model.model[10] else {
+        panic!("layer 10 is C2PSA")
+    };
+    let mut tensors = teacher.tensors().clone();
+    tensors.retain(|k, _| !k.starts_with("model.10."));
+    tensors.extend(module_tensors(c2psa, "model.10"));
+    let fused = Weights::from_tensors(tensors, teacher.class_names.clone());
+    let (rebuilt, _) = Yolo::load(&fused, &device).unwrap();
+    let x = Tensor::<4>::random([1, 256, 10, 10], Distribution::Normal(0.0, 1.0), &device);
+    let worst = (rebuilt.layer10(x.clone()) - model.layer10(x))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(worst < 1e-6, "rebuilt C2PSA differs by {worst}");
 }
 
 #[test]
