@@ -1,15 +1,17 @@
 //! Training a FocalModulation layer 9 for a stock YOLO11 by distillation: the teacher's
-//! frozen layers 0–8 turn (augmented) unlabelled images into layer-8 features, and a fresh
-//! FocalModulation learns to reproduce what the teacher's SPPF makes of them. Only layer 9
-//! (and, in one recipe, layer 10 after it) trains, so the teacher's features are computed
-//! once per view and cached.
+//! frozen layers 0–8 turn (augmented) unlabelled images into backbone features, and the
+//! twin (the teacher with a fresh FocalModulation at layer 9) learns to reproduce what the
+//! teacher makes of them: SPPF's output, C2PSA's, and with the `outputs` recipe the
+//! Detect head's. Layer 9 trains, and optionally the layers after it; layers 0–8 never
+//! do, so their outputs are computed once per augmented view and cached.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::activation::{log_softmax, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
 use rand::seq::SliceRandom;
@@ -17,8 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
-use crate::model::attention::C2Psa;
-use crate::model::{FocalModulation, LAYER9, ModelError, Yolo};
+use crate::model::{FocalModulation, LAST_LAYER, LAYER9, ModelError, Yolo};
 use crate::preprocess::resize_bilinear;
 use crate::source::{SourceError, load_rgb};
 use crate::weights::{FocalAttributes, WeightTensor, Weights, WeightsError};
@@ -37,6 +38,8 @@ pub enum DistillError {
     NoImages,
     #[error("{0}")]
     Resume(String),
+    #[error("layers {LAYER9} to {0} cannot train: the last layer is {LAST_LAYER}")]
+    TrainThrough(usize),
 }
 
 /// What the student is trained to reproduce.
@@ -44,58 +47,25 @@ pub enum DistillError {
 pub enum Recipe {
     /// SPPF's output (layer 9).
     Layer9,
-    /// SPPF's output, and what the teacher's frozen C2PSA (layer 10) makes of it: the
-    /// student is judged by what the rest of the network sees.
+    /// SPPF's output, and what C2PSA (layer 10) makes of it: the student is judged by what
+    /// the rest of the network sees.
     #[default]
     Layer9And10,
-    /// As `layer9-and10`, with C2PSA trained too (starting from the teacher's): the file
-    /// then carries `model.10.*` as well.
-    TrainC2psa,
+    /// As `layer9-and10`, plus the teacher's outputs over all anchors: its class scores
+    /// (binary cross-entropy against its probabilities) and its box-side distributions
+    /// (cross-entropy against its softmax, weighted by the anchor's top class score).
+    Outputs,
 }
 
 impl Recipe {
     fn describe(self) -> &'static str {
         match self {
-            Recipe::Layer9 => {
-                "layer-9 feature MSE against the teacher's SPPF on its own layer-8 features; AdamW, cosine LR"
-            }
-            Recipe::Layer9And10 => {
-                "layer-9 plus layer-10 feature MSE (through the teacher's frozen C2PSA) on the teacher's layer-8 features; AdamW, cosine LR"
-            }
-            Recipe::TrainC2psa => {
-                "layer-9 plus layer-10 feature MSE on the teacher's layer-8 features, C2PSA (layer 10) trained from the teacher's; AdamW, cosine LR"
+            Recipe::Layer9 => "layer-9 feature MSE against the teacher's SPPF",
+            Recipe::Layer9And10 => "layer-9 plus layer-10 feature MSE",
+            Recipe::Outputs => {
+                "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE) and box distributions (CE) over all anchors"
             }
         }
-    }
-}
-
-/// What trains: the new layer 9, and C2PSA when the recipe trains it.
-#[derive(Module, Debug)]
-struct Student {
-    focal: FocalModulation,
-    c2psa: Option<C2Psa>,
-}
-
-impl Student {
-    /// Layer 9's output, and layer 10's: through the student's C2PSA when it has one, else
-    /// through the teacher's frozen one.
-    fn forward(&self, features: Tensor<4>, teacher: &Yolo) -> (Tensor<4>, Tensor<4>) {
-        let layer9 = self.focal.forward(features);
-        let layer10 = match &self.c2psa {
-            Some(c2psa) => c2psa.forward(layer9.clone()),
-            None => teacher.layer10(layer9.clone()),
-        };
-        (layer9, layer10)
-    }
-
-    /// The trained layers as Ultralytics-named tensors (`model.9.*`, `model.10.*`; C2PSA's
-    /// convolutions in fused form, BatchNorm folded in).
-    fn tensors(&self) -> BTreeMap<String, WeightTensor> {
-        let mut tensors = focal_tensors(&self.focal);
-        if let Some(c2psa) = &self.c2psa {
-            tensors.extend(module_tensors(c2psa, &format!("model.{}", LAYER9 + 1)));
-        }
-        tensors
     }
 }
 
@@ -103,6 +73,11 @@ impl Student {
 #[derive(Debug, Clone)]
 pub struct DistillOptions {
     pub recipe: Recipe,
+    /// The last layer that trains: 9 trains the new layer alone; 10 adds C2PSA, up to 23
+    /// (the Detect head). The teacher's weights start the later layers.
+    pub train_through: usize,
+    /// Layers (as `distill` writes them) to start from instead of a fresh layer 9.
+    pub start_from: Option<PathBuf>,
     pub imgsz: usize,
     pub epochs: usize,
     pub batch: usize,
@@ -119,6 +94,8 @@ impl Default for DistillOptions {
     fn default() -> Self {
         Self {
             recipe: Recipe::default(),
+            train_through: LAYER9,
+            start_from: None,
             imgsz: 640,
             epochs: 30,
             batch: 16,
@@ -203,15 +180,17 @@ pub fn init_focal(
 }
 
 /// A module's parameters named by its field path under `prefix` (`model.10.cv1.conv.weight`):
-/// the module tree mirrors Ultralytics', so these are Ultralytics' names.
+/// the module tree mirrors Ultralytics', so these are Ultralytics' names. Enum variants
+/// (`Layer::C2Psa`) are not part of the path.
 pub fn module_tensors<M: Module>(module: &M, prefix: &str) -> BTreeMap<String, WeightTensor> {
     struct Collect {
-        path: Vec<String>,
+        path: Vec<Option<String>>,
         tensors: BTreeMap<String, WeightTensor>,
     }
     impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            let is_variant = container_type.starts_with("Enum:");
+            self.path.push((!is_variant).then(|| name.to_string()));
         }
         fn exit_module(&mut self, _name: &str, _container_type: &str) {
             self.path.pop();
@@ -224,12 +203,13 @@ pub fn module_tensors<M: Module>(module: &M, prefix: &str) -> BTreeMap<String, W
                 .convert::<f32>()
                 .try_to_vec()
                 .expect("f32 parameters");
+            let name: Vec<&str> = self.path.iter().flatten().map(String::as_str).collect();
             self.tensors
-                .insert(self.path.join("."), WeightTensor { shape, values });
+                .insert(name.join("."), WeightTensor { shape, values });
         }
     }
     let mut collect = Collect {
-        path: vec![prefix.to_string()],
+        path: vec![Some(prefix.to_string())],
         tensors: BTreeMap::new(),
     };
     module.visit(&mut collect);
@@ -302,9 +282,69 @@ fn augment(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     out
 }
 
-/// Train a FocalModulation layer 9 (and C2PSA after it, if the recipe says so) for `teacher`
-/// on `images`, writing the trained layers (and, after every epoch, a resumable checkpoint
-/// beside them) to `out`.
+/// One cached augmented view: what the teacher's backbone made of it (layers 4 and 6 only
+/// when the neck runs in training) and what the teacher's later layers make of that.
+struct Sample {
+    skips: Option<[Tensor<4>; 2]>,
+    layer8: Tensor<4>,
+    layer9: Tensor<4>,
+    layer10: Tensor<4>,
+    /// The teacher's raw box and class outputs, for the `outputs` recipe.
+    head: Option<(Tensor<3>, Tensor<3>)>,
+}
+
+impl Sample {
+    fn cache(teacher: &Yolo, input: Tensor<4>, recipe: Recipe) -> Self {
+        let [layer4, layer6, layer8] = teacher.backbone(input);
+        if recipe == Recipe::Outputs {
+            let neck = teacher.neck([layer4.clone(), layer6.clone(), layer8.clone()]);
+            Self {
+                skips: Some([layer4, layer6]),
+                layer8,
+                layer9: neck.layer9,
+                layer10: neck.layer10,
+                head: Some(teacher.detect().forward_raw(neck.features)),
+            }
+        } else {
+            let layer9 = teacher.layer9(layer8.clone());
+            Self {
+                skips: None,
+                layer8,
+                layer10: teacher.layer10(layer9.clone()),
+                layer9,
+                head: None,
+            }
+        }
+    }
+}
+
+/// The student's head against the teacher's over every anchor: binary cross-entropy of
+/// the class logits against the teacher's probabilities, summed over classes; plus the KL
+/// divergence of each box side's distribution from the teacher's, weighted by the
+/// teacher's top class probability at the anchor (a background anchor's box means
+/// nothing). Both are averages over anchors.
+fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>)) -> Tensor<1> {
+    let ((student_boxes, student_classes), (teacher_boxes, teacher_classes)) = (student, teacher);
+    let [batch, box_channels, anchors] = student_boxes.dims();
+    let sides = [batch, 4, box_channels / 4, anchors];
+    let probabilities = sigmoid(teacher_classes);
+    let classes = (softplus(student_classes.clone(), 1.0)
+        - probabilities.clone() * student_classes)
+        .sum_dim(1)
+        .mean();
+    let weight = probabilities.max_dim(1).reshape([batch, 1, 1, anchors]);
+    let target = log_softmax(teacher_boxes.reshape(sides), 2);
+    let divergence = (target.clone().exp()
+        * (target - log_softmax(student_boxes.reshape(sides), 2)))
+    .sum_dim(2)
+    .sum_dim(1);
+    let boxes = (divergence * weight.clone()).sum() / weight.sum().add_scalar(1e-6);
+    classes + boxes
+}
+
+/// Train a FocalModulation layer 9 (and the layers after it up to
+/// `options.train_through`) for `teacher` on `images`, writing the trained layers (and,
+/// after every epoch, a resumable checkpoint beside them) to `out`.
 pub fn distill(
     teacher: &Weights,
     images: &[PathBuf],
@@ -316,6 +356,9 @@ pub fn distill(
     if images.is_empty() {
         return Err(DistillError::NoImages);
     }
+    if !(LAYER9..=LAST_LAYER).contains(&options.train_through) {
+        return Err(DistillError::TrainThrough(options.train_through));
+    }
     let device = Device::flex();
     device.seed(options.seed);
     let (teacher_model, info) = Yolo::load(teacher, &device)?;
@@ -323,10 +366,10 @@ pub fn distill(
         return Err(DistillError::NotStock);
     }
 
-    // Teacher features, once per view.
+    // Teacher outputs, once per view.
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let total = images.len() * options.views;
-    let mut samples: Vec<(Tensor<4>, Tensor<4>, Tensor<4>)> = Vec::with_capacity(total);
+    let mut samples = Vec::with_capacity(total);
     for (i, path) in images.iter().enumerate() {
         let image = load_rgb(path)?;
         for _ in 0..options.views {
@@ -335,45 +378,50 @@ pub fn distill(
                 TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
                 &device,
             );
-            let features = teacher_model.backbone(input);
-            let target = teacher_model.layer9(features.clone());
-            let after = teacher_model.layer10(target.clone());
-            samples.push((features, target, after));
+            samples.push(Sample::cache(&teacher_model, input, options.recipe));
         }
         on_event(DistillEvent::Caching {
             done: (i + 1) * options.views,
             total,
         });
     }
-    let dim = samples[0].0.dims()[1];
+    let dim = samples[0].layer8.dims()[1];
 
-    // The student, fresh or from the checkpoint.
+    // The student is the teacher's twin with the new layer 9: fresh, from --start-from, or
+    // from the checkpoint. Only layers 9..=train_through get gradients.
     let checkpoint = checkpoint_paths(out);
-    let (initial, first_epoch) = if resume && checkpoint.0.is_file() {
+    let (start, first_epoch) = if resume && checkpoint.0.is_file() {
         let saved = Weights::load(&checkpoint.0)?;
         let done = saved.epochs_done.ok_or_else(|| {
             DistillError::Resume("the checkpoint does not say how far it got".into())
         })?;
-        (saved.tensors().clone(), done)
+        (saved, done)
+    } else if let Some(path) = &options.start_from {
+        (Weights::load(path)?, 0)
     } else {
-        (init_focal(dim, options, &mut rng), 0)
+        let mut fresh = Weights::from_tensors(init_focal(dim, options, &mut rng), Vec::new());
+        fresh.focal = options.focal_attributes();
+        (fresh, 0)
     };
-    let attributes = options.focal_attributes();
-    let student_weights = Weights::from_tensors(initial, Vec::new());
-    let focal = FocalModulation::load(&student_weights.root().pp(LAYER9), &attributes, &device)?;
-    let c2psa = if options.recipe == Recipe::TrainC2psa {
-        let layer10 = student_weights.root().pp(LAYER9 + 1);
-        // A fresh run starts from the teacher's C2PSA; a resumed one from its checkpoint.
-        let start = if layer10.exists() {
-            layer10
-        } else {
-            teacher.root().pp(LAYER9 + 1)
-        };
-        Some(C2Psa::load(&start, &device)?)
-    } else {
-        None
-    };
-    let mut student = Student { focal, c2psa }.map(&mut StableIds(0)).train();
+    // The layer's settings: the starting file's when there is one, else the options'.
+    let attributes = start.focal.clone();
+    let trained: BTreeSet<usize> = (LAYER9..=options.train_through)
+        .chain(start.layers())
+        .collect();
+    let (twin, _) = Yolo::load(&teacher.with_focal_layer(&start)?, &device)?;
+    let mut student = twin.map(&mut StableIds(0)).train();
+    student.model = student
+        .model
+        .into_iter()
+        .enumerate()
+        .map(|(index, layer)| {
+            if (LAYER9..=options.train_through).contains(&index) {
+                layer
+            } else {
+                layer.no_grad()
+            }
+        })
+        .collect();
     let mut optimizer = AdamWConfig::new().with_weight_decay(1e-4).init();
     if first_epoch > 0 {
         optimizer = optimizer
@@ -394,14 +442,7 @@ pub fn distill(
             let progress = (epoch * steps + step) as f64 / total_steps as f64;
             let lr = options.learning_rate
                 * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            let x = Tensor::cat(batch.iter().map(|&i| samples[i].0.clone()).collect(), 0);
-            let y = Tensor::cat(batch.iter().map(|&i| samples[i].1.clone()).collect(), 0);
-            let (layer9, layer10) = student.forward(x, &teacher_model);
-            let mut loss = MseLoss::new().forward(layer9, y, Reduction::Mean);
-            if options.recipe != Recipe::Layer9 {
-                let after = Tensor::cat(batch.iter().map(|&i| samples[i].2.clone()).collect(), 0);
-                loss = loss + MseLoss::new().forward(layer10, after, Reduction::Mean);
-            }
+            let loss = batch_loss(&student, batch.iter().map(|&i| &samples[i]), options.recipe);
             let value: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &student);
             student = optimizer.step(lr, student, grads);
@@ -422,13 +463,18 @@ pub fn distill(
         } else {
             checkpoint.0.clone()
         };
-        save_layer(
-            &student.valid(),
+        let layers = trained_tensors(&student.valid(), &trained, teacher);
+        let progress = Progress {
+            epochs_done: epoch + 1,
+            loss: mean_loss,
+        };
+        save_layers(
+            layers,
+            &attributes,
             teacher,
             &info.scale,
             options,
-            epoch + 1,
-            mean_loss,
+            progress,
             &target,
         )?;
         if done {
@@ -445,6 +491,72 @@ pub fn distill(
     Ok(losses)
 }
 
+/// The recipe's loss on one batch of cached views.
+fn batch_loss<'a>(
+    student: &Yolo,
+    batch: impl Iterator<Item = &'a Sample> + Clone,
+    recipe: Recipe,
+) -> Tensor<1> {
+    let cat4 = |part: fn(&Sample) -> Tensor<4>| Tensor::cat(batch.clone().map(part).collect(), 0);
+    let cat3 = |part: fn(&Sample) -> Tensor<3>| Tensor::cat(batch.clone().map(part).collect(), 0);
+    let mse = |output, target| MseLoss::new().forward(output, target, Reduction::Mean);
+    let layer8 = cat4(|s| s.layer8.clone());
+    match recipe {
+        Recipe::Layer9 => mse(student.layer9(layer8), cat4(|s| s.layer9.clone())),
+        Recipe::Layer9And10 => {
+            let layer9 = student.layer9(layer8);
+            let layer10 = student.layer10(layer9.clone());
+            mse(layer9, cat4(|s| s.layer9.clone())) + mse(layer10, cat4(|s| s.layer10.clone()))
+        }
+        Recipe::Outputs => {
+            let skip = |i: usize| move |s: &Sample| s.skips.as_ref().expect("cached")[i].clone();
+            let neck = student.neck([
+                Tensor::cat(batch.clone().map(skip(0)).collect(), 0),
+                Tensor::cat(batch.clone().map(skip(1)).collect(), 0),
+                layer8,
+            ]);
+            let teacher_head = (
+                cat3(|s| s.head.as_ref().expect("cached").0.clone()),
+                cat3(|s| s.head.as_ref().expect("cached").1.clone()),
+            );
+            let student_head = student.detect().forward_raw(neck.features);
+            mse(neck.layer9, cat4(|s| s.layer9.clone()))
+                + mse(neck.layer10, cat4(|s| s.layer10.clone()))
+                + output_loss(student_head, teacher_head)
+        }
+    }
+}
+
+/// The trained layers of `student` as Ultralytics-named tensors: layer 9 as FocalModulation
+/// names it, later layers' convolutions in fused form (BatchNorm folded in), and, with
+/// Detect, DFL's fixed projection (not a parameter) from the teacher.
+fn trained_tensors(
+    student: &Yolo,
+    trained: &BTreeSet<usize>,
+    teacher: &Weights,
+) -> BTreeMap<String, WeightTensor> {
+    let mut tensors = BTreeMap::new();
+    for &index in trained {
+        if index == LAYER9 {
+            tensors.extend(focal_tensors(
+                student.focal().expect("the twin has FocalModulation"),
+            ));
+            continue;
+        }
+        tensors.extend(module_tensors(
+            &student.model[index],
+            &format!("model.{index}"),
+        ));
+        if index == LAST_LAYER {
+            let dfl = format!("model.{LAST_LAYER}.dfl.conv.weight");
+            if let Ok(projection) = teacher.get(&dfl) {
+                tensors.insert(dfl, projection.clone());
+            }
+        }
+    }
+    tensors
+}
+
 /// The checkpoint and optimizer-state files kept beside `out` while training.
 pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
     let name = out
@@ -457,24 +569,31 @@ pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-fn save_layer(
-    student: &Student,
+/// How far a run got, as its files record it.
+struct Progress {
+    epochs_done: usize,
+    loss: f32,
+}
+
+fn save_layers(
+    tensors: BTreeMap<String, WeightTensor>,
+    attributes: &FocalAttributes,
     teacher: &Weights,
     scale: &str,
     options: &DistillOptions,
-    epochs_done: usize,
-    loss: f32,
+    Progress { epochs_done, loss }: Progress,
     path: &Path,
 ) -> Result<(), DistillError> {
-    let mut layer = Weights::from_tensors(student.tensors(), Vec::new());
-    layer.focal = options.focal_attributes();
-    layer.teacher_hash = Some(teacher.frozen_hash());
-    layer.epochs_done = Some(epochs_done);
-    layer.save_safetensors_with(
+    let mut layers = Weights::from_tensors(tensors, Vec::new());
+    layers.focal = attributes.clone();
+    layers.teacher_hash = Some(teacher.frozen_hash());
+    layers.epochs_done = Some(epochs_done);
+    layers.save_safetensors_with(
         path,
         &[
             ("teacher_scale", scale.to_string()),
             ("recipe", options.recipe.describe().to_string()),
+            ("train_through", options.train_through.to_string()),
             ("imgsz", options.imgsz.to_string()),
             ("seed", options.seed.to_string()),
             ("final_loss", loss.to_string()),

@@ -25,6 +25,13 @@ pub struct DistillArgs {
     /// What the new layer learns to reproduce.
     #[arg(long, value_enum, default_value_t = Recipe::Layer9And10)]
     recipe: Recipe,
+    /// The last layer that trains with the new layer 9 (10 is C2PSA, 23 the Detect head);
+    /// the file then carries every layer from 9 to it.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u64).range(9..=23))]
+    train_through: u64,
+    /// Start from layers an earlier `distill` wrote instead of a fresh layer 9.
+    #[arg(long)]
+    start_from: Option<PathBuf>,
     #[arg(long, default_value_t = 640)]
     imgsz: usize,
     #[arg(long, default_value_t = 30)]
@@ -68,6 +75,8 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
     });
     let options = DistillOptions {
         recipe: args.recipe,
+        train_through: args.train_through as usize,
+        start_from: args.start_from.clone(),
         imgsz: args.imgsz,
         epochs: args.epochs,
         batch: args.batch,

@@ -13,21 +13,37 @@ use crate::weights::WeightsView;
 /// Strides of the P3, P4 and P5 outputs.
 pub const STRIDES: [usize; 3] = [8, 16, 32];
 
-/// One level's box or class branch: two `Conv` stages then a plain 1×1 `nn.Conv2d`.
+/// One entry of a branch's `nn.Sequential`, so the module paths are Ultralytics' own
+/// (`cv2.0.1.conv`, `cv3.0.1.0.conv`, `cv3.0.2`): a `Conv`, a nested Sequential of them
+/// (YOLO11's class-branch stages, DWConv then Conv), or the final plain 1×1 `nn.Conv2d`.
 #[derive(Module, Debug)]
-pub struct Branch {
-    pub stages: Vec<Vec<Conv>>,
-    pub out: Conv2dLayer,
+pub enum BranchPart {
+    Conv(Conv),
+    Stage(Vec<Conv>),
+    Out(Conv2dLayer),
 }
 
-impl Branch {
+impl BranchPart {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self
-            .stages
-            .iter()
-            .flatten()
-            .fold(x, |y, conv| conv.forward(y));
-        self.out.forward(y)
+        match self {
+            Self::Conv(conv) => conv.forward(x),
+            Self::Stage(convs) => convs.iter().fold(x, |y, conv| conv.forward(y)),
+            Self::Out(conv) => conv.forward(x),
+        }
+    }
+}
+
+/// One level's box (`cv2`) or class (`cv3`) branch.
+pub type Branch = Vec<BranchPart>;
+
+fn run_branch(branch: &Branch, x: Tensor<4>) -> Tensor<4> {
+    branch.iter().fold(x, |y, part| part.forward(y))
+}
+
+fn branch_outputs(branch: &Branch) -> usize {
+    match branch.last() {
+        Some(BranchPart::Out(conv)) => conv.out_channels(),
+        _ => unreachable!("every branch ends in its nn.Conv2d"),
     }
 }
 
@@ -58,31 +74,36 @@ impl Detect {
         let mut cv3 = Vec::with_capacity(levels);
         for level in 0..levels {
             let b = view.pp("cv2").pp(level);
-            cv2.push(Branch {
-                stages: vec![vec![conv(&b.pp(0), false)?], vec![conv(&b.pp(1), false)?]],
-                out: plain(&b.pp(2))?,
-            });
+            cv2.push(vec![
+                BranchPart::Conv(conv(&b.pp(0), false)?),
+                BranchPart::Conv(conv(&b.pp(1), false)?),
+                BranchPart::Out(plain(&b.pp(2))?),
+            ]);
             let c = view.pp("cv3").pp(level);
             // YOLO11's class branch: (DWConv 3×3, Conv 1×1) twice.
-            let stage = |s: WeightsView| -> Result<Vec<Conv>, ModelError> {
-                Ok(vec![conv(&s.pp(0), true)?, conv(&s.pp(1), false)?])
+            let stage = |s: WeightsView| -> Result<BranchPart, ModelError> {
+                Ok(BranchPart::Stage(vec![
+                    conv(&s.pp(0), true)?,
+                    conv(&s.pp(1), false)?,
+                ]))
             };
-            cv3.push(Branch {
-                stages: vec![stage(c.pp(0))?, stage(c.pp(1))?],
-                out: plain(&c.pp(2))?,
-            });
+            cv3.push(vec![
+                stage(c.pp(0))?,
+                stage(c.pp(1))?,
+                BranchPart::Out(plain(&c.pp(2))?),
+            ]);
         }
         let dfl_weight = view.pp("dfl").pp("conv").get_rank("weight", 4)?;
         let reg_max = dfl_weight.values.len();
-        let box_channels = cv2[0].out.out_channels();
+        let box_channels = branch_outputs(&cv2[0]);
         if box_channels != 4 * reg_max {
             return Err(ModelError::Architecture(format!(
                 "the box branch has {box_channels} outputs, expected 4 × {reg_max} DFL bins"
             )));
         }
-        let num_classes = cv3[0].out.out_channels();
-        let consistent = cv2.iter().all(|b| b.out.out_channels() == box_channels)
-            && cv3.iter().all(|b| b.out.out_channels() == num_classes);
+        let num_classes = branch_outputs(&cv3[0]);
+        let consistent = cv2.iter().all(|b| branch_outputs(b) == box_channels)
+            && cv3.iter().all(|b| branch_outputs(b) == num_classes);
         if !consistent {
             return Err(ModelError::Architecture(
                 "the Detect levels disagree on their outputs".into(),
@@ -98,27 +119,38 @@ impl Detect {
         })
     }
 
+    /// The head's raw outputs: box-side logits `(B, 4·reg_max, anchors)` (a distribution
+    /// over reg_max bins per side) and class logits `(B, nc, anchors)`; anchors in P3, P4,
+    /// P5 order, row-major within each level.
+    pub fn forward_raw(&self, features: [Tensor<4>; 3]) -> (Tensor<3>, Tensor<3>) {
+        let batch = features[0].dims()[0];
+        let (boxes, scores): (Vec<_>, Vec<_>) = features
+            .into_iter()
+            .enumerate()
+            .map(|(level, x)| {
+                let [_, _, h, w] = x.dims();
+                (
+                    run_branch(&self.cv2[level], x.clone()).reshape([
+                        batch,
+                        4 * self.reg_max,
+                        h * w,
+                    ]),
+                    run_branch(&self.cv3[level], x).reshape([batch, self.num_classes, h * w]),
+                )
+            })
+            .unzip();
+        (Tensor::cat(boxes, 2), Tensor::cat(scores, 2))
+    }
+
     /// Decoded predictions `(B, 4 + nc, anchors)`: box centre and size in input pixels, then
     /// class probabilities; anchors in P3, P4, P5 order, row-major within each level.
     pub fn forward(&self, features: [Tensor<4>; 3]) -> Tensor<3> {
         let device = features[0].device();
         let batch = features[0].dims()[0];
-        let mut boxes = Vec::with_capacity(3);
-        let mut scores = Vec::with_capacity(3);
         let mut anchors = Vec::new();
         let mut strides = Vec::new();
-        for (level, x) in features.into_iter().enumerate() {
+        for (level, x) in features.iter().enumerate() {
             let [_, _, h, w] = x.dims();
-            boxes.push(self.cv2[level].forward(x.clone()).reshape([
-                batch,
-                4 * self.reg_max,
-                h * w,
-            ]));
-            scores.push(
-                self.cv3[level]
-                    .forward(x)
-                    .reshape([batch, self.num_classes, h * w]),
-            );
             let stride = STRIDES[level] as f32;
             for y in 0..h {
                 for x in 0..w {
@@ -127,9 +159,9 @@ impl Detect {
                 }
             }
         }
+        let (boxes, scores) = self.forward_raw(features);
+        let scores = sigmoid(scores);
         let count = anchors.len();
-        let boxes = Tensor::cat(boxes, 2);
-        let scores = sigmoid(Tensor::cat(scores, 2));
 
         // DFL: expected value of each side's distribution over 0..reg_max.
         let bins = softmax(boxes.reshape([batch, 4, self.reg_max, count]), 2);

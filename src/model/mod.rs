@@ -32,6 +32,8 @@ pub enum ModelError {
 
 /// Index of the layer that is SPPF in stock YOLO11 and FocalModulation in the twin.
 pub const LAYER9: usize = 9;
+/// Index of the last layer, Detect.
+pub const LAST_LAYER: usize = GRAPH.len() - 1;
 
 /// Where each layer of YOLO11 takes its input from (Ultralytics' `from`), and what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,13 +226,46 @@ impl Yolo {
         }
     }
 
-    /// The output of layer 8, the input of layer 9 (layers 0–8 are a plain chain).
-    pub fn backbone(&self, x: Tensor<4>) -> Tensor<4> {
-        self.model[..LAYER9].iter().fold(x, |y, layer| match layer {
-            Layer::Conv(m) => m.forward(y),
-            Layer::C3k2(m) => m.forward(y),
-            _ => unreachable!("layers 0-8 are Conv and C3k2"),
-        })
+    /// The outputs of layers 4, 6 and 8: what the neck reads from the backbone (layer 8's
+    /// through layer 9). Layers 0–8 are a plain chain.
+    pub fn backbone(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
+        let mut taps = Vec::with_capacity(3);
+        let mut y = x;
+        for (index, layer) in self.model[..LAYER9].iter().enumerate() {
+            y = match layer {
+                Layer::Conv(m) => m.forward(y),
+                Layer::C3k2(m) => m.forward(y),
+                _ => unreachable!("layers 0-8 are Conv and C3k2"),
+            };
+            if matches!(index, 4 | 6 | 8) {
+                taps.push(y.clone());
+            }
+        }
+        taps.try_into().expect("layers 4, 6 and 8")
+    }
+
+    /// From the backbone's outputs (layers 4, 6, 8) through the neck: layer 9's and layer
+    /// 10's outputs and the P3/P4/P5 features Detect reads.
+    pub fn neck(&self, backbone: [Tensor<4>; 3]) -> NeckOutput {
+        let [layer4, layer6, layer8] = backbone;
+        let mut saved: Vec<Option<Tensor<4>>> = vec![None; GRAPH.len()];
+        saved[4] = Some(layer4);
+        saved[6] = Some(layer6);
+        let mut trace = Vec::new();
+        let (features, _) = self.run_layers(LAYER9, layer8, &mut saved, false, Some(&mut trace));
+        let mut trace = trace.into_iter();
+        NeckOutput {
+            layer9: trace.next().expect("layer 9 ran"),
+            layer10: trace.next().expect("layer 10 ran"),
+            features,
+        }
+    }
+
+    pub fn detect(&self) -> &Detect {
+        match &self.model[GRAPH.len() - 1] {
+            Layer::Detect(m) => m,
+            _ => unreachable!("layer 23 is Detect"),
+        }
     }
 
     /// Layer 9 alone, SPPF or FocalModulation.
@@ -271,14 +306,33 @@ impl Yolo {
         &self,
         x: Tensor<4>,
         want_taps: bool,
-        mut trace: Option<&mut Vec<Tensor<4>>>,
+        trace: Option<&mut Vec<Tensor<4>>>,
     ) -> ModelOutput {
+        let mut saved: Vec<Option<Tensor<4>>> = vec![None; GRAPH.len()];
+        let (features, focal) = self.run_layers(0, x, &mut saved, want_taps, trace);
+        ModelOutput {
+            predictions: self.detect().forward(features),
+            focal,
+        }
+    }
+
+    /// Layers `first..23` on `current` (layer `first - 1`'s output, or the image), reading
+    /// earlier layers' outputs from `saved`; the P3/P4/P5 features Detect reads, and
+    /// FocalModulation's taps when asked for. `trace` gets every layer's output.
+    fn run_layers(
+        &self,
+        first: usize,
+        mut current: Tensor<4>,
+        saved: &mut [Option<Tensor<4>>],
+        want_taps: bool,
+        mut trace: Option<&mut Vec<Tensor<4>>>,
+    ) -> ([Tensor<4>; 3], Option<FocalTaps>) {
         // Keep only the outputs a later layer reads (or all of them when tracing).
         let referenced = |i: usize| GRAPH.iter().any(|(from, _)| from.contains(&(i as isize)));
-        let mut saved: Vec<Option<Tensor<4>>> = vec![None; GRAPH.len()];
-        let mut current = x;
         let mut taps = None;
-        for (index, (layer, (from, _))) in self.model.iter().zip(GRAPH.iter()).enumerate() {
+        for (index, (layer, (from, _))) in
+            self.model.iter().zip(GRAPH.iter()).enumerate().skip(first)
+        {
             let input = |f: isize| {
                 if f < 0 {
                     current.clone()
@@ -306,13 +360,7 @@ impl Yolo {
                     )
                 }
                 Layer::Concat(_) => Tensor::cat(from.iter().map(|&f| input(f)).collect(), 1),
-                Layer::Detect(m) => {
-                    let [p3, p4, p5] = [from[0], from[1], from[2]].map(input);
-                    return ModelOutput {
-                        predictions: m.forward([p3, p4, p5]),
-                        focal: taps,
-                    };
-                }
+                Layer::Detect(_) => return ([from[0], from[1], from[2]].map(input), taps),
             };
             if referenced(index) {
                 saved[index] = Some(current.clone());
@@ -323,4 +371,12 @@ impl Yolo {
         }
         unreachable!("the last layer is Detect")
     }
+}
+
+/// What [`Yolo::neck`] computes.
+pub struct NeckOutput {
+    pub layer9: Tensor<4>,
+    pub layer10: Tensor<4>,
+    /// P3, P4 and P5, as Detect reads them.
+    pub features: [Tensor<4>; 3],
 }

@@ -209,7 +209,7 @@ impl Weights {
                 )));
             }
         }
-        let replaced = focal.layer_prefixes();
+        let replaced = focal.layers();
         if let Some(absent) = replaced.iter().find(|p| !self.root().pp(p).exists()) {
             return Err(WeightsError::Mismatch(format!(
                 "the FocalModulation file carries `model.{absent}`, which this model does not have"
@@ -243,7 +243,7 @@ impl Weights {
     }
 
     /// The top-level layers these tensors belong to (`9`, `10`), in order.
-    fn layer_prefixes(&self) -> std::collections::BTreeSet<usize> {
+    pub fn layers(&self) -> std::collections::BTreeSet<usize> {
         self.tensors
             .keys()
             .filter_map(|k| k.strip_prefix("model.")?.split('.').next()?.parse().ok())
