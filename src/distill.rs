@@ -404,7 +404,7 @@ pub fn distill(
         (fresh, 0)
     };
     // The layer's settings: the starting file's when there is one, else the options'.
-    let attributes = start.focal.clone();
+    let attributes = start.focal;
     let trained: BTreeSet<usize> = (LAYER9..=options.train_through)
         .chain(start.layers())
         .collect();
@@ -585,7 +585,7 @@ fn save_layers(
     path: &Path,
 ) -> Result<(), DistillError> {
     let mut layers = Weights::from_tensors(tensors, Vec::new());
-    layers.focal = attributes.clone();
+    layers.focal = *attributes;
     layers.teacher_hash = Some(teacher.frozen_hash());
     layers.epochs_done = Some(epochs_done);
     layers.save_safetensors_with(
