@@ -38,8 +38,12 @@ pub enum DistillError {
     NoImages,
     #[error("{0}")]
     Resume(String),
-    #[error("layers {LAYER9} to {0} cannot train: the last layer is {LAST_LAYER}")]
-    TrainThrough(usize),
+    #[error(
+        "layers {LAYER9} to {layer} cannot train with recipe {}: its loss reaches layer {} at most",
+        recipe.name(),
+        recipe.deepest_layer()
+    )]
+    TrainThrough { layer: usize, recipe: Recipe },
 }
 
 /// What the student is trained to reproduce.
@@ -53,7 +57,7 @@ pub enum Recipe {
     Layer9And10,
     /// As `layer9-and10`, plus the teacher's outputs over all anchors: its class scores
     /// (binary cross-entropy against its probabilities) and its box-side distributions
-    /// (cross-entropy against its softmax, weighted by the anchor's top class score).
+    /// (KL divergence from its softmax, weighted by the anchor's top class score).
     Outputs,
 }
 
@@ -63,8 +67,24 @@ impl Recipe {
             Recipe::Layer9 => "layer-9 feature MSE against the teacher's SPPF",
             Recipe::Layer9And10 => "layer-9 plus layer-10 feature MSE",
             Recipe::Outputs => {
-                "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE) and box distributions (CE) over all anchors"
+                "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE) and box distributions (KL) over all anchors"
             }
+        }
+    }
+
+    /// The name `--recipe` takes.
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map_or_else(String::new, |value| value.get_name().to_string())
+    }
+
+    /// The last layer whose output the loss reaches: layers after it would get no gradient.
+    fn deepest_layer(self) -> usize {
+        match self {
+            Recipe::Layer9 => LAYER9,
+            Recipe::Layer9And10 => LAYER9 + 1,
+            Recipe::Outputs => LAST_LAYER,
         }
     }
 }
@@ -356,8 +376,11 @@ pub fn distill(
     if images.is_empty() {
         return Err(DistillError::NoImages);
     }
-    if !(LAYER9..=LAST_LAYER).contains(&options.train_through) {
-        return Err(DistillError::TrainThrough(options.train_through));
+    if !(LAYER9..=options.recipe.deepest_layer()).contains(&options.train_through) {
+        return Err(DistillError::TrainThrough {
+            layer: options.train_through,
+            recipe: options.recipe,
+        });
     }
     let device = Device::flex();
     device.seed(options.seed);
@@ -600,4 +623,35 @@ fn save_layers(
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_the_loss_cannot_reach_are_refused_before_any_work() {
+        let nothing = Weights::from_tensors(BTreeMap::new(), Vec::new());
+        let images = [PathBuf::from("never-read.jpg")];
+        for (recipe, train_through) in [(Recipe::Layer9, 10), (Recipe::Layer9And10, 11)] {
+            let options = DistillOptions {
+                recipe,
+                train_through,
+                ..DistillOptions::default()
+            };
+            let err = distill(
+                &nothing,
+                &images,
+                &options,
+                Path::new("x"),
+                false,
+                &mut |_| {},
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, DistillError::TrainThrough { layer, .. } if layer == train_through),
+                "{err}"
+            );
+        }
+    }
 }
