@@ -8,19 +8,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::nn::loss::{MseLoss, Reduction};
+use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::activation::{log_softmax, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
-use image::RgbImage;
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
 
-use crate::model::{FocalModulation, LAST_LAYER, LAYER9, ModelError, Yolo};
-use crate::preprocess::resize_bilinear;
+mod augment;
+mod layers;
+mod targets;
+
+pub use layers::{focal_tensors, init_focal, module_tensors};
+
+use augment::augment;
+use layers::trained_tensors;
+use targets::{Sample, batch_loss};
+
+use crate::model::{LAST_LAYER, LAYER9, ModelError, Yolo};
 use crate::source::{SourceError, load_rgb};
 use crate::weights::{FocalAttributes, WeightTensor, Weights, WeightsError};
 
@@ -159,99 +165,6 @@ pub enum DistillEvent {
     },
 }
 
-/// PyTorch's default initialisation for a conv of `fan_in` inputs: U(±1/√fan_in).
-fn uniform(rng: &mut ChaCha8Rng, shape: Vec<usize>, fan_in: usize) -> WeightTensor {
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let values = (0..shape.iter().product())
-        .map(|_| rng.random_range(-bound..bound))
-        .collect();
-    WeightTensor { shape, values }
-}
-
-/// A freshly initialised FocalModulation of width `dim`, as `model.9.*` tensors.
-pub fn init_focal(
-    dim: usize,
-    options: &DistillOptions,
-    rng: &mut ChaCha8Rng,
-) -> BTreeMap<String, WeightTensor> {
-    let level = options.focal_level;
-    let mut t = BTreeMap::new();
-    let out = 2 * dim + level + 1;
-    t.insert(
-        "model.9.f_linear.weight".into(),
-        uniform(rng, vec![out, dim, 1, 1], dim),
-    );
-    t.insert("model.9.f_linear.bias".into(), uniform(rng, vec![out], dim));
-    for l in 0..level {
-        let k = options.focal_factor * l + options.focal_window;
-        t.insert(
-            format!("model.9.focal_layers.{l}.0.weight"),
-            uniform(rng, vec![dim, 1, k, k], k * k),
-        );
-    }
-    for name in ["h", "proj"] {
-        t.insert(
-            format!("model.9.{name}.weight"),
-            uniform(rng, vec![dim, dim, 1, 1], dim),
-        );
-        t.insert(format!("model.9.{name}.bias"), uniform(rng, vec![dim], dim));
-    }
-    t
-}
-
-/// A module's parameters named by its field path under `prefix` (`model.10.cv1.conv.weight`):
-/// the module tree mirrors Ultralytics', so these are Ultralytics' names. Enum variants
-/// (`Layer::C2Psa`) are not part of the path.
-pub fn module_tensors<M: Module>(module: &M, prefix: &str) -> BTreeMap<String, WeightTensor> {
-    struct Collect {
-        path: Vec<Option<String>>,
-        tensors: BTreeMap<String, WeightTensor>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, container_type: &str) {
-            let is_variant = container_type.starts_with("Enum:");
-            self.path.push((!is_variant).then(|| name.to_string()));
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let tensor = param.val();
-            let shape = tensor.dims().to_vec();
-            let values = tensor
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec()
-                .expect("f32 parameters");
-            let name: Vec<&str> = self.path.iter().flatten().map(String::as_str).collect();
-            self.tensors
-                .insert(name.join("."), WeightTensor { shape, values });
-        }
-    }
-    let mut collect = Collect {
-        path: vec![Some(prefix.to_string())],
-        tensors: BTreeMap::new(),
-    };
-    module.visit(&mut collect);
-    collect.tensors
-}
-
-/// The trained layer's parameters as `model.9.*` tensors. Each focal level is an
-/// `nn.Sequential(conv, GELU)` in Ultralytics, so its conv is `focal_layers.N.0`.
-pub fn focal_tensors(focal: &FocalModulation) -> BTreeMap<String, WeightTensor> {
-    let levels = format!("model.{LAYER9}.focal_layers.");
-    module_tensors(focal, &format!("model.{LAYER9}"))
-        .into_iter()
-        .map(|(name, tensor)| match name.strip_prefix(&levels) {
-            Some(rest) => {
-                let (level, param) = rest.split_once('.').expect("focal_layers.N.param");
-                (format!("{levels}{level}.0.{param}"), tensor)
-            }
-            None => (name, tensor),
-        })
-        .collect()
-}
-
 /// Fixed parameter ids (in field order), so a saved optimizer state finds its parameters
 /// again in a rebuilt module.
 struct StableIds(u64);
@@ -262,104 +175,6 @@ impl ModuleMapper for StableIds {
         self.0 += 1;
         param
     }
-}
-
-/// One augmented view: random scale and placement on the square canvas, horizontal flip,
-/// brightness/contrast/saturation jitter. Planar RGB in 0..1.
-fn augment(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let (w, h) = (image.width() as f64, image.height() as f64);
-    let scale = rng.random_range(0.5..=1.0) * imgsz as f64 / w.max(h);
-    let (rw, rh) = (
-        ((w * scale).round() as usize).clamp(1, imgsz),
-        ((h * scale).round() as usize).clamp(1, imgsz),
-    );
-    let resized = resize_bilinear(image, rw, rh);
-    let (left, top) = (
-        rng.random_range(0..=imgsz - rw),
-        rng.random_range(0..=imgsz - rh),
-    );
-    let flip = rng.random_bool(0.5);
-    let (brightness, contrast, saturation) = (
-        rng.random_range(0.75..1.25f32),
-        rng.random_range(0.75..1.25f32),
-        rng.random_range(0.6..1.4f32),
-    );
-    let plane = imgsz * imgsz;
-    let mut out = vec![114.0 / 255.0; 3 * plane];
-    for y in 0..rh {
-        for x in 0..rw {
-            let src = if flip { rw - 1 - x } else { x };
-            let px = &resized[(y * rw + src) * 3..][..3];
-            let rgb = [px[0], px[1], px[2]].map(|v| f32::from(v) / 255.0);
-            let grey = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
-            for c in 0..3 {
-                let saturated = grey + (rgb[c] - grey) * saturation;
-                let value = ((saturated - 0.5) * contrast + 0.5) * brightness;
-                out[c * plane + (y + top) * imgsz + x + left] = value.clamp(0.0, 1.0);
-            }
-        }
-    }
-    out
-}
-
-/// One cached augmented view: what the teacher's backbone made of it (layers 4 and 6 only
-/// when the neck runs in training) and what the teacher's later layers make of that.
-struct Sample {
-    skips: Option<[Tensor<4>; 2]>,
-    layer8: Tensor<4>,
-    layer9: Tensor<4>,
-    layer10: Tensor<4>,
-    /// The teacher's raw box and class outputs, for the `outputs` recipe.
-    head: Option<(Tensor<3>, Tensor<3>)>,
-}
-
-impl Sample {
-    fn cache(teacher: &Yolo, input: Tensor<4>, recipe: Recipe) -> Self {
-        let [layer4, layer6, layer8] = teacher.backbone(input);
-        if recipe == Recipe::Outputs {
-            let neck = teacher.neck([layer4.clone(), layer6.clone(), layer8.clone()]);
-            Self {
-                skips: Some([layer4, layer6]),
-                layer8,
-                layer9: neck.layer9,
-                layer10: neck.layer10,
-                head: Some(teacher.detect().forward_raw(neck.features)),
-            }
-        } else {
-            let layer9 = teacher.layer9(layer8.clone());
-            Self {
-                skips: None,
-                layer8,
-                layer10: teacher.layer10(layer9.clone()),
-                layer9,
-                head: None,
-            }
-        }
-    }
-}
-
-/// The student's head against the teacher's over every anchor: binary cross-entropy of
-/// the class logits against the teacher's probabilities, summed over classes; plus the KL
-/// divergence of each box side's distribution from the teacher's, weighted by the
-/// teacher's top class probability at the anchor (a background anchor's box means
-/// nothing). Both are averages over anchors.
-fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>)) -> Tensor<1> {
-    let ((student_boxes, student_classes), (teacher_boxes, teacher_classes)) = (student, teacher);
-    let [batch, box_channels, anchors] = student_boxes.dims();
-    let sides = [batch, 4, box_channels / 4, anchors];
-    let probabilities = sigmoid(teacher_classes);
-    let classes = (softplus(student_classes.clone(), 1.0)
-        - probabilities.clone() * student_classes)
-        .sum_dim(1)
-        .mean();
-    let weight = probabilities.max_dim(1).reshape([batch, 1, 1, anchors]);
-    let target = log_softmax(teacher_boxes.reshape(sides), 2);
-    let divergence = (target.clone().exp()
-        * (target - log_softmax(student_boxes.reshape(sides), 2)))
-    .sum_dim(2)
-    .sum_dim(1);
-    let boxes = (divergence * weight.clone()).sum() / weight.sum().add_scalar(1e-6);
-    classes + boxes
 }
 
 /// Train a FocalModulation layer 9 (and the layers after it up to
@@ -512,72 +327,6 @@ pub fn distill(
         on_event(DistillEvent::EpochDone { epoch, mean_loss });
     }
     Ok(losses)
-}
-
-/// The recipe's loss on one batch of cached views.
-fn batch_loss<'a>(
-    student: &Yolo,
-    batch: impl Iterator<Item = &'a Sample> + Clone,
-    recipe: Recipe,
-) -> Tensor<1> {
-    let cat4 = |part: fn(&Sample) -> Tensor<4>| Tensor::cat(batch.clone().map(part).collect(), 0);
-    let cat3 = |part: fn(&Sample) -> Tensor<3>| Tensor::cat(batch.clone().map(part).collect(), 0);
-    let mse = |output, target| MseLoss::new().forward(output, target, Reduction::Mean);
-    let layer8 = cat4(|s| s.layer8.clone());
-    match recipe {
-        Recipe::Layer9 => mse(student.layer9(layer8), cat4(|s| s.layer9.clone())),
-        Recipe::Layer9And10 => {
-            let layer9 = student.layer9(layer8);
-            let layer10 = student.layer10(layer9.clone());
-            mse(layer9, cat4(|s| s.layer9.clone())) + mse(layer10, cat4(|s| s.layer10.clone()))
-        }
-        Recipe::Outputs => {
-            let skip = |i: usize| move |s: &Sample| s.skips.as_ref().expect("cached")[i].clone();
-            let neck = student.neck([
-                Tensor::cat(batch.clone().map(skip(0)).collect(), 0),
-                Tensor::cat(batch.clone().map(skip(1)).collect(), 0),
-                layer8,
-            ]);
-            let teacher_head = (
-                cat3(|s| s.head.as_ref().expect("cached").0.clone()),
-                cat3(|s| s.head.as_ref().expect("cached").1.clone()),
-            );
-            let student_head = student.detect().forward_raw(neck.features);
-            mse(neck.layer9, cat4(|s| s.layer9.clone()))
-                + mse(neck.layer10, cat4(|s| s.layer10.clone()))
-                + output_loss(student_head, teacher_head)
-        }
-    }
-}
-
-/// The trained layers of `student` as Ultralytics-named tensors: layer 9 as FocalModulation
-/// names it, later layers' convolutions in fused form (BatchNorm folded in), and, with
-/// Detect, DFL's fixed projection (not a parameter) from the teacher.
-fn trained_tensors(
-    student: &Yolo,
-    trained: &BTreeSet<usize>,
-    teacher: &Weights,
-) -> BTreeMap<String, WeightTensor> {
-    let mut tensors = BTreeMap::new();
-    for &index in trained {
-        if index == LAYER9 {
-            tensors.extend(focal_tensors(
-                student.focal().expect("the twin has FocalModulation"),
-            ));
-            continue;
-        }
-        tensors.extend(module_tensors(
-            &student.model[index],
-            &format!("model.{index}"),
-        ));
-        if index == LAST_LAYER {
-            let dfl = format!("model.{LAST_LAYER}.dfl.conv.weight");
-            if let Ok(projection) = teacher.get(&dfl) {
-                tensors.insert(dfl, projection.clone());
-            }
-        }
-    }
-    tensors
 }
 
 /// The checkpoint and optimizer-state files kept beside `out` while training.

@@ -1,0 +1,136 @@
+//! The layers `distill` trains, as Ultralytics-named tensors: a fresh FocalModulation to
+//! start from, and the trained layers to write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::DistillOptions;
+use crate::model::{FocalModulation, LAST_LAYER, LAYER9, Yolo};
+use crate::weights::{WeightTensor, Weights};
+
+/// PyTorch's default initialisation for a conv of `fan_in` inputs: U(±1/√fan_in).
+fn uniform(rng: &mut ChaCha8Rng, shape: Vec<usize>, fan_in: usize) -> WeightTensor {
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let values = (0..shape.iter().product())
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
+    WeightTensor { shape, values }
+}
+
+/// A freshly initialised FocalModulation of width `dim`, as `model.9.*` tensors.
+pub fn init_focal(
+    dim: usize,
+    options: &DistillOptions,
+    rng: &mut ChaCha8Rng,
+) -> BTreeMap<String, WeightTensor> {
+    let level = options.focal_level;
+    let mut t = BTreeMap::new();
+    let out = 2 * dim + level + 1;
+    t.insert(
+        "model.9.f_linear.weight".into(),
+        uniform(rng, vec![out, dim, 1, 1], dim),
+    );
+    t.insert("model.9.f_linear.bias".into(), uniform(rng, vec![out], dim));
+    for l in 0..level {
+        let k = options.focal_factor * l + options.focal_window;
+        t.insert(
+            format!("model.9.focal_layers.{l}.0.weight"),
+            uniform(rng, vec![dim, 1, k, k], k * k),
+        );
+    }
+    for name in ["h", "proj"] {
+        t.insert(
+            format!("model.9.{name}.weight"),
+            uniform(rng, vec![dim, dim, 1, 1], dim),
+        );
+        t.insert(format!("model.9.{name}.bias"), uniform(rng, vec![dim], dim));
+    }
+    t
+}
+
+/// A module's parameters named by its field path under `prefix` (`model.10.cv1.conv.weight`):
+/// the module tree mirrors Ultralytics', so these are Ultralytics' names. Enum variants
+/// (`Layer::C2Psa`) are not part of the path.
+pub fn module_tensors<M: Module>(module: &M, prefix: &str) -> BTreeMap<String, WeightTensor> {
+    struct Collect {
+        path: Vec<Option<String>>,
+        tensors: BTreeMap<String, WeightTensor>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            let is_variant = container_type.starts_with("Enum:");
+            self.path.push((!is_variant).then(|| name.to_string()));
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let tensor = param.val();
+            let shape = tensor.dims().to_vec();
+            let values = tensor
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .expect("f32 parameters");
+            let name: Vec<&str> = self.path.iter().flatten().map(String::as_str).collect();
+            self.tensors
+                .insert(name.join("."), WeightTensor { shape, values });
+        }
+    }
+    let mut collect = Collect {
+        path: vec![Some(prefix.to_string())],
+        tensors: BTreeMap::new(),
+    };
+    module.visit(&mut collect);
+    collect.tensors
+}
+
+/// The trained layer's parameters as `model.9.*` tensors. Each focal level is an
+/// `nn.Sequential(conv, GELU)` in Ultralytics, so its conv is `focal_layers.N.0`.
+pub fn focal_tensors(focal: &FocalModulation) -> BTreeMap<String, WeightTensor> {
+    let levels = format!("model.{LAYER9}.focal_layers.");
+    module_tensors(focal, &format!("model.{LAYER9}"))
+        .into_iter()
+        .map(|(name, tensor)| match name.strip_prefix(&levels) {
+            Some(rest) => {
+                let (level, param) = rest.split_once('.').expect("focal_layers.N.param");
+                (format!("{levels}{level}.0.{param}"), tensor)
+            }
+            None => (name, tensor),
+        })
+        .collect()
+}
+
+/// The trained layers of `student` as Ultralytics-named tensors: layer 9 as FocalModulation
+/// names it, later layers' convolutions in fused form (BatchNorm folded in), and, with
+/// Detect, DFL's fixed projection (not a parameter) from the teacher.
+pub(super) fn trained_tensors(
+    student: &Yolo,
+    trained: &BTreeSet<usize>,
+    teacher: &Weights,
+) -> BTreeMap<String, WeightTensor> {
+    let mut tensors = BTreeMap::new();
+    for &index in trained {
+        if index == LAYER9 {
+            tensors.extend(focal_tensors(
+                student.focal().expect("the twin has FocalModulation"),
+            ));
+            continue;
+        }
+        tensors.extend(module_tensors(
+            &student.model[index],
+            &format!("model.{index}"),
+        ));
+        if index == LAST_LAYER {
+            let dfl = format!("model.{LAST_LAYER}.dfl.conv.weight");
+            if let Ok(projection) = teacher.get(&dfl) {
+                tensors.insert(dfl, projection.clone());
+            }
+        }
+    }
+    tensors
+}

@@ -1,0 +1,105 @@
+//! What the student is compared against (the teacher's outputs, cached per augmented view)
+//! and the recipes' losses.
+
+use burn::nn::loss::{MseLoss, Reduction};
+use burn::tensor::Tensor;
+use burn::tensor::activation::{log_softmax, sigmoid, softplus};
+
+use super::Recipe;
+use crate::model::Yolo;
+
+/// One cached augmented view: what the teacher's backbone made of it (layers 4 and 6 only
+/// when the neck runs in training) and what the teacher's later layers make of that.
+pub(super) struct Sample {
+    skips: Option<[Tensor<4>; 2]>,
+    pub(super) layer8: Tensor<4>,
+    layer9: Tensor<4>,
+    layer10: Tensor<4>,
+    /// The teacher's raw box and class outputs, for the `outputs` recipe.
+    head: Option<(Tensor<3>, Tensor<3>)>,
+}
+
+impl Sample {
+    pub(super) fn cache(teacher: &Yolo, input: Tensor<4>, recipe: Recipe) -> Self {
+        let [layer4, layer6, layer8] = teacher.backbone(input);
+        if recipe == Recipe::Outputs {
+            let neck = teacher.neck([layer4.clone(), layer6.clone(), layer8.clone()]);
+            Self {
+                skips: Some([layer4, layer6]),
+                layer8,
+                layer9: neck.layer9,
+                layer10: neck.layer10,
+                head: Some(teacher.detect().forward_raw(neck.features)),
+            }
+        } else {
+            let layer9 = teacher.layer9(layer8.clone());
+            Self {
+                skips: None,
+                layer8,
+                layer10: teacher.layer10(layer9.clone()),
+                layer9,
+                head: None,
+            }
+        }
+    }
+}
+
+/// The student's head against the teacher's over every anchor: binary cross-entropy of
+/// the class logits against the teacher's probabilities, summed over classes; plus the KL
+/// divergence of each box side's distribution from the teacher's, weighted by the
+/// teacher's top class probability at the anchor (a background anchor's box means
+/// nothing). Both are averages over anchors.
+fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>)) -> Tensor<1> {
+    let ((student_boxes, student_classes), (teacher_boxes, teacher_classes)) = (student, teacher);
+    let [batch, box_channels, anchors] = student_boxes.dims();
+    let sides = [batch, 4, box_channels / 4, anchors];
+    let probabilities = sigmoid(teacher_classes);
+    let classes = (softplus(student_classes.clone(), 1.0)
+        - probabilities.clone() * student_classes)
+        .sum_dim(1)
+        .mean();
+    let weight = probabilities.max_dim(1).reshape([batch, 1, 1, anchors]);
+    let target = log_softmax(teacher_boxes.reshape(sides), 2);
+    let divergence = (target.clone().exp()
+        * (target - log_softmax(student_boxes.reshape(sides), 2)))
+    .sum_dim(2)
+    .sum_dim(1);
+    let boxes = (divergence * weight.clone()).sum() / weight.sum().add_scalar(1e-6);
+    classes + boxes
+}
+
+/// The recipe's loss on one batch of cached views.
+pub(super) fn batch_loss<'a>(
+    student: &Yolo,
+    batch: impl Iterator<Item = &'a Sample> + Clone,
+    recipe: Recipe,
+) -> Tensor<1> {
+    let cat4 = |part: fn(&Sample) -> Tensor<4>| Tensor::cat(batch.clone().map(part).collect(), 0);
+    let cat3 = |part: fn(&Sample) -> Tensor<3>| Tensor::cat(batch.clone().map(part).collect(), 0);
+    let mse = |output, target| MseLoss::new().forward(output, target, Reduction::Mean);
+    let layer8 = cat4(|s| s.layer8.clone());
+    match recipe {
+        Recipe::Layer9 => mse(student.layer9(layer8), cat4(|s| s.layer9.clone())),
+        Recipe::Layer9And10 => {
+            let layer9 = student.layer9(layer8);
+            let layer10 = student.layer10(layer9.clone());
+            mse(layer9, cat4(|s| s.layer9.clone())) + mse(layer10, cat4(|s| s.layer10.clone()))
+        }
+        Recipe::Outputs => {
+            let skip = |i: usize| move |s: &Sample| s.skips.as_ref().expect("cached")[i].clone();
+            let neck = student.neck([
+                Tensor::cat(batch.clone().map(skip(0)).collect(), 0),
+                Tensor::cat(batch.clone().map(skip(1)).collect(), 0),
+                layer8,
+            ]);
+            let teacher_head = (
+                cat3(|s| s.head.as_ref().expect("cached").0.clone()),
+                cat3(|s| s.head.as_ref().expect("cached").1.clone()),
+            );
+            let student_head = student.detect().forward_raw(neck.features);
+            mse(neck.layer9, cat4(|s| s.layer9.clone()))
+                + mse(neck.layer10, cat4(|s| s.layer10.clone()))
+                + output_loss(student_head, teacher_head)
+        }
+    }
+}
