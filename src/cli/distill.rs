@@ -41,6 +41,9 @@ pub struct DistillArgs {
     /// Augmented views of each image (teacher features are cached per view).
     #[arg(long, default_value_t = 2)]
     views: usize,
+    /// The share of views that are 2×2 mosaics of the image with three others (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
+    mosaic: f64,
     /// Peak learning rate (AdamW, cosine decay to 1% of it).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -81,6 +84,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         epochs: args.epochs,
         batch: args.batch,
         views: args.views,
+        mosaic: args.mosaic,
         learning_rate: args.lr,
         seed: args.seed,
         focal_level: args.focal_level,
@@ -138,4 +142,12 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         losses.last().copied().unwrap_or(f32::NAN)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A probability, 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("`{text}` is not a number from 0 to 1")),
+    }
 }

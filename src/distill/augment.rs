@@ -3,24 +3,50 @@
 
 use image::RgbImage;
 use rand::Rng;
+use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::preprocess::resize_bilinear;
 
-/// One augmented view: random scale and placement on the square canvas, horizontal flip,
+/// A resized image and where its top-left corner lands on the square canvas. It may hang
+/// over the canvas's edges: only what lies on the canvas is painted.
+struct Tile {
+    pixels: Vec<u8>,
+    width: usize,
+    height: usize,
+    left: isize,
+    top: isize,
+}
+
+impl Tile {
+    /// `image` resized by `scale`, at least a pixel each way.
+    fn scaled(image: &RgbImage, scale: f64, most: usize) -> (Vec<u8>, usize, usize) {
+        let (w, h) = (f64::from(image.width()), f64::from(image.height()));
+        let (width, height) = (
+            ((w * scale).round() as usize).clamp(1, most),
+            ((h * scale).round() as usize).clamp(1, most),
+        );
+        (resize_bilinear(image, width, height), width, height)
+    }
+}
+
+/// One augmented view of `image`: random scale and placement on the square canvas, or, with
+/// probability `mosaic`, a 2×2 mosaic of it and three images drawn from `pool` around a
+/// random centre (as Ultralytics' mosaic does, which puts more objects and more contexts in
+/// front of the global levels); then a horizontal flip of each tile and
 /// brightness/contrast/saturation jitter. Planar RGB in 0..1.
-pub(super) fn augment(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let (w, h) = (image.width() as f64, image.height() as f64);
-    let scale = rng.random_range(0.5..=1.0) * imgsz as f64 / w.max(h);
-    let (rw, rh) = (
-        ((w * scale).round() as usize).clamp(1, imgsz),
-        ((h * scale).round() as usize).clamp(1, imgsz),
-    );
-    let resized = resize_bilinear(image, rw, rh);
-    let (left, top) = (
-        rng.random_range(0..=imgsz - rw),
-        rng.random_range(0..=imgsz - rh),
-    );
+pub(super) fn augment(
+    image: &RgbImage,
+    pool: &[RgbImage],
+    imgsz: usize,
+    mosaic: f64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
+    let tiles = if mosaic > 0.0 && !pool.is_empty() && rng.random_bool(mosaic) {
+        mosaic_tiles(image, pool, imgsz, rng)
+    } else {
+        vec![placed(image, imgsz, rng)]
+    };
     let flip = rng.random_bool(0.5);
     let (brightness, contrast, saturation) = (
         rng.random_range(0.75..1.25f32),
@@ -29,18 +55,147 @@ pub(super) fn augment(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> V
     );
     let plane = imgsz * imgsz;
     let mut out = vec![114.0 / 255.0; 3 * plane];
-    for y in 0..rh {
-        for x in 0..rw {
-            let src = if flip { rw - 1 - x } else { x };
-            let px = &resized[(y * rw + src) * 3..][..3];
-            let rgb = [px[0], px[1], px[2]].map(|v| f32::from(v) / 255.0);
-            let grey = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
-            for c in 0..3 {
-                let saturated = grey + (rgb[c] - grey) * saturation;
-                let value = ((saturated - 0.5) * contrast + 0.5) * brightness;
-                out[c * plane + (y + top) * imgsz + x + left] = value.clamp(0.0, 1.0);
+    for tile in &tiles {
+        for y in 0..tile.height {
+            let Ok(row) = usize::try_from(tile.top + y as isize) else {
+                continue;
+            };
+            if row >= imgsz {
+                break;
+            }
+            for x in 0..tile.width {
+                let Ok(column) = usize::try_from(tile.left + x as isize) else {
+                    continue;
+                };
+                if column >= imgsz {
+                    break;
+                }
+                let src = if flip { tile.width - 1 - x } else { x };
+                let px = &tile.pixels[(y * tile.width + src) * 3..][..3];
+                let rgb = [px[0], px[1], px[2]].map(|v| f32::from(v) / 255.0);
+                let grey = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
+                for c in 0..3 {
+                    let saturated = grey + (rgb[c] - grey) * saturation;
+                    let value = ((saturated - 0.5) * contrast + 0.5) * brightness;
+                    out[c * plane + row * imgsz + column] = value.clamp(0.0, 1.0);
+                }
             }
         }
     }
     out
+}
+
+/// The image alone, scaled to 50–100% of the canvas and placed anywhere wholly on it.
+fn placed(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> Tile {
+    let longest = f64::from(image.width().max(image.height()));
+    let scale = rng.random_range(0.5..=1.0) * imgsz as f64 / longest;
+    let (pixels, width, height) = Tile::scaled(image, scale, imgsz);
+    let (left, top) = (
+        rng.random_range(0..=imgsz - width) as isize,
+        rng.random_range(0..=imgsz - height) as isize,
+    );
+    Tile {
+        pixels,
+        width,
+        height,
+        left,
+        top,
+    }
+}
+
+/// Four images, each scaled to 40–80% of the canvas, meeting corner to corner at a random
+/// centre in the canvas's middle half; each is cut off by the canvas edges.
+fn mosaic_tiles(
+    image: &RgbImage,
+    pool: &[RgbImage],
+    imgsz: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Tile> {
+    let centre = [0, 1].map(|_| rng.random_range(imgsz / 4..=imgsz * 3 / 4) as isize);
+    let mut images = vec![image];
+    images.extend(pool.choose_multiple(rng, 3));
+    images
+        .into_iter()
+        .enumerate()
+        .map(|(quadrant, image)| {
+            let longest = f64::from(image.width().max(image.height()));
+            let scale = rng.random_range(0.4..=0.8) * imgsz as f64 / longest;
+            let (pixels, width, height) = Tile::scaled(image, scale, imgsz);
+            // Quadrants 0..4: top-left, top-right, bottom-left, bottom-right of the centre.
+            let left = if quadrant % 2 == 0 {
+                centre[0] - width as isize
+            } else {
+                centre[0]
+            };
+            let top = if quadrant < 2 {
+                centre[1] - height as isize
+            } else {
+                centre[1]
+            };
+            Tile {
+                pixels,
+                width,
+                height,
+                left,
+                top,
+            }
+        })
+        .collect()
+}
+
+/// `image` shrunk so its longest side is at most `imgsz`: what a mosaic pool keeps of
+/// each training image, since a tile is never larger.
+pub(super) fn fit(image: RgbImage, imgsz: usize) -> RgbImage {
+    let longest = image.width().max(image.height()) as usize;
+    if longest <= imgsz {
+        return image;
+    }
+    let scale = imgsz as f64 / longest as f64;
+    let (pixels, width, height) = Tile::scaled(&image, scale, imgsz);
+    RgbImage::from_raw(width as u32, height as u32, pixels).expect("sized by Tile::scaled")
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// Which channels of a pixel stand above the others: tells solid tiles apart through
+    /// the colour jitter, which keeps the channels' order.
+    fn signature(view: &[f32], plane: usize, at: usize) -> [bool; 3] {
+        let rgb = [view[at], view[plane + at], view[2 * plane + at]];
+        let least = rgb.iter().copied().fold(f32::INFINITY, f32::min);
+        rgb.map(|v| v > least + 1e-3)
+    }
+
+    #[test]
+    fn a_mosaic_shows_all_four_images_and_a_plain_view_only_its_own() {
+        let solid = |rgb: [u8; 3]| RgbImage::from_pixel(50, 40, image::Rgb(rgb));
+        let image = solid([200, 0, 0]);
+        let pool = [[0, 200, 0], [0, 0, 200], [200, 200, 0]].map(solid);
+        let imgsz = 64;
+        let plane = imgsz * imgsz;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for (mosaic, expected) in [(1.0, 5), (0.0, 2)] {
+            for _ in 0..20 {
+                let view = augment(&image, &pool, imgsz, mosaic, &mut rng);
+                let mut seen: Vec<[bool; 3]> =
+                    (0..plane).map(|at| signature(&view, plane, at)).collect();
+                seen.sort();
+                seen.dedup();
+                // The grey padding shows as no channel above the others.
+                assert!(seen.contains(&[true, false, false]), "{seen:?}");
+                assert_eq!(seen.len(), expected, "mosaic {mosaic}: {seen:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_mosaic_pool_keeps_images_no_larger_than_the_canvas() {
+        let large = fit(RgbImage::new(1000, 500), 640);
+        assert_eq!(large.dimensions(), (640, 320));
+        let small = fit(RgbImage::new(300, 200), 640);
+        assert_eq!(small.dimensions(), (300, 200));
+    }
 }

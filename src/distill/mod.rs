@@ -22,7 +22,7 @@ mod targets;
 
 pub use layers::{focal_tensors, init_focal, module_tensors};
 
-use augment::augment;
+use augment::{augment, fit};
 use layers::trained_tensors;
 use targets::{Sample, batch_loss};
 
@@ -109,6 +109,8 @@ pub struct DistillOptions {
     pub batch: usize,
     /// Augmented views cached per image.
     pub views: usize,
+    /// The share of views that are 2×2 mosaics with other training images.
+    pub mosaic: f64,
     pub learning_rate: f64,
     pub seed: u64,
     pub focal_level: usize,
@@ -126,6 +128,7 @@ impl Default for DistillOptions {
             epochs: 30,
             batch: 16,
             views: 2,
+            mosaic: 0.0,
             learning_rate: 1e-3,
             seed: 0,
             focal_level: 2,
@@ -208,10 +211,18 @@ pub fn distill(
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let total = images.len() * options.views;
     let mut samples = Vec::with_capacity(total);
+    let pool = if options.mosaic > 0.0 {
+        images
+            .iter()
+            .map(|path| Ok(fit(load_rgb(path)?, options.imgsz)))
+            .collect::<Result<Vec<_>, DistillError>>()?
+    } else {
+        Vec::new()
+    };
     for (i, path) in images.iter().enumerate() {
         let image = load_rgb(path)?;
         for _ in 0..options.views {
-            let pixels = augment(&image, options.imgsz, &mut rng);
+            let pixels = augment(&image, &pool, options.imgsz, options.mosaic, &mut rng);
             let input = Tensor::<4>::from_data(
                 TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
                 &device,
@@ -368,6 +379,8 @@ fn save_layers(
             ("train_through", options.train_through.to_string()),
             ("imgsz", options.imgsz.to_string()),
             ("seed", options.seed.to_string()),
+            ("views", options.views.to_string()),
+            ("mosaic", options.mosaic.to_string()),
             ("final_loss", loss.to_string()),
         ],
     )?;
