@@ -19,14 +19,29 @@ struct Tile {
 }
 
 impl Tile {
-    /// `image` resized by `scale`, at least a pixel each way.
-    fn scaled(image: &RgbImage, scale: f64, most: usize) -> (Vec<u8>, usize, usize) {
+    /// `image` resized so its longest side is `fraction` of the canvas side `imgsz` (each
+    /// side at least a pixel), with its top-left corner where `place` puts a tile of the
+    /// resized width and height.
+    fn new(
+        image: &RgbImage,
+        fraction: f64,
+        imgsz: usize,
+        place: impl FnOnce(usize, usize) -> (isize, isize),
+    ) -> Self {
         let (w, h) = (f64::from(image.width()), f64::from(image.height()));
+        let scale = fraction * imgsz as f64 / w.max(h);
         let (width, height) = (
-            ((w * scale).round() as usize).clamp(1, most),
-            ((h * scale).round() as usize).clamp(1, most),
+            ((w * scale).round() as usize).clamp(1, imgsz),
+            ((h * scale).round() as usize).clamp(1, imgsz),
         );
-        (resize_bilinear(image, width, height), width, height)
+        let (left, top) = place(width, height);
+        Self {
+            pixels: resize_bilinear(image, width, height),
+            width,
+            height,
+            left,
+            top,
+        }
     }
 }
 
@@ -87,20 +102,13 @@ pub(super) fn augment(
 
 /// The image alone, scaled to 50–100% of the canvas and placed anywhere wholly on it.
 fn placed(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> Tile {
-    let longest = f64::from(image.width().max(image.height()));
-    let scale = rng.random_range(0.5..=1.0) * imgsz as f64 / longest;
-    let (pixels, width, height) = Tile::scaled(image, scale, imgsz);
-    let (left, top) = (
-        rng.random_range(0..=imgsz - width) as isize,
-        rng.random_range(0..=imgsz - height) as isize,
-    );
-    Tile {
-        pixels,
-        width,
-        height,
-        left,
-        top,
-    }
+    let fraction = rng.random_range(0.5..=1.0);
+    Tile::new(image, fraction, imgsz, |width, height| {
+        (
+            rng.random_range(0..=imgsz - width) as isize,
+            rng.random_range(0..=imgsz - height) as isize,
+        )
+    })
 }
 
 /// Four images, each scaled to 40–80% of the canvas, meeting corner to corner at a random
@@ -118,27 +126,21 @@ fn mosaic_tiles(
         .into_iter()
         .enumerate()
         .map(|(quadrant, image)| {
-            let longest = f64::from(image.width().max(image.height()));
-            let scale = rng.random_range(0.4..=0.8) * imgsz as f64 / longest;
-            let (pixels, width, height) = Tile::scaled(image, scale, imgsz);
+            let fraction = rng.random_range(0.4..=0.8);
             // Quadrants 0..4: top-left, top-right, bottom-left, bottom-right of the centre.
-            let left = if quadrant % 2 == 0 {
-                centre[0] - width as isize
-            } else {
-                centre[0]
-            };
-            let top = if quadrant < 2 {
-                centre[1] - height as isize
-            } else {
-                centre[1]
-            };
-            Tile {
-                pixels,
-                width,
-                height,
-                left,
-                top,
-            }
+            Tile::new(image, fraction, imgsz, |width, height| {
+                let left = if quadrant % 2 == 0 {
+                    centre[0] - width as isize
+                } else {
+                    centre[0]
+                };
+                let top = if quadrant < 2 {
+                    centre[1] - height as isize
+                } else {
+                    centre[1]
+                };
+                (left, top)
+            })
         })
         .collect()
 }
@@ -150,9 +152,9 @@ pub(super) fn fit(image: RgbImage, imgsz: usize) -> RgbImage {
     if longest <= imgsz {
         return image;
     }
-    let scale = imgsz as f64 / longest as f64;
-    let (pixels, width, height) = Tile::scaled(&image, scale, imgsz);
-    RgbImage::from_raw(width as u32, height as u32, pixels).expect("sized by Tile::scaled")
+    let tile = Tile::new(&image, 1.0, imgsz, |_, _| (0, 0));
+    RgbImage::from_raw(tile.width as u32, tile.height as u32, tile.pixels)
+        .expect("sized by Tile::new")
 }
 
 #[cfg(test)]
