@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use egui::Vec2;
 use egui_kittest::Harness;
@@ -39,13 +39,16 @@ fn harness(options: LaunchOptions) -> Harness<'static, FocalYoloApp> {
         })
 }
 
-/// Step the UI until `done` holds, or fail after a minute.
+/// Step the UI until `done` holds, or fail after five minutes: a guard against a hang, not
+/// a speed check. A first inference on lavapipe compiles every kernel, which took over a
+/// minute here while the other tests kept both cores busy.
 fn step_until(
     harness: &mut Harness<'_, FocalYoloApp>,
     what: &str,
     done: impl Fn(&FocalYoloApp) -> bool,
 ) {
-    for _ in 0..1200 {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
         harness.step();
         if done(harness.state()) {
             harness.run_steps(4);
