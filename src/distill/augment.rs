@@ -1,6 +1,8 @@
 //! Augmented views of a training image: the teacher sees each once, and its outputs are
 //! cached.
 
+use std::ops::Range;
+
 use image::RgbImage;
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -71,20 +73,10 @@ pub(super) fn augment(
     let plane = imgsz * imgsz;
     let mut out = vec![114.0 / 255.0; 3 * plane];
     for tile in &tiles {
-        for y in 0..tile.height {
-            let Ok(row) = usize::try_from(tile.top + y as isize) else {
-                continue;
-            };
-            if row >= imgsz {
-                break;
-            }
-            for x in 0..tile.width {
-                let Ok(column) = usize::try_from(tile.left + x as isize) else {
-                    continue;
-                };
-                if column >= imgsz {
-                    break;
-                }
+        for y in visible(tile.top, tile.height, imgsz) {
+            let row = (tile.top + y as isize) as usize;
+            for x in visible(tile.left, tile.width, imgsz) {
+                let column = (tile.left + x as isize) as usize;
                 let src = if flip { tile.width - 1 - x } else { x };
                 let px = &tile.pixels[(y * tile.width + src) * 3..][..3];
                 let rgb = [px[0], px[1], px[2]].map(|v| f32::from(v) / 255.0);
@@ -98,6 +90,14 @@ pub(super) fn augment(
         }
     }
     out
+}
+
+/// The pixel indices of a tile, along an axis where it starts at `start` and is `length`
+/// long, that land on a canvas `imgsz` long.
+fn visible(start: isize, length: usize, imgsz: usize) -> Range<usize> {
+    let first = start.min(0).unsigned_abs();
+    let last = (imgsz as isize - start).clamp(0, length as isize) as usize;
+    first..last.max(first)
 }
 
 /// The image alone, scaled to 50–100% of the canvas and placed anywhere wholly on it.
