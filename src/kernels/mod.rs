@@ -16,10 +16,8 @@ pub use letterbox::letterbox_on_device;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::backend::wgpu::CubeTensor;
 use burn::backend::{DispatchDevice, RuntimeId};
 use burn::cubecl::prelude::{CubeCount, CubeDim};
-use burn::cubecl::server::Handle;
 use burn::tensor::Device;
 
 /// Invocations per workgroup in every kernel here (`@workgroup_size` in the WGSL).
@@ -51,10 +49,4 @@ fn grid(invocations: usize) -> (CubeCount, CubeDim) {
         (MAX_GROUPS_PER_DIM, groups.div_ceil(MAX_GROUPS_PER_DIM))
     };
     (CubeCount::Static(x, y, 1), CubeDim::new_1d(WORKGROUP))
-}
-
-/// Upload kernel parameters as a storage buffer of u32 words.
-fn upload_words(like: &CubeTensor, words: &[u32]) -> Handle {
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    like.client.create_from_slice(&bytes)
 }
