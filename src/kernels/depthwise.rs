@@ -71,7 +71,7 @@ impl DepthwiseConvKernel {
 
     /// Rows are read as aligned vec4s: stride 1 and a width that is a multiple of 4.
     fn vec4_rows(&self) -> bool {
-        self.stride == 1 && self.input[3] % 4 == 0
+        self.stride == 1 && self.input[3].is_multiple_of(4)
     }
 
     /// Invocations per workgroup along x (blocks), y (pairs of output rows) and z
