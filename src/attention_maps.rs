@@ -2,7 +2,7 @@
 //! global level, and the modulator's L2 norm over channels, as heatmaps laid over the frame
 //! through the letterbox (padding cropped away).
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorReadError};
 use image::{Rgb, RgbImage};
 
 use crate::model::FocalTaps;
@@ -58,16 +58,11 @@ impl Heatmap {
     }
 }
 
-/// One heatmap per gate (focal levels, then the global level) and one for the modulator.
-pub fn heatmaps(taps: &FocalTaps) -> Vec<Heatmap> {
+/// One heatmap per gate (focal levels, then the global level) and one for the modulator;
+/// an error when the device cannot hand them back.
+pub fn heatmaps(taps: &FocalTaps) -> Result<Vec<Heatmap>, TensorReadError> {
     let [_, levels, h, w] = taps.gates.dims();
-    let gates: Vec<f32> = taps
-        .gates
-        .clone()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .expect("f32 gates");
+    let gates: Vec<f32> = taps.gates.clone().try_into_vec_as::<f32>()?;
     let mut maps: Vec<Heatmap> = (0..levels)
         .map(|l| {
             let label = if l + 1 == levels {
@@ -81,13 +76,13 @@ pub fn heatmaps(taps: &FocalTaps) -> Vec<Heatmap> {
     let norm: Tensor<4> = (taps.modulator.clone() * taps.modulator.clone())
         .sum_dim(1)
         .sqrt();
-    let norm = norm
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .expect("f32 modulator");
-    maps.push(Heatmap::new("modulator".to_string(), w, h, norm));
-    maps
+    maps.push(Heatmap::new(
+        "modulator".to_string(),
+        w,
+        h,
+        norm.try_into_vec_as::<f32>()?,
+    ));
+    Ok(maps)
 }
 
 /// The maps `selection` names: a map's [`key`](Heatmap::key), or `gates` for every gate.

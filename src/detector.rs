@@ -153,9 +153,8 @@ impl Detector {
         };
         let predictions = output
             .predictions
-            .into_data()
-            .try_into_vec::<f32>()
-            .map_err(|e| DetectError::Readback(format!("{e:?}")))?;
+            .try_into_vec_as::<f32>()
+            .map_err(|e| DetectError::Readback(e.to_string()))?;
         let inferred = Instant::now();
 
         let mut detections = non_max_suppression(&predictions, self.info.num_classes, options);

@@ -211,7 +211,10 @@ fn infer(frame: Frame, model: &ModelSlot, knobs: &Mutex<InferenceKnobs>) -> Proc
     let taps = knobs.taps && detector.info().has_focal();
     match detector.run_sized(&processed.frame.image, knobs.input, &knobs.nms, taps) {
         Ok(result) => {
-            processed.maps = result.taps.as_ref().map(heatmaps).unwrap_or_default();
+            match result.taps.as_ref().map(heatmaps).transpose() {
+                Ok(maps) => processed.maps = maps.unwrap_or_default(),
+                Err(err) => processed.error = Some(format!("reading the attention maps: {err}")),
+            }
             processed.detections = result.detections;
             processed.letterbox = Some(result.letterbox);
             processed.times = result.times;

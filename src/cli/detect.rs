@@ -104,7 +104,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            for map in heatmaps(taps) {
+            for map in heatmaps(taps).context("reading the attention maps")? {
                 let target = dir.join(format!("{stem}.{}.png", map.key()));
                 overlay(&image, &map, &frame.letterbox, 0.55)
                     .save(&target)

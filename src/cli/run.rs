@@ -209,7 +209,7 @@ impl<'a> Run<'a> {
             draw_detections(&mut annotated, &result.detections, names);
             let picture = match &result.taps {
                 Some(taps) => {
-                    let maps = heatmaps(taps);
+                    let maps = heatmaps(taps).context("reading the attention maps")?;
                     let chosen = select(&maps, &self.args.overlay);
                     if chosen.is_empty() {
                         let known: Vec<String> = maps.iter().map(|m| m.key()).collect();
