@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
+use crate::kernels::{check_kernels, set_wgsl_enabled};
+
 #[derive(
     Debug,
     Clone,
@@ -102,7 +104,23 @@ impl ComputeDevice {
             description,
             is_gpu: true,
             is_software: software,
-        })
+        }
+        .with_kernels_checked())
+    }
+
+    /// Switch the WGSL kernels off, and say so in the description, when they fail
+    /// [`check_kernels`] on this device: burn's own operations then take their place.
+    fn with_kernels_checked(mut self) -> Self {
+        if let Err(err) = check_kernels(&self.device) {
+            set_wgsl_enabled(false);
+            tracing::warn!("WGSL kernels switched off on {}: {err}", self.description);
+            // The reason's first line; the whole of it (a driver's message) is in the log.
+            let reason = err.to_string();
+            let reason = reason.lines().next().unwrap_or_default();
+            self.description
+                .push_str(&format!(", WGSL kernels off: {reason}"));
+        }
+        self
     }
 }
 
@@ -127,7 +145,8 @@ fn default_gpu() -> Result<ComputeDevice, DeviceError> {
                 description: "default wgpu adapter".into(),
                 is_gpu: true,
                 is_software: false,
-            }),
+            }
+            .with_kernels_checked()),
             Err(e) => Err(e.to_string()),
         }
     })

@@ -10,9 +10,11 @@
 pub mod benchmark;
 mod depthwise;
 mod letterbox;
+mod self_check;
 
 pub use depthwise::{burn_depthwise_conv2d, depthwise_conv2d};
 pub use letterbox::letterbox_on_device;
+pub use self_check::{KernelCheckError, check_kernels};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -4,16 +4,21 @@
 
 use burn::tensor::{Distribution, Tensor, TensorData};
 use focalyolo::device::{ComputeDevice, DeviceChoice};
-use focalyolo::kernels::{burn_depthwise_conv2d, depthwise_conv2d, letterbox_on_device};
+use focalyolo::kernels::{burn_depthwise_conv2d, depthwise_conv2d, letterbox_on_device, runs_wgsl};
 use focalyolo::model::conv::Activation;
 use focalyolo::preprocess::{Canvas, Letterbox};
 
 use crate::common::to_vec;
 
-/// The wgpu device, or `None` (with the reason printed) where there is no adapter.
+/// The wgpu device, or `None` (with the reason printed) where there is no adapter. The
+/// kernels must have passed the check the device runs when it opens: were they switched
+/// off, these tests would compare burn with itself.
 fn gpu() -> Option<ComputeDevice> {
     match ComputeDevice::select(DeviceChoice::Gpu) {
-        Ok(gpu) => Some(gpu),
+        Ok(gpu) => {
+            assert!(runs_wgsl(&gpu.device), "kernels off: {}", gpu.description);
+            Some(gpu)
+        }
         Err(err) if std::env::var_os("FOCALYOLO_REQUIRE_GPU").is_some() => {
             panic!("no wgpu adapter: {err}")
         }

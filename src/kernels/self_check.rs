@@ -1,0 +1,74 @@
+//! A check, when a wgpu device opens, that the WGSL kernels compile and compute there: a
+//! driver that rejects or miscompiles one would otherwise fail every frame. On failure the
+//! kernels are switched off and burn's own operations take their place.
+
+use burn::tensor::{Distribution, Tensor, TensorReadError};
+use image::RgbImage;
+use thiserror::Error;
+
+use super::{burn_depthwise_conv2d, depthwise_conv2d, letterbox_on_device};
+use crate::model::conv::Activation;
+use crate::preprocess::{Canvas, Letterbox};
+
+#[derive(Debug, Error)]
+pub enum KernelCheckError {
+    #[error("the {kernel} kernel failed to run: {source}")]
+    Failed {
+        kernel: &'static str,
+        source: TensorReadError,
+    },
+    #[error("the depthwise kernel differs from burn's conv2d by {difference} ({case})")]
+    Mismatch { case: String, difference: f32 },
+}
+
+/// Run each kernel variant family once on small inputs: the depthwise kernel with both
+/// row readers, both strides and every activation against burn's `conv2d` on the same
+/// device, and the letterbox kernel.
+pub fn check_kernels(device: &burn::tensor::Device) -> Result<(), KernelCheckError> {
+    let read = |tensor: Tensor<4>, kernel| {
+        tensor
+            .try_into_vec_as::<f32>()
+            .map_err(|source| KernelCheckError::Failed { kernel, source })
+    };
+    // 12 wide: the vec4 row reader at stride 1; 10 wide: the scalar one.
+    let cases = [
+        (12, 3, 1, Activation::Silu),
+        (10, 5, 1, Activation::Gelu),
+        (10, 3, 2, Activation::Identity),
+    ];
+    for (size, kernel, stride, activation) in cases {
+        let x = Tensor::<4>::random([1, 16, size, size], Distribution::Normal(0.0, 1.0), device);
+        let weight = Tensor::<4>::random(
+            [16, 1, kernel, kernel],
+            Distribution::Normal(0.0, 0.3),
+            device,
+        );
+        let bias = Tensor::<1>::random([16], Distribution::Normal(0.0, 0.1), device);
+        let expected = read(
+            burn_depthwise_conv2d(x.clone(), weight.clone(), bias.clone(), stride, activation),
+            "depthwise convolution",
+        )?;
+        let ours = read(
+            depthwise_conv2d(x, weight, bias, stride, activation),
+            "depthwise convolution",
+        )?;
+        let difference = ours
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        if ours.len() != expected.len() || difference > 1e-3 {
+            return Err(KernelCheckError::Mismatch {
+                case: format!("{size}×{size}, k {kernel}, stride {stride}, {activation:?}"),
+                difference,
+            });
+        }
+    }
+    let image = RgbImage::from_pixel(5, 3, image::Rgb([10, 20, 30]));
+    let letterbox = Letterbox::new(5, 3, 32, Canvas::Square).expect("a 5×3 image fits a 32 square");
+    read(
+        letterbox_on_device(image.as_raw(), 3, &letterbox, device),
+        "letterbox",
+    )?;
+    Ok(())
+}
