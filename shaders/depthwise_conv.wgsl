@@ -7,9 +7,9 @@
 //
 // Each invocation computes a block of BLOCK (4 or 8) adjacent outputs in each of two
 // output rows of one channel of one image, on a 3-D grid (x, y, image × channel groups).
-// Both rows read the same input rows (shifted by STRIDE), so each input row is loaded
-// once for both. A row's inputs are 16 values in four vec4s, the accumulators two vec4s:
-// never arrays indexed in a loop, which lavapipe keeps in memory (1.6–1.8× slower). No
+// Both rows read the same input rows and kernel rows (shifted by STRIDE), so each is
+// loaded once for both. A row's inputs are 16 values in four vec4s, the accumulators two
+// vec4s: never arrays indexed in a loop, which lavapipe keeps in memory (1.5–1.8× slower). No
 // invocation divides: that is slow on the SIMD lanes of software adapters and costs
 // registers on GPUs.
 //
