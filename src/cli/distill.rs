@@ -44,6 +44,10 @@ pub struct DistillArgs {
     /// The share of views that are 2×2 mosaics of the image with three others (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     mosaic: f64,
+    /// Weigh each feature channel's error by the inverse of the teacher's variance in that
+    /// channel, so quiet channels count as much as loud ones.
+    #[arg(long)]
+    standardize: bool,
     /// Peak learning rate (AdamW, cosine decay to 1% of it).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -85,6 +89,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch,
         views: args.views,
         mosaic: args.mosaic,
+        standardize: args.standardize,
         learning_rate: args.lr,
         seed: args.seed,
         focal_level: args.focal_level,

@@ -24,7 +24,7 @@ pub use layers::{focal_tensors, init_focal, module_tensors};
 
 use augment::{augment, fit};
 use layers::trained_tensors;
-use targets::{Sample, batch_loss};
+use targets::{ChannelWeights, Sample, batch_loss};
 
 use crate::model::{LAST_LAYER, LAYER9, ModelError, Yolo};
 use crate::source::{SourceError, load_rgb};
@@ -111,6 +111,9 @@ pub struct DistillOptions {
     pub views: usize,
     /// The share of views that are 2×2 mosaics with other training images.
     pub mosaic: f64,
+    /// Weigh each feature channel's squared error by the inverse of the teacher's variance
+    /// in that channel (over the cached views).
+    pub standardize: bool,
     pub learning_rate: f64,
     pub seed: u64,
     pub focal_level: usize,
@@ -129,6 +132,7 @@ impl Default for DistillOptions {
             batch: 16,
             views: 2,
             mosaic: 0.0,
+            standardize: false,
             learning_rate: 1e-3,
             seed: 0,
             focal_level: 2,
@@ -235,6 +239,9 @@ pub fn distill(
         });
     }
     let dim = samples[0].layer8.dims()[1];
+    let channel_weights = options
+        .standardize
+        .then(|| ChannelWeights::from_samples(&samples));
 
     // The student is the teacher's twin with the new layer 9: fresh, from --start-from, or
     // from the checkpoint. Only layers 9..=train_through get gradients.
@@ -291,7 +298,12 @@ pub fn distill(
             let progress = (epoch * steps + step) as f64 / total_steps as f64;
             let lr = options.learning_rate
                 * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            let loss = batch_loss(&student, batch.iter().map(|&i| &samples[i]), options.recipe);
+            let loss = batch_loss(
+                &student,
+                batch.iter().map(|&i| &samples[i]),
+                options.recipe,
+                channel_weights.as_ref(),
+            );
             let value: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &student);
             student = optimizer.step(lr, student, grads);
@@ -381,6 +393,7 @@ fn save_layers(
             ("seed", options.seed.to_string()),
             ("views", options.views.to_string()),
             ("mosaic", options.mosaic.to_string()),
+            ("standardize", options.standardize.to_string()),
             ("final_loss", loss.to_string()),
         ],
     )?;

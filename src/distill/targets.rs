@@ -68,22 +68,77 @@ fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>))
     classes + boxes
 }
 
+/// Per-channel weights for the squared errors of layers 9 and 10: the inverse of the
+/// teacher's variance in each channel over all cached views, scaled to average 1 so the
+/// loss keeps its size.
+pub(super) struct ChannelWeights {
+    layer9: Tensor<4>,
+    layer10: Tensor<4>,
+}
+
+impl ChannelWeights {
+    pub(super) fn from_samples(samples: &[Sample]) -> Self {
+        Self {
+            layer9: inverse_variance(samples.iter().map(|s| &s.layer9)),
+            layer10: inverse_variance(samples.iter().map(|s| &s.layer10)),
+        }
+    }
+}
+
+/// Each channel's inverse variance over every value of `tensors` (NCHW, same C), scaled to
+/// average 1, as a `[1, C, 1, 1]` tensor.
+fn inverse_variance<'a>(tensors: impl Iterator<Item = &'a Tensor<4>>) -> Tensor<4> {
+    let mut moments: Option<(Tensor<1>, Tensor<1>)> = None;
+    let mut count = 0;
+    let mut channels = 0;
+    for tensor in tensors {
+        let [n, c, h, w] = tensor.dims();
+        let values = tensor.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+        let sum = values.clone().sum_dim(1).reshape([c]);
+        let squares = values.powi_scalar(2).sum_dim(1).reshape([c]);
+        moments = Some(match moments {
+            Some((s, q)) => (s + sum, q + squares),
+            None => (sum, squares),
+        });
+        count += n * h * w;
+        channels = c;
+    }
+    let (sum, squares) = moments.expect("at least one tensor");
+    let mean = sum / count as f32;
+    let variance = squares / count as f32 - mean.clone() * mean;
+    let inverse = variance.clamp_min(1e-6).recip();
+    (inverse.clone() / inverse.mean()).reshape([1, channels, 1, 1])
+}
+
+/// Mean squared error, each channel's weighted by `weights` when given.
+fn feature_loss(output: Tensor<4>, target: Tensor<4>, weights: Option<&Tensor<4>>) -> Tensor<1> {
+    match weights {
+        Some(weights) => ((output - target).powi_scalar(2) * weights.clone()).mean(),
+        None => MseLoss::new().forward(output, target, Reduction::Mean),
+    }
+}
+
 /// The recipe's loss on one batch of cached views.
 pub(super) fn batch_loss<'a>(
     student: &Yolo,
     batch: impl Iterator<Item = &'a Sample> + Clone,
     recipe: Recipe,
+    channel_weights: Option<&ChannelWeights>,
 ) -> Tensor<1> {
     let cat4 = |part: fn(&Sample) -> Tensor<4>| Tensor::cat(batch.clone().map(part).collect(), 0);
     let cat3 = |part: fn(&Sample) -> Tensor<3>| Tensor::cat(batch.clone().map(part).collect(), 0);
-    let mse = |output, target| MseLoss::new().forward(output, target, Reduction::Mean);
+    let layer9_loss =
+        |output, target| feature_loss(output, target, channel_weights.map(|w| &w.layer9));
+    let layer10_loss =
+        |output, target| feature_loss(output, target, channel_weights.map(|w| &w.layer10));
     let layer8 = cat4(|s| s.layer8.clone());
     match recipe {
-        Recipe::Layer9 => mse(student.layer9(layer8), cat4(|s| s.layer9.clone())),
+        Recipe::Layer9 => layer9_loss(student.layer9(layer8), cat4(|s| s.layer9.clone())),
         Recipe::Layer9And10 => {
             let layer9 = student.layer9(layer8);
             let layer10 = student.layer10(layer9.clone());
-            mse(layer9, cat4(|s| s.layer9.clone())) + mse(layer10, cat4(|s| s.layer10.clone()))
+            layer9_loss(layer9, cat4(|s| s.layer9.clone()))
+                + layer10_loss(layer10, cat4(|s| s.layer10.clone()))
         }
         Recipe::Outputs => {
             let skip = |i: usize| move |s: &Sample| s.skips.as_ref().expect("cached")[i].clone();
@@ -97,9 +152,36 @@ pub(super) fn batch_loss<'a>(
                 cat3(|s| s.head.as_ref().expect("cached").1.clone()),
             );
             let student_head = student.detect().forward_raw(neck.features);
-            mse(neck.layer9, cat4(|s| s.layer9.clone()))
-                + mse(neck.layer10, cat4(|s| s.layer10.clone()))
+            layer9_loss(neck.layer9, cat4(|s| s.layer9.clone()))
+                + layer10_loss(neck.layer10, cat4(|s| s.layer10.clone()))
                 + output_loss(student_head, teacher_head)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn channel_weights_are_inverse_variances_averaging_one() {
+        let device = Device::flex();
+        // Channel 0 alternates ±2 (variance 4) around 1, channel 1 ±1 (variance 1) around -3,
+        // split over two tensors.
+        let tensor = |values: [f32; 4]| {
+            Tensor::<4>::from_data(TensorData::new(values.to_vec(), [1, 2, 1, 2]), &device)
+        };
+        let first = tensor([3.0, -1.0, -2.0, -4.0]);
+        let second = tensor([-1.0, 3.0, -4.0, -2.0]);
+        let weights = inverse_variance([&first, &second].into_iter())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        // 1/4 and 1/1, scaled to average 1: 0.4 and 1.6.
+        assert!(
+            (weights[0] - 0.4).abs() < 1e-5 && (weights[1] - 1.6).abs() < 1e-5,
+            "{weights:?}"
+        );
     }
 }
