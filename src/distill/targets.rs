@@ -175,8 +175,7 @@ mod tests {
         let first = tensor([3.0, -1.0, -2.0, -4.0]);
         let second = tensor([-1.0, 3.0, -4.0, -2.0]);
         let weights = inverse_variance([&first, &second].into_iter())
-            .into_data()
-            .to_vec::<f32>()
+            .try_into_vec_as::<f32>()
             .unwrap();
         // 1/4 and 1/1, scaled to average 1: 0.4 and 1.6.
         assert!(
