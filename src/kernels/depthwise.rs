@@ -39,10 +39,10 @@ const MAX_TILE_BLOCKS: u32 = 8;
 /// window. Larger kernels use burn's `conv2d`.
 const MAX_KERNEL: usize = 9;
 
-/// Adjacent outputs along x computed by one invocation: 8 on rows at least 20 wide, where
-/// it saves a quarter of the time over 4 on lavapipe (20×20 and 80×80 planes); 4 on
-/// narrower rows, where 8 would leave most of the last block idle (10×10: 1.5× slower),
-/// and at stride 2, where 8 outputs would read more than 16 inputs.
+/// Adjacent outputs along x computed by one invocation: 8 on rows at least 20 wide (1.3×
+/// faster than 4 on lavapipe's 40- and 80-wide planes); 4 on narrower rows, where 8 would
+/// leave most of the last block idle (10×10: 1.3–2× slower), and at stride 2, where 8
+/// outputs would read more than 16 inputs.
 fn block_for(out_width: usize, stride: usize) -> usize {
     if out_width >= 20 && stride == 1 { 8 } else { 4 }
 }
@@ -65,6 +65,16 @@ impl DepthwiseConvKernel {
         block_for(self.out_width, self.stride)
     }
 
+    /// Blocks along an output row.
+    fn blocks(&self) -> usize {
+        self.out_width.div_ceil(self.block())
+    }
+
+    /// Pairs of output rows: each invocation computes two.
+    fn row_pairs(&self) -> usize {
+        self.out_height.div_ceil(2)
+    }
+
     fn channel_groups(&self) -> usize {
         self.input[1].div_ceil(TILE_CHANNELS as usize)
     }
@@ -78,8 +88,8 @@ impl DepthwiseConvKernel {
     /// (channels), fitted to the plane so that small planes (P5 is 10×10 at 320) leave few
     /// invocations idle: about 1.4× faster there than a fixed 4×4×16.
     fn tile(&self) -> [u32; 3] {
-        let blocks = u32::try_from(self.out_width.div_ceil(self.block())).unwrap_or(u32::MAX);
-        let pairs = u32::try_from(self.out_height.div_ceil(2)).unwrap_or(u32::MAX);
+        let blocks = u32::try_from(self.blocks()).unwrap_or(u32::MAX);
+        let pairs = u32::try_from(self.row_pairs()).unwrap_or(u32::MAX);
         let x = blocks.min(MAX_TILE_BLOCKS);
         let y = pairs.min(WORKGROUP / (x * TILE_CHANNELS));
         [x, y, TILE_CHANNELS]
@@ -92,8 +102,8 @@ impl DepthwiseConvKernel {
             u32::try_from(n.div_ceil(per_group as usize)).expect("fewer than 2^32 workgroups")
         };
         CubeCount::Static(
-            count(self.out_width.div_ceil(self.block()), tile[0]),
-            count(self.out_height.div_ceil(2), tile[1]),
+            count(self.blocks(), tile[0]),
+            count(self.row_pairs(), tile[1]),
             count(self.input[0] * self.channel_groups(), 1),
         )
     }
