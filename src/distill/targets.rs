@@ -90,7 +90,6 @@ impl ChannelWeights {
 fn inverse_variance<'a>(tensors: impl Iterator<Item = &'a Tensor<4>>) -> Tensor<4> {
     let mut moments: Option<(Tensor<1>, Tensor<1>)> = None;
     let mut count = 0;
-    let mut channels = 0;
     for tensor in tensors {
         let [n, c, h, w] = tensor.dims();
         let values = tensor.clone().swap_dims(0, 1).reshape([c, n * h * w]);
@@ -101,12 +100,12 @@ fn inverse_variance<'a>(tensors: impl Iterator<Item = &'a Tensor<4>>) -> Tensor<
             None => (sum, squares),
         });
         count += n * h * w;
-        channels = c;
     }
     let (sum, squares) = moments.expect("at least one tensor");
     let mean = sum / count as f32;
     let variance = squares / count as f32 - mean.clone() * mean;
     let inverse = variance.clamp_min(1e-6).recip();
+    let [channels] = inverse.dims();
     (inverse.clone() / inverse.mean()).reshape([1, channels, 1, 1])
 }
 
