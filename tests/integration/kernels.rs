@@ -34,8 +34,17 @@ fn depthwise_kernel_matches_burn_conv2d() {
     let Some(gpu) = gpu() else { return };
     let cpu = ComputeDevice::cpu().device;
     // Rows a multiple of 4 wide take the vec4 row reader at stride 1; the others, and every
-    // odd height, the last block's lone row.
-    let sizes = [(1, 1), (7, 13), (5, 12), (20, 20), (80, 80), (160, 160)];
+    // odd height, the last block's lone row. 10×10 is YOLO11n's P5 at 320, where the last
+    // block of a row is half outside it.
+    let sizes = [
+        (1, 1),
+        (7, 13),
+        (5, 12),
+        (10, 10),
+        (20, 20),
+        (80, 80),
+        (160, 160),
+    ];
     let mut cases = 0;
     for kernel in [3, 5, 7, 9] {
         for stride in [1, 2] {
