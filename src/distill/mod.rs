@@ -61,9 +61,10 @@ pub enum Recipe {
     /// the rest of the network sees.
     #[default]
     Layer9And10,
-    /// As `layer9-and10`, plus the teacher's outputs over all anchors: its class scores
-    /// (binary cross-entropy against its probabilities) and its box-side distributions
-    /// (KL divergence from its softmax, weighted by the anchor's top class score).
+    /// As `layer9-and10`, plus the teacher's outputs: its class scores (binary
+    /// cross-entropy against its probabilities, on anchors where either model sees an
+    /// object) and its box-side distributions (KL divergence from its softmax, weighted by
+    /// the anchor's top class score).
     Outputs,
 }
 
@@ -73,7 +74,7 @@ impl Recipe {
             Recipe::Layer9 => "layer-9 feature MSE against the teacher's SPPF",
             Recipe::Layer9And10 => "layer-9 plus layer-10 feature MSE",
             Recipe::Outputs => {
-                "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE) and box distributions (KL) over all anchors"
+                "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE, weighted by the anchors' top score) and box distributions (KL)"
             }
         }
     }

@@ -45,19 +45,27 @@ impl Sample {
 }
 
 /// The student's head against the teacher's over every anchor: binary cross-entropy of
-/// the class logits against the teacher's probabilities, summed over classes; plus the KL
-/// divergence of each box side's distribution from the teacher's, weighted by the
-/// teacher's top class probability at the anchor (a background anchor's box means
-/// nothing). Both are averages over anchors.
+/// the class logits against the teacher's probabilities, summed over classes and averaged
+/// over anchors weighted by the higher of the two models' top class probability there (an
+/// anchor neither calls an object cannot change a detection; thousands of them would
+/// otherwise outweigh the few that do); plus the KL divergence of each box side's
+/// distribution from the teacher's, weighted by the teacher's top class probability at the
+/// anchor (a background anchor's box means nothing).
 fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>)) -> Tensor<1> {
     let ((student_boxes, student_classes), (teacher_boxes, teacher_classes)) = (student, teacher);
     let [batch, box_channels, anchors] = student_boxes.dims();
     let sides = [batch, 4, box_channels / 4, anchors];
     let probabilities = sigmoid(teacher_classes);
-    let classes = (softplus(student_classes.clone(), 1.0)
+    let confident = probabilities
+        .clone()
+        .max_dim(1)
+        .max_pair(sigmoid(student_classes.clone().detach()).max_dim(1));
+    let classes = ((softplus(student_classes.clone(), 1.0)
         - probabilities.clone() * student_classes)
         .sum_dim(1)
-        .mean();
+        * confident.clone())
+    .sum()
+        / confident.sum().add_scalar(1e-6);
     let weight = probabilities.max_dim(1).reshape([batch, 1, 1, anchors]);
     let target = log_softmax(teacher_boxes.reshape(sides), 2);
     let divergence = (target.clone().exp()
@@ -162,6 +170,23 @@ pub(super) fn batch_loss<'a>(
 mod tests {
     use super::*;
     use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn anchors_neither_model_calls_an_object_do_not_dilute_the_class_loss() {
+        let device = Device::flex();
+        // One class, two anchors: the teacher is 90% sure of an object at the first, where the
+        // student says 50%; both see nothing at the second. Identical boxes: no KL term.
+        let classes = |logits: [f32; 2]| {
+            Tensor::<3>::from_data(TensorData::new(logits.to_vec(), [1, 1, 2]), &device)
+        };
+        let boxes = Tensor::<3>::zeros([1, 4, 2], &device);
+        let teacher = classes([(0.9f32 / 0.1).ln(), -20.0]);
+        let student = classes([0.0, -20.0]);
+        let loss: f32 = output_loss((boxes.clone(), student), (boxes, teacher)).into_scalar();
+        // The first anchor's cross-entropy alone, softplus(0) − 0.9·0 = ln 2, not its mean with
+        // the empty anchor's (~ln 2 / 2).
+        assert!((loss - 2f32.ln()).abs() < 1e-4, "{loss}");
+    }
 
     #[test]
     fn channel_weights_are_inverse_variances_averaging_one() {
