@@ -7,7 +7,7 @@ use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use focalyolo::device::{ComputeDevice, DeviceChoice};
 use focalyolo::kernels::benchmark::yolo11n_depthwise_shapes;
-use focalyolo::kernels::{burn_depthwise_conv2d, depthwise_conv2d};
+use focalyolo::kernels::{burn_depthwise_conv2d, depthwise_conv2d, runs_wgsl};
 
 fn depthwise(c: &mut Criterion) {
     let gpu = match ComputeDevice::select(DeviceChoice::Gpu) {
@@ -17,6 +17,14 @@ fn depthwise(c: &mut Criterion) {
             return;
         }
     };
+    if !runs_wgsl(&gpu.device) {
+        // The description says why the kernel check switched them off.
+        eprintln!(
+            "skipped: the WGSL kernels cannot be timed on {}",
+            gpu.description
+        );
+        return;
+    }
     let device = gpu.device;
     let mut group = c.benchmark_group("depthwise");
     group

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{ExecutionError, Tensor, TensorData};
 use clap::Args;
 use focalyolo::device::{ComputeDevice, DeviceChoice};
 use focalyolo::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
-use focalyolo::kernels::set_wgsl_enabled;
+use focalyolo::kernels::{runs_wgsl, set_wgsl_enabled, wgsl_enabled};
 use focalyolo::model::Yolo;
 use focalyolo::weights::Weights;
 
@@ -56,12 +56,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "{:<72} {:>6} {:>10} {:>10}",
         "device", "imgsz", "median ms", "mean ms"
     );
+    // Opening a wgpu device checked the kernels: where they failed they stay off, and the
+    // device's description says why.
+    let kernels_passed = wgsl_enabled();
     for device in devices {
         // On wgpu, time the model with the WGSL kernels and with burn's own operations.
-        let variants: &[bool] = if device.is_gpu {
+        let variants: &[bool] = if device.is_gpu && kernels_passed {
             &[true, false]
         } else {
-            &[true]
+            &[false]
         };
         for &wgsl in variants {
             set_wgsl_enabled(wgsl);
@@ -72,12 +75,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             };
             let (model, _) = Yolo::load(&weights, &device.device)?;
             for &imgsz in &args.imgsz {
-                let (median, mean) = time_forward(&model, &device, imgsz, args.iterations);
+                let (median, mean) = time_forward(&model, &device, imgsz, args.iterations)
+                    .with_context(|| format!("forward pass on {label}"))?;
                 println!("{label:<72} {imgsz:>6} {median:>10.1} {mean:>10.1}");
             }
         }
     }
-    set_wgsl_enabled(true);
+    set_wgsl_enabled(kernels_passed);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -87,24 +91,28 @@ fn time_forward(
     device: &ComputeDevice,
     imgsz: usize,
     iterations: usize,
-) -> (f64, f64) {
+) -> Result<(f64, f64), ExecutionError> {
     let data = TensorData::new(vec![0.5f32; 3 * imgsz * imgsz], [1, 3, imgsz, imgsz]);
     let input = Tensor::<4>::from_data(data, &device.device);
     let mut times = Vec::with_capacity(iterations);
     for pass in 0..iterations.max(1) + 2 {
         let start = Instant::now();
-        model.forward(input.clone()).into_data();
+        model.forward(input.clone()).try_into_data()?;
         if pass >= 2 {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
     times.sort_by(f64::total_cmp);
     let mean = times.iter().sum::<f64>() / times.len() as f64;
-    (times[times.len() / 2], mean)
+    Ok((times[times.len() / 2], mean))
 }
 
 fn bench_kernels(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let gpu = ComputeDevice::select(DeviceChoice::Gpu)?;
+    if !runs_wgsl(&gpu.device) {
+        // The description says why the kernel check switched them off.
+        anyhow::bail!("the WGSL kernels cannot be timed on {}", gpu.description);
+    }
     println!("depthwise kernels on {}", gpu.description);
     println!(
         "{:<18} {:>16} {:>3} {:>10} {:>14} {:>8}",
@@ -112,7 +120,8 @@ fn bench_kernels(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     );
     for &imgsz in &args.imgsz {
         for shape in yolo11n_depthwise_shapes(imgsz) {
-            let (wgsl, burn) = time_depthwise(&shape, &gpu.device, args.iterations);
+            let (wgsl, burn) = time_depthwise(&shape, &gpu.device, args.iterations)
+                .with_context(|| format!("timing {} on {}", shape.label, gpu.description))?;
             let dims = format!("1×{}×{}×{}", shape.channels, shape.size, shape.size);
             println!(
                 "{:<18} {dims:>16} {:>3} {wgsl:>10.3} {burn:>14.3} {:>7.1}×",

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Distribution, ExecutionError, Tensor};
 
 use super::{burn_depthwise_conv2d, depthwise_conv2d};
 use crate::model::conv::Activation;
@@ -46,7 +46,11 @@ const LAUNCHES_PER_SAMPLE: usize = 20;
 
 /// Median milliseconds per launch, over `samples` samples, of the WGSL kernel and of burn's
 /// conv2d; each sample queues 20 launches and waits for the device once.
-pub fn time_depthwise(shape: &DepthwiseShape, device: &Device, samples: usize) -> (f64, f64) {
+pub fn time_depthwise(
+    shape: &DepthwiseShape,
+    device: &Device,
+    samples: usize,
+) -> Result<(f64, f64), ExecutionError> {
     let DepthwiseShape {
         channels,
         size,
@@ -65,22 +69,25 @@ pub fn time_depthwise(shape: &DepthwiseShape, device: &Device, samples: usize) -
         device,
     );
     let bias = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.1), device);
-    let median = |run: &dyn Fn() -> Tensor<4>| {
+    let median = |run: &dyn Fn() -> Tensor<4>| -> Result<f64, ExecutionError> {
         let sample = || {
             let start = Instant::now();
             // Keep the outputs alive until the device is idle, so no launch is skipped.
             let outputs: Vec<Tensor<4>> = (0..LAUNCHES_PER_SAMPLE).map(|_| run()).collect();
-            device.sync().expect("device runs the launches");
+            device.sync()?;
             drop(outputs);
-            start.elapsed().as_secs_f64() * 1e3 / LAUNCHES_PER_SAMPLE as f64
+            Ok(start.elapsed().as_secs_f64() * 1e3 / LAUNCHES_PER_SAMPLE as f64)
         };
-        sample();
-        let mut times: Vec<f64> = (0..samples.max(1)).map(|_| sample()).collect();
+        sample()?;
+        let mut times = (0..samples.max(1))
+            .map(|_| sample())
+            .collect::<Result<Vec<f64>, _>>()?;
         times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
+        Ok(times[times.len() / 2])
     };
-    let wgsl = median(&|| depthwise_conv2d(x.clone(), weight.clone(), bias.clone(), 1, activation));
+    let wgsl =
+        median(&|| depthwise_conv2d(x.clone(), weight.clone(), bias.clone(), 1, activation))?;
     let burn =
-        median(&|| burn_depthwise_conv2d(x.clone(), weight.clone(), bias.clone(), 1, activation));
-    (wgsl, burn)
+        median(&|| burn_depthwise_conv2d(x.clone(), weight.clone(), bias.clone(), 1, activation))?;
+    Ok((wgsl, burn))
 }

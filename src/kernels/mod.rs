@@ -35,9 +35,15 @@ pub fn set_wgsl_enabled(enabled: bool) {
     WGSL_ENABLED.store(enabled, Ordering::Relaxed);
 }
 
+/// Whether the WGSL kernels are on: they are unless [`set_wgsl_enabled`] turned them off,
+/// as a device whose kernel check fails does.
+pub fn wgsl_enabled() -> bool {
+    WGSL_ENABLED.load(Ordering::Relaxed)
+}
+
 /// Whether `device` runs our WGSL: a plain wgpu device (not autodiff, not the CPU backend).
 pub fn runs_wgsl(device: &Device) -> bool {
-    WGSL_ENABLED.load(Ordering::Relaxed)
+    wgsl_enabled()
         && matches!(device.as_dispatch(), DispatchDevice::Cube(cube) if cube.runtime() == RuntimeId::Wgpu)
 }
 
