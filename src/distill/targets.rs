@@ -56,9 +56,9 @@ fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>))
     let [batch, box_channels, anchors] = student_boxes.dims();
     let sides = [batch, 4, box_channels / 4, anchors];
     let probabilities = sigmoid(teacher_classes);
-    let confident = probabilities
+    let teacher_top = probabilities.clone().max_dim(1);
+    let confident = teacher_top
         .clone()
-        .max_dim(1)
         .max_pair(sigmoid(student_classes.clone().detach()).max_dim(1));
     let classes = ((softplus(student_classes.clone(), 1.0)
         - probabilities.clone() * student_classes)
@@ -66,7 +66,7 @@ fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>))
         * confident.clone())
     .sum()
         / confident.sum().add_scalar(1e-6);
-    let weight = probabilities.max_dim(1).reshape([batch, 1, 1, anchors]);
+    let weight = teacher_top.reshape([batch, 1, 1, anchors]);
     let target = log_softmax(teacher_boxes.reshape(sides), 2);
     let divergence = (target.clone().exp()
         * (target - log_softmax(student_boxes.reshape(sides), 2)))
