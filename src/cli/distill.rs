@@ -44,6 +44,11 @@ pub struct DistillArgs {
     /// The share of views that are 2×2 mosaics of the image with three others (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     mosaic: f64,
+    /// The largest a plain view scales an image, as a share of the canvas (the smallest is
+    /// 0.5); above 1 a view is a random crop of the enlarged image, as Ultralytics' `scale`
+    /// augmentation makes.
+    #[arg(long, default_value_t = 1.0, value_parser = at_least_half)]
+    max_scale: f64,
     /// Weigh each feature channel's error by the inverse of the teacher's variance in that
     /// channel, so quiet channels count as much as loud ones.
     #[arg(long)]
@@ -89,6 +94,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch,
         views: args.views,
         mosaic: args.mosaic,
+        max_scale: args.max_scale,
         standardize: args.standardize,
         learning_rate: args.lr,
         seed: args.seed,
@@ -154,5 +160,12 @@ fn share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
         _ => Err(format!("`{text}` is not a number from 0 to 1")),
+    }
+}
+
+fn at_least_half(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.5..=4.0).contains(&value) => Ok(value),
+        _ => Err(format!("`{text}` is not a number from 0.5 to 4")),
     }
 }

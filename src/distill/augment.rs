@@ -22,8 +22,8 @@ struct Tile {
 
 impl Tile {
     /// `image` resized so its longest side is `fraction` of the canvas side `imgsz` (each
-    /// side at least a pixel), with its top-left corner where `place` puts a tile of the
-    /// resized width and height.
+    /// side at least a pixel, and larger than the canvas when `fraction` is over 1), with
+    /// its top-left corner where `place` puts a tile of the resized width and height.
     fn new(
         image: &RgbImage,
         fraction: f64,
@@ -33,8 +33,8 @@ impl Tile {
         let (w, h) = (f64::from(image.width()), f64::from(image.height()));
         let scale = fraction * imgsz as f64 / w.max(h);
         let (width, height) = (
-            ((w * scale).round() as usize).clamp(1, imgsz),
-            ((h * scale).round() as usize).clamp(1, imgsz),
+            ((w * scale).round() as usize).max(1),
+            ((h * scale).round() as usize).max(1),
         );
         let (left, top) = place(width, height);
         Self {
@@ -47,7 +47,8 @@ impl Tile {
     }
 }
 
-/// One augmented view of `image`: random scale and placement on the square canvas, or, with
+/// One augmented view of `image`: scaled to between half and `max_scale` of the canvas and
+/// placed at random (over 1, a random crop of the enlarged image), or, with
 /// probability `mosaic`, a 2×2 mosaic of it and three images drawn from `pool` around a
 /// random centre (as Ultralytics' mosaic does, which puts more objects and more contexts in
 /// front of the global levels); then a horizontal flip of each tile and
@@ -57,12 +58,13 @@ pub(super) fn augment(
     pool: &[RgbImage],
     imgsz: usize,
     mosaic: f64,
+    max_scale: f64,
     rng: &mut ChaCha8Rng,
 ) -> Vec<f32> {
     let tiles = if mosaic > 0.0 && !pool.is_empty() && rng.random_bool(mosaic) {
         mosaic_tiles(image, pool, imgsz, rng)
     } else {
-        vec![placed(image, imgsz, rng)]
+        vec![placed(image, imgsz, max_scale, rng)]
     };
     let flip = rng.random_bool(0.5);
     let (brightness, contrast, saturation) = (
@@ -100,14 +102,16 @@ fn visible(start: isize, length: usize, imgsz: usize) -> Range<usize> {
     first..last.max(first)
 }
 
-/// The image alone, scaled to 50–100% of the canvas and placed anywhere wholly on it.
-fn placed(image: &RgbImage, imgsz: usize, rng: &mut ChaCha8Rng) -> Tile {
-    let fraction = rng.random_range(0.5..=1.0);
+/// The image alone, its longest side scaled to 50% to `max_scale` of the canvas's; along
+/// each side, placed wholly on the canvas where it is shorter, covering it where longer.
+fn placed(image: &RgbImage, imgsz: usize, max_scale: f64, rng: &mut ChaCha8Rng) -> Tile {
+    let fraction = rng.random_range(0.5..=max_scale.max(0.5));
+    let mut offset = |length: usize| {
+        let slack = imgsz as i64 - length as i64;
+        rng.random_range(slack.min(0)..=slack.max(0)) as isize
+    };
     Tile::new(image, fraction, imgsz, |width, height| {
-        (
-            rng.random_range(0..=imgsz - width) as isize,
-            rng.random_range(0..=imgsz - height) as isize,
-        )
+        (offset(width), offset(height))
     })
 }
 
@@ -181,7 +185,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for (mosaic, expected) in [(1.0, 5), (0.0, 2)] {
             for _ in 0..20 {
-                let view = augment(&image, &pool, imgsz, mosaic, &mut rng);
+                let view = augment(&image, &pool, imgsz, mosaic, 1.0, &mut rng);
                 let mut seen: Vec<[bool; 3]> =
                     (0..plane).map(|at| signature(&view, plane, at)).collect();
                 seen.sort();
@@ -191,6 +195,27 @@ mod tests {
                 assert_eq!(seen.len(), expected, "mosaic {mosaic}: {seen:?}");
             }
         }
+    }
+
+    #[test]
+    fn views_scaled_past_the_canvas_are_crops_that_cover_it() {
+        // A 5:4 image: at most 100% of the canvas it always leaves grey bars; scaled past
+        // 125% its short side covers the canvas too.
+        let image = RgbImage::from_pixel(50, 40, image::Rgb([200, 0, 0]));
+        let imgsz = 64;
+        let plane = imgsz * imgsz;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let padded = |view: &[f32]| (0..plane).any(|at| signature(view, plane, at) == [false; 3]);
+        let views = |max_scale: f64, rng: &mut ChaCha8Rng| -> Vec<bool> {
+            (0..40)
+                .map(|_| padded(&augment(&image, &[], imgsz, 0.0, max_scale, rng)))
+                .collect()
+        };
+        assert!(views(1.0, &mut rng).iter().all(|&p| p));
+        let zoomed = views(3.0, &mut rng);
+        // Fractions from 0.5 to 3: about 70% of them (1.25 to 3) cover the canvas.
+        let covered = zoomed.iter().filter(|&&p| !p).count();
+        assert!((15..=38).contains(&covered), "{covered} of 40 covered");
     }
 
     #[test]

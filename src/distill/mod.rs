@@ -112,6 +112,9 @@ pub struct DistillOptions {
     pub views: usize,
     /// The share of views that are 2×2 mosaics with other training images.
     pub mosaic: f64,
+    /// The largest a plain view scales an image's longest side, as a share of the canvas
+    /// side (the smallest is half); above 1, a view is a crop of the enlarged image.
+    pub max_scale: f64,
     /// Weigh each feature channel's squared error by the inverse of the teacher's variance
     /// in that channel (over the cached views).
     pub standardize: bool,
@@ -133,6 +136,7 @@ impl Default for DistillOptions {
             batch: 16,
             views: 2,
             mosaic: 0.0,
+            max_scale: 1.0,
             standardize: false,
             learning_rate: 1e-3,
             seed: 0,
@@ -227,7 +231,14 @@ pub fn distill(
     for (i, path) in images.iter().enumerate() {
         let image = load_rgb(path)?;
         for _ in 0..options.views {
-            let pixels = augment(&image, &pool, options.imgsz, options.mosaic, &mut rng);
+            let pixels = augment(
+                &image,
+                &pool,
+                options.imgsz,
+                options.mosaic,
+                options.max_scale,
+                &mut rng,
+            );
             let input = Tensor::<4>::from_data(
                 TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
                 &device,
@@ -394,6 +405,7 @@ fn save_layers(
             ("seed", options.seed.to_string()),
             ("views", options.views.to_string()),
             ("mosaic", options.mosaic.to_string()),
+            ("max_scale", options.max_scale.to_string()),
             ("standardize", options.standardize.to_string()),
             ("final_loss", loss.to_string()),
         ],
