@@ -6,7 +6,11 @@
 // the padding tests become selects, and no parameter buffer is read or uploaded.
 //
 // Each invocation computes a block of BLOCK (4 or 8) adjacent outputs in each of two
-// output rows of one channel of one image, on a 3-D grid (x, y, image × channel groups).
+// output rows of one channel of one image, on a 3-D grid of blocks, pairs of rows and
+// images × channel groups. Which grid axis each takes is filled in per variant: on GPUs
+// blocks run along x, so neighbouring invocations read neighbouring memory; on software
+// adapters channels do, since llvmpipe spreads only a workgroup's x axis over its SIMD
+// lanes and a plane's few blocks would leave most lanes idle.
 // Both rows read the same input rows and kernel rows (shifted by STRIDE), so each is
 // loaded once for both. A row's inputs are 16 values in four vec4s, the accumulators two
 // vec4s: never arrays indexed in a loop, which lavapipe keeps in memory (1.5–1.8× slower). No
@@ -31,7 +35,8 @@ const KERNEL: i32 = {{ kernel }};
 const STRIDE: i32 = {{ stride }};
 const ACTIVATION: u32 = {{ activation }}u;
 const BLOCK: i32 = {{ block }};
-const TILE_Z: u32 = {{ tile_z }}u;
+// Channels per workgroup.
+const TILE_CHANNELS: u32 = {{ tile_channels }}u;
 const ACT_SILU: u32 = 1u;
 const ACT_GELU: u32 = 2u;
 
@@ -161,10 +166,10 @@ fn main(
     @builtin(local_invocation_id) local: vec3<u32>,
 ) {
     // Dividing the workgroup's index costs one division per workgroup, not per invocation.
-    let image = group.z / CHANNEL_GROUPS;
-    let channel = (group.z - image * CHANNEL_GROUPS) * TILE_Z + local.z;
-    let ox0 = i32(gid.x) * BLOCK;
-    let oy = gid.y * 2u;
+    let image = group.{{ channel_axis }} / CHANNEL_GROUPS;
+    let channel = (group.{{ channel_axis }} - image * CHANNEL_GROUPS) * TILE_CHANNELS + local.{{ channel_axis }};
+    let ox0 = i32(gid.{{ block_axis }}) * BLOCK;
+    let oy = gid.{{ pair_axis }} * 2u;
     if (ox0 >= OUT_WIDTH || oy >= OUT_HEIGHT || channel >= CHANNELS) {
         return;
     }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-use crate::kernels::{check_kernels, set_wgsl_enabled};
+use crate::kernels::{check_kernels, set_channel_lanes, set_wgsl_enabled};
 
 #[derive(
     Debug,
@@ -92,6 +92,7 @@ impl ComputeDevice {
         );
         let options =
             RuntimeOptions::try_default().map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
+        set_channel_lanes(software);
         let device = match try_init_device(setup, options) {
             Ok(device) => device,
             // burn registered the default adapter already (it does so lazily, e.g. when

@@ -11,7 +11,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor};
 
-use super::{WORKGROUP, runs_wgsl};
+use super::{WORKGROUP, channel_lanes, runs_wgsl};
 use crate::model::conv::Activation;
 
 fn output_shape(input: &Shape, weight: &Shape, stride: &usize) -> Shape {
@@ -47,8 +47,20 @@ fn block_for(out_width: usize, stride: usize) -> usize {
     if out_width >= 20 && stride == 1 { 8 } else { 4 }
 }
 
-/// One compiled variant per shape, kernel size, stride and activation: with every size a
-/// constant, the loops have constant bounds and no parameter buffer is uploaded per launch.
+/// What runs along a workgroup's x axis. GPUs form SIMD groups from the flattened
+/// workgroup, so blocks along x keep neighbouring invocations on neighbouring memory;
+/// llvmpipe spreads only the x axis over its SIMD lanes (8 with AVX2) and loops over y and
+/// z, so the few blocks of a small plane's row (3 on 10- and 20-wide rows) would leave
+/// most lanes idle, where 16 channels fill them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LaneAxis {
+    Blocks,
+    Channels,
+}
+
+/// One compiled variant per shape, kernel size, stride, activation and lane axis: with
+/// every size a constant, the loops have constant bounds and no parameter buffer is
+/// uploaded per launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct DepthwiseConvKernel {
     /// `(N, C, H, W)` of the input.
@@ -58,9 +70,40 @@ struct DepthwiseConvKernel {
     kernel: usize,
     stride: usize,
     activation: u32,
+    lanes: LaneAxis,
 }
 
 impl DepthwiseConvKernel {
+    /// The variant for an `input` (N, C, H, W) giving `out` (H, W) outputs per plane. Lanes
+    /// run along channels on a software adapter where a row has fewer blocks than a
+    /// workgroup's row holds (`MAX_TILE_BLOCKS`, llvmpipe's 8 lanes with AVX2), along blocks
+    /// otherwise: on lavapipe, channels make the 10- and 20-wide planes' GELU and SiLU
+    /// layers 1.3–1.6× faster, and the 80-wide P3 plane, whose 10 blocks fill the lanes
+    /// already, 5–10% slower.
+    fn new(
+        input: [usize; 4],
+        [out_height, out_width]: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        activation: u32,
+    ) -> Self {
+        let blocks = out_width.div_ceil(block_for(out_width, stride));
+        let lanes = if channel_lanes() && blocks < MAX_TILE_BLOCKS as usize {
+            LaneAxis::Channels
+        } else {
+            LaneAxis::Blocks
+        };
+        Self {
+            input,
+            out_height,
+            out_width,
+            kernel,
+            stride,
+            activation,
+            lanes,
+        }
+    }
+
     fn block(&self) -> usize {
         block_for(self.out_width, self.stride)
     }
@@ -84,9 +127,9 @@ impl DepthwiseConvKernel {
         self.stride == 1 && self.input[3].is_multiple_of(4)
     }
 
-    /// Invocations per workgroup along x (blocks), y (pairs of output rows) and z
-    /// (channels), fitted to the plane so that small planes (P5 is 10×10 at 320) leave few
-    /// invocations idle: about 1.4× faster there than a fixed 4×4×16.
+    /// Invocations per workgroup along blocks, pairs of output rows and channels, fitted to
+    /// the plane so that small planes (P5 is 10×10 at 320) leave few invocations idle:
+    /// about 1.4× faster there than a fixed 4×4×16.
     fn tile(&self) -> [u32; 3] {
         let blocks = u32::try_from(self.blocks()).unwrap_or(u32::MAX);
         let pairs = u32::try_from(self.row_pairs()).unwrap_or(u32::MAX);
@@ -95,17 +138,40 @@ impl DepthwiseConvKernel {
         [x, y, TILE_CHANNELS]
     }
 
-    /// Workgroups along x (blocks), y (pairs of output rows) and z (images × channel groups).
+    /// The grid axis (0 = x, 1 = y, 2 = z) that blocks, pairs of rows and channels take.
+    fn axes(&self) -> [usize; 3] {
+        match self.lanes {
+            LaneAxis::Blocks => [0, 1, 2],
+            LaneAxis::Channels => [1, 2, 0],
+        }
+    }
+
+    /// Blocks, pairs of rows and channels per workgroup, in grid-axis order.
+    fn workgroup_size(&self) -> [u32; 3] {
+        self.on_axes(self.tile())
+    }
+
+    /// Workgroups along blocks, pairs of rows and images × channel groups, in grid-axis order.
     fn workgroups(&self) -> CubeCount {
         let tile = self.tile();
         let count = |n: usize, per_group: u32| {
             u32::try_from(n.div_ceil(per_group as usize)).expect("fewer than 2^32 workgroups")
         };
-        CubeCount::Static(
+        let [x, y, z] = self.on_axes([
             count(self.blocks(), tile[0]),
             count(self.row_pairs(), tile[1]),
             count(self.input[0] * self.channel_groups(), 1),
-        )
+        ]);
+        CubeCount::Static(x, y, z)
+    }
+
+    /// Per-dimension values (blocks, pairs, channels) placed on their grid axes.
+    fn on_axes(&self, values: [u32; 3]) -> [u32; 3] {
+        let mut placed = [0; 3];
+        for (value, axis) in values.into_iter().zip(self.axes()) {
+            placed[axis] = value;
+        }
+        placed
     }
 }
 
@@ -117,7 +183,8 @@ impl KernelSource for DepthwiseConvKernel {
             include_str!("../../shaders/depthwise_rows.wgsl")
         };
         let [_, channels, height, width] = self.input;
-        let tile = self.tile();
+        let size = self.workgroup_size();
+        let axis = self.axes().map(|axis| ["x", "y", "z"][axis]);
         SourceTemplate::new(include_str!("../../shaders/depthwise_conv.wgsl").to_string() + rows)
             .register("channels", channels.to_string())
             .register("channel_groups", self.channel_groups().to_string())
@@ -129,9 +196,13 @@ impl KernelSource for DepthwiseConvKernel {
             .register("stride", self.stride.to_string())
             .register("activation", self.activation.to_string())
             .register("block", self.block().to_string())
-            .register("tile_x", tile[0].to_string())
-            .register("tile_y", tile[1].to_string())
-            .register("tile_z", tile[2].to_string())
+            .register("tile_channels", TILE_CHANNELS.to_string())
+            .register("tile_x", size[0].to_string())
+            .register("tile_y", size[1].to_string())
+            .register("tile_z", size[2].to_string())
+            .register("block_axis", axis[0])
+            .register("pair_axis", axis[1])
+            .register("channel_axis", axis[2])
     }
     fn id(&self) -> KernelId {
         KernelId::new::<Self>().info(*self)
@@ -164,20 +235,16 @@ impl DepthwiseConvBackend for CubeBackend {
             client.empty(shape.num_elements() * 4),
             DType::F32,
         );
-        let kernel = DepthwiseConvKernel {
-            input: [in_shape[0], in_shape[1], in_shape[2], in_shape[3]],
-            out_height: shape[2],
-            out_width: shape[3],
-            kernel: weight.meta.shape()[2],
+        let kernel = DepthwiseConvKernel::new(
+            [in_shape[0], in_shape[1], in_shape[2], in_shape[3]],
+            [shape[2], shape[3]],
+            weight.meta.shape()[2],
             stride,
             activation,
-        };
-        let tile = kernel.tile();
+        );
+        let [x, y, z] = kernel.workgroup_size();
         client.launch(
-            Box::new(SourceKernel::new(
-                kernel,
-                CubeDim::new_3d(tile[0], tile[1], tile[2]),
-            )),
+            Box::new(SourceKernel::new(kernel, CubeDim::new_3d(x, y, z))),
             kernel.workgroups(),
             KernelArguments::new().with_buffers(vec![
                 input.handle.clone().binding(),

@@ -41,6 +41,20 @@ pub fn wgsl_enabled() -> bool {
     WGSL_ENABLED.load(Ordering::Relaxed)
 }
 
+static CHANNEL_LANES: AtomicBool = AtomicBool::new(false);
+
+/// Lay the depthwise kernel's workgroups out with channels along x, for a software adapter
+/// (llvmpipe runs only a workgroup's x axis across its SIMD lanes), or with a row's blocks
+/// along x, for a GPU. Both compute the same; the device sets it when it opens.
+pub fn set_channel_lanes(on: bool) {
+    CHANNEL_LANES.store(on, Ordering::Relaxed);
+}
+
+/// Whether the depthwise kernel runs channels along x (see [`set_channel_lanes`]).
+pub fn channel_lanes() -> bool {
+    CHANNEL_LANES.load(Ordering::Relaxed)
+}
+
 /// Whether `device` runs our WGSL: a plain wgpu device (not autodiff, not the CPU backend).
 pub fn runs_wgsl(device: &Device) -> bool {
     wgsl_enabled()

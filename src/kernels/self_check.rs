@@ -22,17 +22,20 @@ pub enum KernelCheckError {
 }
 
 /// Run each kernel variant family once on small inputs: the depthwise kernel with both
-/// row readers, both strides and every activation against burn's `conv2d` on the same
-/// device, and the letterbox kernel.
+/// row readers, both workgroup layouts the device uses, both strides and every activation
+/// against burn's `conv2d` on the same device, and the letterbox kernel.
 pub fn check_kernels(device: &burn::tensor::Device) -> Result<(), KernelCheckError> {
     let read = |tensor: Tensor<4>, kernel| {
         tensor
             .try_into_vec_as::<f32>()
             .map_err(|source| KernelCheckError::Failed { kernel, source })
     };
-    // 12 wide: the vec4 row reader at stride 1; 10 wide: the scalar one.
+    // 12 wide: the vec4 row reader at stride 1; 10 wide: the scalar one. Both have few
+    // blocks per row (channels along x on a software adapter); 64 wide has eight (a row's
+    // blocks along x everywhere).
     let cases = [
         (12, 3, 1, Activation::Silu),
+        (64, 3, 1, Activation::Silu),
         (10, 5, 1, Activation::Gelu),
         (10, 3, 2, Activation::Identity),
     ];
@@ -44,20 +47,23 @@ pub fn check_kernels(device: &burn::tensor::Device) -> Result<(), KernelCheckErr
             device,
         );
         let bias = Tensor::<1>::random([16], Distribution::Normal(0.0, 0.1), device);
-        let expected = read(
-            burn_depthwise_conv2d(x.clone(), weight.clone(), bias.clone(), stride, activation),
-            "depthwise convolution",
-        )?;
+        // burn's result stays on the device until ours is read: freed first, its buffer
+        // could become our output's and hand a kernel that skips outputs the right answer.
+        let expected =
+            burn_depthwise_conv2d(x.clone(), weight.clone(), bias.clone(), stride, activation);
         let ours = read(
             depthwise_conv2d(x, weight, bias, stride, activation),
             "depthwise convolution",
         )?;
+        let expected = read(expected, "depthwise convolution")?;
         let difference = ours
             .iter()
             .zip(&expected)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
-        if ours.len() != expected.len() || difference > 1e-3 {
+        // `f32::max` skips NaN: a kernel writing NaN must fail as well.
+        let nan = ours.iter().any(|value| value.is_nan());
+        if ours.len() != expected.len() || nan || difference > 1e-3 {
             return Err(KernelCheckError::Mismatch {
                 case: format!("{size}×{size}, k {kernel}, stride {stride}, {activation:?}"),
                 difference,

@@ -2,13 +2,16 @@
 //! size, stride, activation and awkward shape the model can meet, and the letterbox kernel
 //! against the CPU letterbox on odd frame sizes.
 
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use focalyolo::device::{ComputeDevice, DeviceChoice};
-use focalyolo::kernels::{burn_depthwise_conv2d, depthwise_conv2d, letterbox_on_device, runs_wgsl};
+use focalyolo::kernels::{
+    burn_depthwise_conv2d, channel_lanes, depthwise_conv2d, letterbox_on_device, runs_wgsl,
+    set_channel_lanes,
+};
 use focalyolo::model::conv::Activation;
 use focalyolo::preprocess::{Canvas, Letterbox};
 
-use crate::common::to_vec;
+use crate::common::{nan_max, to_vec};
 
 /// The wgpu device, or `None` (with the reason printed) where there is no adapter. The
 /// kernels must have passed the check the device runs when it opens: were they switched
@@ -29,6 +32,58 @@ fn gpu() -> Option<ComputeDevice> {
     }
 }
 
+/// One depthwise layer the parity test runs: input `[batch, channels, h, w]`, a k×k kernel.
+#[derive(Debug, Clone, Copy)]
+struct DepthwiseCase {
+    batch: usize,
+    channels: usize,
+    h: usize,
+    w: usize,
+    kernel: usize,
+    stride: usize,
+    activation: Activation,
+}
+
+/// The largest relative difference between the kernel on `gpu` and burn's `conv2d` on the
+/// CPU backend, for random inputs of `case`.
+fn kernel_error(case: DepthwiseCase, gpu: &Device, cpu: &Device) -> f32 {
+    let DepthwiseCase {
+        batch,
+        channels,
+        h,
+        w,
+        kernel,
+        stride,
+        activation,
+    } = case;
+    let x = Tensor::<4>::random([batch, channels, h, w], Distribution::Normal(0.0, 2.0), cpu);
+    let weight = Tensor::<4>::random(
+        [channels, 1, kernel, kernel],
+        Distribution::Normal(0.0, 0.3),
+        cpu,
+    );
+    let bias = Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), cpu);
+    let expected = to_vec(burn_depthwise_conv2d(
+        x.clone(),
+        weight.clone(),
+        bias.clone(),
+        stride,
+        activation,
+    ));
+    let ours = to_vec(depthwise_conv2d(
+        x.to_device(gpu),
+        weight.to_device(gpu),
+        bias.to_device(gpu),
+        stride,
+        activation,
+    ));
+    assert_eq!(ours.len(), expected.len(), "{case:?}");
+    ours.iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0, nan_max)
+}
+
 #[test]
 fn depthwise_kernel_matches_burn_conv2d() {
     let Some(gpu) = gpu() else { return };
@@ -45,61 +100,47 @@ fn depthwise_kernel_matches_burn_conv2d() {
         (80, 80),
         (160, 160),
     ];
-    let mut cases = 0;
+    let activations = [Activation::Identity, Activation::Silu, Activation::Gelu];
+    let mut cases = Vec::new();
     for kernel in [3, 5, 7, 9] {
         for stride in [1, 2] {
-            for activation in [Activation::Identity, Activation::Silu, Activation::Gelu] {
-                for &(h, w) in &sizes {
+            for activation in activations {
+                for (h, w) in sizes {
                     // A batch of two checks the images are told apart.
                     for (batch, channels) in [(1, 1), (1, 3), (2, 17), (1, 256)] {
-                        // The largest planes only at the model's own kernel size, to keep the run short.
-                        if h * w * channels > 80 * 80 * 17 && kernel != 3 {
-                            continue;
+                        // The largest planes only at the model's own kernel size, to keep
+                        // the run short.
+                        if h * w * channels <= 80 * 80 * 17 || kernel == 3 {
+                            cases.push(DepthwiseCase {
+                                batch,
+                                channels,
+                                h,
+                                w,
+                                kernel,
+                                stride,
+                                activation,
+                            });
                         }
-                        let x = Tensor::<4>::random(
-                            [batch, channels, h, w],
-                            Distribution::Normal(0.0, 2.0),
-                            &cpu,
-                        );
-                        let weight = Tensor::<4>::random(
-                            [channels, 1, kernel, kernel],
-                            Distribution::Normal(0.0, 0.3),
-                            &cpu,
-                        );
-                        let bias =
-                            Tensor::<1>::random([channels], Distribution::Normal(0.0, 1.0), &cpu);
-                        let expected = to_vec(burn_depthwise_conv2d(
-                            x.clone(),
-                            weight.clone(),
-                            bias.clone(),
-                            stride,
-                            activation,
-                        ));
-                        let ours = depthwise_conv2d(
-                            x.to_device(&gpu.device),
-                            weight.to_device(&gpu.device),
-                            bias.to_device(&gpu.device),
-                            stride,
-                            activation,
-                        );
-                        let ours = to_vec(ours);
-                        assert_eq!(ours.len(), expected.len());
-                        let worst = ours
-                            .iter()
-                            .zip(&expected)
-                            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-                            .fold(0.0, f32::max);
-                        assert!(
-                            worst <= 1e-5,
-                            "k{kernel} s{stride} {activation:?} {batch}×{channels}×{h}×{w}: relative |Δ| {worst}"
-                        );
-                        cases += 1;
                     }
                 }
             }
         }
     }
-    println!("{cases} depthwise cases match");
+    // Both workgroup layouts (a row's blocks along x for GPUs, channels along x for
+    // software adapters), whichever this adapter chose.
+    let chosen = channel_lanes();
+    for channels_along_x in [false, true] {
+        set_channel_lanes(channels_along_x);
+        for &case in &cases {
+            let worst = kernel_error(case, &gpu.device, &cpu);
+            assert!(
+                worst <= 1e-5,
+                "{case:?}, channels along x: {channels_along_x}: relative |Δ| {worst}"
+            );
+        }
+    }
+    set_channel_lanes(chosen);
+    println!("{} depthwise cases match in both layouts", cases.len());
 }
 
 #[test]
@@ -124,7 +165,7 @@ fn letterbox_kernel_matches_the_cpu_letterbox() {
                     .iter()
                     .zip(&expected)
                     .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max);
+                    .fold(0.0, nan_max);
                 assert!(
                     worst <= 1.0 / 255.0 + 1e-6,
                     "{w}×{h} {canvas:?} {bpp} bytes/pixel: |Δ| {worst}"
