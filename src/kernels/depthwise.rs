@@ -77,9 +77,9 @@ impl DepthwiseConvKernel {
     /// The variant for an `input` (N, C, H, W) giving `out` (H, W) outputs per plane. Lanes
     /// run along channels on a software adapter where a row has fewer blocks than a
     /// workgroup's row holds (`MAX_TILE_BLOCKS`, llvmpipe's 8 lanes with AVX2), along blocks
-    /// otherwise: on lavapipe, channels make the 10- and 20-wide planes' GELU and SiLU
-    /// layers 1.3–1.6× faster, and the 80-wide P3 plane, whose 10 blocks fill the lanes
-    /// already, 5–10% slower.
+    /// otherwise: on lavapipe, channels make the 10- and 20-wide planes' layers 1.2–1.6×
+    /// faster, and the 80-wide P3 plane, whose 10 blocks fill the lanes already, 5–10%
+    /// slower.
     fn new(
         input: [usize; 4],
         [out_height, out_width]: [usize; 2],
