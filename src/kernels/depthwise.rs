@@ -87,21 +87,19 @@ impl DepthwiseConvKernel {
         stride: usize,
         activation: u32,
     ) -> Self {
-        let blocks = out_width.div_ceil(block_for(out_width, stride));
-        let lanes = if channel_lanes() && blocks < MAX_TILE_BLOCKS as usize {
-            LaneAxis::Channels
-        } else {
-            LaneAxis::Blocks
-        };
-        Self {
+        let mut variant = Self {
             input,
             out_height,
             out_width,
             kernel,
             stride,
             activation,
-            lanes,
+            lanes: LaneAxis::Blocks,
+        };
+        if channel_lanes() && variant.blocks() < MAX_TILE_BLOCKS as usize {
+            variant.lanes = LaneAxis::Channels;
         }
+        variant
     }
 
     fn block(&self) -> usize {
