@@ -106,9 +106,14 @@ fn visible(start: isize, length: usize, imgsz: usize) -> Range<usize> {
 /// each side, placed wholly on the canvas where it is shorter, covering it where longer.
 fn placed(image: &RgbImage, imgsz: usize, max_scale: f64, rng: &mut ChaCha8Rng) -> Tile {
     let fraction = rng.random_range(0.5..=max_scale.max(0.5));
+    // Drawn as usize, as before views could exceed the canvas, so a seed gives the same
+    // views it always did.
     let mut offset = |length: usize| {
-        let slack = imgsz as i64 - length as i64;
-        rng.random_range(slack.min(0)..=slack.max(0)) as isize
+        if length <= imgsz {
+            rng.random_range(0..=imgsz - length) as isize
+        } else {
+            -(rng.random_range(0..=length - imgsz) as isize)
+        }
     };
     Tile::new(image, fraction, imgsz, |width, height| {
         (offset(width), offset(height))
