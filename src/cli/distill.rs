@@ -56,6 +56,13 @@ pub struct DistillArgs {
     /// Peak learning rate (AdamW, cosine decay to 1% of it).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// AdamW's decoupled weight decay.
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    /// Held-out images (a folder, an image or a quoted glob; repeatable), never trained on,
+    /// whose loss is printed after every epoch.
+    #[arg(long)]
+    val_images: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 2)]
@@ -75,6 +82,10 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
     let mut images = Vec::new();
     for source in &args.images {
         images.extend(image_paths(source)?);
+    }
+    let mut validation = Vec::new();
+    for source in &args.val_images {
+        validation.extend(image_paths(source)?);
     }
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
@@ -97,6 +108,8 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         max_scale: args.max_scale,
         standardize: args.standardize,
         learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        validation,
         seed: args.seed,
         focal_level: args.focal_level,
         focal_window: args.focal_window,
@@ -140,8 +153,17 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
                     args.epochs
                 ));
             }
-            DistillEvent::EpochDone { epoch, mean_loss } => {
-                bar.suspend(|| eprintln!("epoch {:>3}: mean loss {mean_loss:.6}", epoch + 1));
+            DistillEvent::EpochDone {
+                epoch,
+                mean_loss,
+                validation_loss,
+            } => {
+                let held_out = validation_loss
+                    .map(|loss| format!(", held-out loss {loss:.6}"))
+                    .unwrap_or_default();
+                bar.suspend(|| {
+                    eprintln!("epoch {:>3}: mean loss {mean_loss:.6}{held_out}", epoch + 1)
+                });
             }
         },
     )?;

@@ -1,8 +1,8 @@
 //! Training a FocalModulation layer 9 for a stock YOLO11 by distillation: the teacher's
 //! frozen layers 0–8 turn (augmented) unlabelled images into backbone features, and the
 //! twin (the teacher with a fresh FocalModulation at layer 9) learns to reproduce what the
-//! teacher makes of them: SPPF's output, C2PSA's, and with the `outputs` recipe the
-//! Detect head's. Layer 9 trains, and optionally the layers after it; layers 0–8 never
+//! teacher makes of them: SPPF's output, C2PSA's, with the `neck` recipe the features the
+//! neck hands the Detect head, and with the `outputs` recipe the head's outputs. Layer 9 trains, and optionally the layers after it; layers 0–8 never
 //! do, so their outputs are computed once per augmented view and cached.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,6 +61,10 @@ pub enum Recipe {
     /// the rest of the network sees.
     #[default]
     Layer9And10,
+    /// As `layer9-and10`, plus the P3/P4/P5 features the teacher's neck hands Detect: with
+    /// the neck training too, it learns to make up for what layer 9 cannot match, while
+    /// the frozen head keeps seeing what it was trained on.
+    Neck,
     /// As `layer9-and10`, plus the teacher's outputs: its class scores (binary
     /// cross-entropy against its probabilities, on anchors where either model sees an
     /// object) and its box-side distributions (KL divergence from its softmax, weighted by
@@ -73,6 +77,7 @@ impl Recipe {
         match self {
             Recipe::Layer9 => "layer-9 feature MSE against the teacher's SPPF",
             Recipe::Layer9And10 => "layer-9 plus layer-10 feature MSE",
+            Recipe::Neck => "layer-9 plus layer-10 plus P3/P4/P5 feature MSE",
             Recipe::Outputs => {
                 "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE, weighted by the anchors' top score) and box distributions (KL)"
             }
@@ -91,6 +96,7 @@ impl Recipe {
         match self {
             Recipe::Layer9 => LAYER9,
             Recipe::Layer9And10 => LAYER9 + 1,
+            Recipe::Neck => LAST_LAYER - 1,
             Recipe::Outputs => LAST_LAYER,
         }
     }
@@ -119,6 +125,11 @@ pub struct DistillOptions {
     /// in that channel (over the cached views).
     pub standardize: bool,
     pub learning_rate: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Images never trained on, whose loss is reported after every epoch: how well the
+    /// layer does on what it has not seen.
+    pub validation: Vec<PathBuf>,
     pub seed: u64,
     pub focal_level: usize,
     pub focal_window: usize,
@@ -139,6 +150,8 @@ impl Default for DistillOptions {
             max_scale: 1.0,
             standardize: false,
             learning_rate: 1e-3,
+            weight_decay: 1e-4,
+            validation: Vec::new(),
             seed: 0,
             focal_level: 2,
             focal_window: 3,
@@ -174,6 +187,8 @@ pub enum DistillEvent {
     EpochDone {
         epoch: usize,
         mean_loss: f32,
+        /// The mean loss on the validation images' views, when there are any.
+        validation_loss: Option<f32>,
     },
 }
 
@@ -218,8 +233,6 @@ pub fn distill(
 
     // Teacher outputs, once per view.
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let total = images.len() * options.views;
-    let mut samples = Vec::with_capacity(total);
     let pool = if options.mosaic > 0.0 {
         images
             .iter()
@@ -228,28 +241,20 @@ pub fn distill(
     } else {
         Vec::new()
     };
-    for (i, path) in images.iter().enumerate() {
-        let image = load_rgb(path)?;
-        for _ in 0..options.views {
-            let pixels = augment(
-                &image,
-                &pool,
-                options.imgsz,
-                options.mosaic,
-                options.max_scale,
-                &mut rng,
-            );
-            let input = Tensor::<4>::from_data(
-                TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
-                &device,
-            );
-            samples.push(Sample::cache(&teacher_model, input, options.recipe));
-        }
-        on_event(DistillEvent::Caching {
-            done: (i + 1) * options.views,
-            total,
-        });
-    }
+    let views = Views {
+        teacher: &teacher_model,
+        options,
+        device: &device,
+    };
+    let samples = views.cache(images, &pool, &mut rng, on_event)?;
+    // Validation views come from their own random stream, so adding them leaves the
+    // training views (and a seed's result) as they were; no mosaics of training images.
+    let validation = views.cache(
+        &options.validation,
+        &[],
+        &mut ChaCha8Rng::seed_from_u64(options.seed ^ VALIDATION_STREAM),
+        on_event,
+    )?;
     let dim = samples[0].layer8.dims()[1];
     let channel_weights = options
         .standardize
@@ -290,7 +295,9 @@ pub fn distill(
             }
         })
         .collect();
-    let mut optimizer = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(options.weight_decay as f32)
+        .init();
     if first_epoch > 0 {
         optimizer = optimizer
             .load(&checkpoint.1)
@@ -329,6 +336,14 @@ pub fn distill(
         }
         let mean_loss = epoch_loss / samples.len() as f32;
         losses.push(mean_loss);
+        let validation_loss = (!validation.is_empty()).then(|| {
+            mean_loss_over(
+                &student.valid(),
+                &validation,
+                options,
+                channel_weights.as_ref(),
+            )
+        });
 
         let done = epoch + 1 == options.epochs;
         let target = if done {
@@ -359,9 +374,78 @@ pub fn distill(
                 .map_err(|e| DistillError::Resume(format!("cannot save optimizer state: {e:?}")))?;
         }
         // Reported once the epoch is safely on disk.
-        on_event(DistillEvent::EpochDone { epoch, mean_loss });
+        on_event(DistillEvent::EpochDone {
+            epoch,
+            mean_loss,
+            validation_loss,
+        });
     }
     Ok(losses)
+}
+
+/// Seeds the validation views' random stream (xor the run's seed).
+const VALIDATION_STREAM: u64 = 0x0005_EED0_F0A1;
+
+/// Augmented views of images, each cached with what the teacher makes of it.
+struct Views<'a> {
+    teacher: &'a Yolo,
+    options: &'a DistillOptions,
+    device: &'a Device,
+}
+
+impl Views<'_> {
+    fn cache(
+        &self,
+        images: &[PathBuf],
+        pool: &[image::RgbImage],
+        rng: &mut ChaCha8Rng,
+        on_event: &mut dyn FnMut(DistillEvent),
+    ) -> Result<Vec<Sample>, DistillError> {
+        let options = self.options;
+        let total = images.len() * options.views;
+        let mut samples = Vec::with_capacity(total);
+        for (i, path) in images.iter().enumerate() {
+            let image = load_rgb(path)?;
+            for _ in 0..options.views {
+                let pixels = augment(
+                    &image,
+                    pool,
+                    options.imgsz,
+                    options.mosaic,
+                    options.max_scale,
+                    rng,
+                );
+                let input = Tensor::<4>::from_data(
+                    TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
+                    self.device,
+                );
+                samples.push(Sample::cache(self.teacher, input, options.recipe));
+            }
+            on_event(DistillEvent::Caching {
+                done: (i + 1) * options.views,
+                total,
+            });
+        }
+        Ok(samples)
+    }
+}
+
+/// The recipe's loss averaged over `samples`, in training-sized batches.
+fn mean_loss_over(
+    model: &Yolo,
+    samples: &[Sample],
+    options: &DistillOptions,
+    channel_weights: Option<&ChannelWeights>,
+) -> f32 {
+    let total: f32 = samples
+        .chunks(options.batch)
+        .map(|batch| {
+            let loss: f32 =
+                batch_loss(model, batch.iter(), options.recipe, channel_weights).into_scalar();
+            loss * batch.len() as f32
+        })
+        .sum();
+    total / samples.len() as f32
 }
 
 /// The checkpoint and optimizer-state files kept beside `out` while training.
@@ -407,6 +491,7 @@ fn save_layers(
             ("mosaic", options.mosaic.to_string()),
             ("max_scale", options.max_scale.to_string()),
             ("standardize", options.standardize.to_string()),
+            ("weight_decay", options.weight_decay.to_string()),
             ("final_loss", loss.to_string()),
         ],
     )?;
@@ -421,7 +506,11 @@ mod tests {
     fn layers_the_loss_cannot_reach_are_refused_before_any_work() {
         let nothing = Weights::from_tensors(BTreeMap::new(), Vec::new());
         let images = [PathBuf::from("never-read.jpg")];
-        for (recipe, train_through) in [(Recipe::Layer9, 10), (Recipe::Layer9And10, 11)] {
+        for (recipe, train_through) in [
+            (Recipe::Layer9, 10),
+            (Recipe::Layer9And10, 11),
+            (Recipe::Neck, 23),
+        ] {
             let options = DistillOptions {
                 recipe,
                 train_through,

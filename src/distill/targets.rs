@@ -15,6 +15,8 @@ pub(super) struct Sample {
     pub(super) layer8: Tensor<4>,
     layer9: Tensor<4>,
     layer10: Tensor<4>,
+    /// The teacher's P3/P4/P5 features, for the `neck` recipe.
+    features: Option<[Tensor<4>; 3]>,
     /// The teacher's raw box and class outputs, for the `outputs` recipe.
     head: Option<(Tensor<3>, Tensor<3>)>,
 }
@@ -22,23 +24,33 @@ pub(super) struct Sample {
 impl Sample {
     pub(super) fn cache(teacher: &Yolo, input: Tensor<4>, recipe: Recipe) -> Self {
         let [layer4, layer6, layer8] = teacher.backbone(input);
-        if recipe == Recipe::Outputs {
-            let neck = teacher.neck([layer4.clone(), layer6.clone(), layer8.clone()]);
-            Self {
-                skips: Some([layer4, layer6]),
-                layer8,
-                layer9: neck.layer9,
-                layer10: neck.layer10,
-                head: Some(teacher.detect().forward_raw(neck.features)),
+        match recipe {
+            Recipe::Layer9 | Recipe::Layer9And10 => {
+                let layer9 = teacher.layer9(layer8.clone());
+                Self {
+                    skips: None,
+                    layer8,
+                    layer10: teacher.layer10(layer9.clone()),
+                    layer9,
+                    features: None,
+                    head: None,
+                }
             }
-        } else {
-            let layer9 = teacher.layer9(layer8.clone());
-            Self {
-                skips: None,
-                layer8,
-                layer10: teacher.layer10(layer9.clone()),
-                layer9,
-                head: None,
+            Recipe::Neck | Recipe::Outputs => {
+                let neck = teacher.neck([layer4.clone(), layer6.clone(), layer8.clone()]);
+                let (features, head) = if recipe == Recipe::Neck {
+                    (Some(neck.features), None)
+                } else {
+                    (None, Some(teacher.detect().forward_raw(neck.features)))
+                };
+                Self {
+                    skips: Some([layer4, layer6]),
+                    layer8,
+                    layer9: neck.layer9,
+                    layer10: neck.layer10,
+                    features,
+                    head,
+                }
             }
         }
     }
@@ -147,21 +159,39 @@ pub(super) fn batch_loss<'a>(
             layer9_loss(layer9, cat4(|s| s.layer9.clone()))
                 + layer10_loss(layer10, cat4(|s| s.layer10.clone()))
         }
-        Recipe::Outputs => {
+        Recipe::Neck | Recipe::Outputs => {
             let skip = |i: usize| move |s: &Sample| s.skips.as_ref().expect("cached")[i].clone();
             let neck = student.neck([
                 Tensor::cat(batch.clone().map(skip(0)).collect(), 0),
                 Tensor::cat(batch.clone().map(skip(1)).collect(), 0),
                 layer8,
             ]);
-            let teacher_head = (
-                cat3(|s| s.head.as_ref().expect("cached").0.clone()),
-                cat3(|s| s.head.as_ref().expect("cached").1.clone()),
-            );
-            let student_head = student.detect().forward_raw(neck.features);
-            layer9_loss(neck.layer9, cat4(|s| s.layer9.clone()))
-                + layer10_loss(neck.layer10, cat4(|s| s.layer10.clone()))
-                + output_loss(student_head, teacher_head)
+            let backbone_loss = layer9_loss(neck.layer9, cat4(|s| s.layer9.clone()))
+                + layer10_loss(neck.layer10, cat4(|s| s.layer10.clone()));
+            if recipe == Recipe::Neck {
+                let level = |i: usize| {
+                    Tensor::cat(
+                        batch
+                            .clone()
+                            .map(|s| s.features.as_ref().expect("cached")[i].clone())
+                            .collect(),
+                        0,
+                    )
+                };
+                neck.features
+                    .into_iter()
+                    .enumerate()
+                    .fold(backbone_loss, |loss, (i, output)| {
+                        loss + MseLoss::new().forward(output, level(i), Reduction::Mean)
+                    })
+            } else {
+                let teacher_head = (
+                    cat3(|s| s.head.as_ref().expect("cached").0.clone()),
+                    cat3(|s| s.head.as_ref().expect("cached").1.clone()),
+                );
+                let student_head = student.detect().forward_raw(neck.features);
+                backbone_loss + output_loss(student_head, teacher_head)
+            }
         }
     }
 }
