@@ -2,15 +2,16 @@
 //! frozen layers 0–8 turn (augmented) unlabelled images into backbone features, and the
 //! twin (the teacher with a fresh FocalModulation at layer 9) learns to reproduce what the
 //! teacher makes of them: SPPF's output, C2PSA's, with the `neck` recipe the features the
-//! neck hands the Detect head, and with the `outputs` recipe the head's outputs. Layer 9 trains, and optionally the layers after it; layers 0–8 never
-//! do, so their outputs are computed once per augmented view and cached.
+//! neck hands the Detect head, and with the `outputs` recipe the head's outputs. Layer 9
+//! trains, and optionally the layers after it; layers 0–8 never do, so their outputs are
+//! computed once per augmented view and cached.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -18,15 +19,17 @@ use thiserror::Error;
 
 mod augment;
 mod layers;
+mod recipe;
 mod targets;
 
 pub use layers::{focal_tensors, init_focal, module_tensors};
+pub use recipe::Recipe;
 
-use augment::{augment, fit};
+use augment::fit;
 use layers::trained_tensors;
-use targets::{ChannelWeights, Sample, batch_loss};
+use targets::{ChannelWeights, Views, batch_loss, mean_loss_over};
 
-use crate::model::{LAST_LAYER, LAYER9, ModelError, Yolo};
+use crate::model::{LAYER9, ModelError, Yolo};
 use crate::source::{SourceError, load_rgb};
 use crate::weights::{FocalAttributes, WeightTensor, Weights, WeightsError};
 
@@ -50,56 +53,6 @@ pub enum DistillError {
         recipe.deepest_layer()
     )]
     TrainThrough { layer: usize, recipe: Recipe },
-}
-
-/// What the student is trained to reproduce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Recipe {
-    /// SPPF's output (layer 9).
-    Layer9,
-    /// SPPF's output, and what C2PSA (layer 10) makes of it: the student is judged by what
-    /// the rest of the network sees.
-    #[default]
-    Layer9And10,
-    /// As `layer9-and10`, plus the P3/P4/P5 features the teacher's neck hands Detect: with
-    /// the neck training too, it learns to make up for what layer 9 cannot match, while
-    /// the frozen head keeps seeing what it was trained on.
-    Neck,
-    /// As `layer9-and10`, plus the teacher's outputs: its class scores (binary
-    /// cross-entropy against its probabilities, on anchors where either model sees an
-    /// object) and its box-side distributions (KL divergence from its softmax, weighted by
-    /// the anchor's top class score).
-    Outputs,
-}
-
-impl Recipe {
-    fn describe(self) -> &'static str {
-        match self {
-            Recipe::Layer9 => "layer-9 feature MSE against the teacher's SPPF",
-            Recipe::Layer9And10 => "layer-9 plus layer-10 feature MSE",
-            Recipe::Neck => "layer-9 plus layer-10 plus P3/P4/P5 feature MSE",
-            Recipe::Outputs => {
-                "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE, weighted by the anchors' top score) and box distributions (KL)"
-            }
-        }
-    }
-
-    /// The name `--recipe` takes.
-    pub fn name(self) -> String {
-        use clap::ValueEnum;
-        self.to_possible_value()
-            .map_or_else(String::new, |value| value.get_name().to_string())
-    }
-
-    /// The last layer whose output the loss reaches: layers after it would get no gradient.
-    fn deepest_layer(self) -> usize {
-        match self {
-            Recipe::Layer9 => LAYER9,
-            Recipe::Layer9And10 => LAYER9 + 1,
-            Recipe::Neck => LAST_LAYER - 1,
-            Recipe::Outputs => LAST_LAYER,
-        }
-    }
 }
 
 /// What to train and how.
@@ -385,68 +338,6 @@ pub fn distill(
 
 /// Seeds the validation views' random stream (xor the run's seed).
 const VALIDATION_STREAM: u64 = 0x0005_EED0_F0A1;
-
-/// Augmented views of images, each cached with what the teacher makes of it.
-struct Views<'a> {
-    teacher: &'a Yolo,
-    options: &'a DistillOptions,
-    device: &'a Device,
-}
-
-impl Views<'_> {
-    fn cache(
-        &self,
-        images: &[PathBuf],
-        pool: &[image::RgbImage],
-        rng: &mut ChaCha8Rng,
-        on_event: &mut dyn FnMut(DistillEvent),
-    ) -> Result<Vec<Sample>, DistillError> {
-        let options = self.options;
-        let total = images.len() * options.views;
-        let mut samples = Vec::with_capacity(total);
-        for (i, path) in images.iter().enumerate() {
-            let image = load_rgb(path)?;
-            for _ in 0..options.views {
-                let pixels = augment(
-                    &image,
-                    pool,
-                    options.imgsz,
-                    options.mosaic,
-                    options.max_scale,
-                    rng,
-                );
-                let input = Tensor::<4>::from_data(
-                    TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
-                    self.device,
-                );
-                samples.push(Sample::cache(self.teacher, input, options.recipe));
-            }
-            on_event(DistillEvent::Caching {
-                done: (i + 1) * options.views,
-                total,
-            });
-        }
-        Ok(samples)
-    }
-}
-
-/// The recipe's loss averaged over `samples`, in training-sized batches.
-fn mean_loss_over(
-    model: &Yolo,
-    samples: &[Sample],
-    options: &DistillOptions,
-    channel_weights: Option<&ChannelWeights>,
-) -> f32 {
-    let total: f32 = samples
-        .chunks(options.batch)
-        .map(|batch| {
-            let loss: f32 =
-                batch_loss(model, batch.iter(), options.recipe, channel_weights).into_scalar();
-            loss * batch.len() as f32
-        })
-        .sum();
-    total / samples.len() as f32
-}
 
 /// The checkpoint and optimizer-state files kept beside `out` while training.
 pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {

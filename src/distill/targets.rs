@@ -1,12 +1,18 @@
 //! What the student is compared against (the teacher's outputs, cached per augmented view)
 //! and the recipes' losses.
 
-use burn::nn::loss::{MseLoss, Reduction};
-use burn::tensor::Tensor;
-use burn::tensor::activation::{log_softmax, sigmoid, softplus};
+use std::path::PathBuf;
 
-use super::Recipe;
+use burn::nn::loss::{MseLoss, Reduction};
+use burn::tensor::activation::{log_softmax, sigmoid, softplus};
+use burn::tensor::{Device, Tensor, TensorData};
+use image::RgbImage;
+use rand_chacha::ChaCha8Rng;
+
+use super::augment::augment;
+use super::{DistillError, DistillEvent, DistillOptions, Recipe};
 use crate::model::Yolo;
+use crate::source::load_rgb;
 
 /// One cached augmented view: what the teacher's backbone made of it (layers 4 and 6 only
 /// when the neck runs in training) and what the teacher's later layers make of that.
@@ -194,6 +200,68 @@ pub(super) fn batch_loss<'a>(
             }
         }
     }
+}
+
+/// Augmented views of images, each cached with what the teacher makes of it.
+pub(super) struct Views<'a> {
+    pub(super) teacher: &'a Yolo,
+    pub(super) options: &'a DistillOptions,
+    pub(super) device: &'a Device,
+}
+
+impl Views<'_> {
+    pub(super) fn cache(
+        &self,
+        images: &[PathBuf],
+        pool: &[RgbImage],
+        rng: &mut ChaCha8Rng,
+        on_event: &mut dyn FnMut(DistillEvent),
+    ) -> Result<Vec<Sample>, DistillError> {
+        let options = self.options;
+        let total = images.len() * options.views;
+        let mut samples = Vec::with_capacity(total);
+        for (i, path) in images.iter().enumerate() {
+            let image = load_rgb(path)?;
+            for _ in 0..options.views {
+                let pixels = augment(
+                    &image,
+                    pool,
+                    options.imgsz,
+                    options.mosaic,
+                    options.max_scale,
+                    rng,
+                );
+                let input = Tensor::<4>::from_data(
+                    TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
+                    self.device,
+                );
+                samples.push(Sample::cache(self.teacher, input, options.recipe));
+            }
+            on_event(DistillEvent::Caching {
+                done: (i + 1) * options.views,
+                total,
+            });
+        }
+        Ok(samples)
+    }
+}
+
+/// The recipe's loss averaged over `samples`, in training-sized batches.
+pub(super) fn mean_loss_over(
+    model: &Yolo,
+    samples: &[Sample],
+    options: &DistillOptions,
+    channel_weights: Option<&ChannelWeights>,
+) -> f32 {
+    let total: f32 = samples
+        .chunks(options.batch)
+        .map(|batch| {
+            let loss: f32 =
+                batch_loss(model, batch.iter(), options.recipe, channel_weights).into_scalar();
+            loss * batch.len() as f32
+        })
+        .sum();
+    total / samples.len() as f32
 }
 
 #[cfg(test)]
