@@ -150,45 +150,34 @@ pub(super) fn batch_loss<'a>(
     recipe: Recipe,
     channel_weights: Option<&ChannelWeights>,
 ) -> Tensor<1> {
-    let cat4 = |part: fn(&Sample) -> Tensor<4>| Tensor::cat(batch.clone().map(part).collect(), 0);
+    let cat4 =
+        |part: &dyn Fn(&Sample) -> Tensor<4>| Tensor::cat(batch.clone().map(part).collect(), 0);
     let cat3 = |part: fn(&Sample) -> Tensor<3>| Tensor::cat(batch.clone().map(part).collect(), 0);
     let layer9_loss =
         |output, target| feature_loss(output, target, channel_weights.map(|w| &w.layer9));
     let layer10_loss =
         |output, target| feature_loss(output, target, channel_weights.map(|w| &w.layer10));
-    let layer8 = cat4(|s| s.layer8.clone());
+    let layer8 = cat4(&|s| s.layer8.clone());
     match recipe {
-        Recipe::Layer9 => layer9_loss(student.layer9(layer8), cat4(|s| s.layer9.clone())),
+        Recipe::Layer9 => layer9_loss(student.layer9(layer8), cat4(&|s| s.layer9.clone())),
         Recipe::Layer9And10 => {
             let layer9 = student.layer9(layer8);
             let layer10 = student.layer10(layer9.clone());
-            layer9_loss(layer9, cat4(|s| s.layer9.clone()))
-                + layer10_loss(layer10, cat4(|s| s.layer10.clone()))
+            layer9_loss(layer9, cat4(&|s| s.layer9.clone()))
+                + layer10_loss(layer10, cat4(&|s| s.layer10.clone()))
         }
         Recipe::Neck | Recipe::Outputs => {
-            let skip = |i: usize| move |s: &Sample| s.skips.as_ref().expect("cached")[i].clone();
-            let neck = student.neck([
-                Tensor::cat(batch.clone().map(skip(0)).collect(), 0),
-                Tensor::cat(batch.clone().map(skip(1)).collect(), 0),
-                layer8,
-            ]);
-            let backbone_loss = layer9_loss(neck.layer9, cat4(|s| s.layer9.clone()))
-                + layer10_loss(neck.layer10, cat4(|s| s.layer10.clone()));
+            let skip = |i: usize| cat4(&|s| s.skips.as_ref().expect("cached")[i].clone());
+            let neck = student.neck([skip(0), skip(1), layer8]);
+            let backbone_loss = layer9_loss(neck.layer9, cat4(&|s| s.layer9.clone()))
+                + layer10_loss(neck.layer10, cat4(&|s| s.layer10.clone()));
             if recipe == Recipe::Neck {
-                let level = |i: usize| {
-                    Tensor::cat(
-                        batch
-                            .clone()
-                            .map(|s| s.features.as_ref().expect("cached")[i].clone())
-                            .collect(),
-                        0,
-                    )
-                };
+                let level = |i: usize| cat4(&|s| s.features.as_ref().expect("cached")[i].clone());
                 neck.features
                     .into_iter()
                     .enumerate()
                     .fold(backbone_loss, |loss, (i, output)| {
-                        loss + MseLoss::new().forward(output, level(i), Reduction::Mean)
+                        loss + feature_loss(output, level(i), None)
                     })
             } else {
                 let teacher_head = (
