@@ -115,6 +115,7 @@ impl FrameSource for CameraSource {
         Ok(Some(Frame {
             index,
             pts: self.started.elapsed().as_secs_f64(),
+            segment: 0,
             image,
         }))
     }

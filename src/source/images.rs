@@ -91,6 +91,7 @@ pub struct ImageSequence {
     paths: Vec<PathBuf>,
     next: usize,
     interval: f64,
+    seeks: u64,
 }
 
 impl ImageSequence {
@@ -99,6 +100,7 @@ impl ImageSequence {
             paths: image_paths(source)?,
             next: 0,
             interval,
+            seeks: 0,
         })
     }
 }
@@ -113,6 +115,7 @@ impl FrameSource for ImageSequence {
         Ok(Some(Frame {
             index,
             pts: index as f64 * self.interval,
+            segment: self.seeks,
             image: load_rgb(path)?,
         }))
     }
@@ -122,6 +125,7 @@ impl FrameSource for ImageSequence {
     }
 
     fn seek(&mut self, seconds: f64) -> Result<(), SourceError> {
+        self.seeks += 1;
         self.next = ((seconds / self.interval).round().max(0.0) as usize).min(self.paths.len());
         Ok(())
     }

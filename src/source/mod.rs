@@ -42,6 +42,9 @@ pub struct Frame {
     pub index: u64,
     /// Presentation time in seconds from the start of the source.
     pub pts: f64,
+    /// Seeks the source made before this frame: frames of one segment follow each other
+    /// in the source, so a tracker starts over where the segment changes.
+    pub segment: u64,
     pub image: RgbImage,
 }
 
@@ -176,6 +179,7 @@ impl FrameSource for Looping {
         let frame = Frame {
             index: frame.index + self.index_offset,
             pts: frame.pts + self.pts_offset,
+            segment: frame.segment,
             image: frame.image,
         };
         self.last = Some((frame.index, frame.pts));

@@ -111,6 +111,7 @@ pub struct VideoSource {
     /// The first frame, read by `open` to prove the file decodes.
     first: Option<Frame>,
     errors: Vec<String>,
+    seeks: u64,
 }
 
 impl VideoSource {
@@ -128,6 +129,7 @@ impl VideoSource {
             last_pts: None,
             first: None,
             errors: Vec::new(),
+            seeks: 0,
         };
         source.start_decoder(0.0)?;
         source.first = match source.read_frame() {
@@ -273,6 +275,7 @@ impl VideoSource {
         Ok(Some(Frame {
             index: (self.start * rate).round() as u64 + n,
             pts,
+            segment: self.seeks,
             image,
         }))
     }
@@ -299,6 +302,7 @@ impl FrameSource for VideoSource {
             Some(duration) => seconds.clamp(0.0, duration),
             None => seconds.max(0.0),
         };
+        self.seeks += 1;
         self.start_decoder(seconds)
     }
 }

@@ -28,6 +28,7 @@ impl FrameSource for Synthetic {
         Ok(Some(Frame {
             index,
             pts: self.clock.elapsed().as_secs_f64(),
+            segment: 0,
             image: RgbImage::new(64, 48),
         }))
     }
@@ -135,6 +136,7 @@ impl FrameSource for Clip {
         Ok(Some(Frame {
             index,
             pts: index as f64 / 100.0,
+            segment: 0,
             image: RgbImage::new(8, 8),
         }))
     }
