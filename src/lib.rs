@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: [`source`] (images, video, camera) → [`pipeline`] (threads, latest
 //! frame wins) → [`preprocess`] → [`model`] (weights from [`weights`], on a [`device`]) →
-//! [`postprocess`] → [`app`] (the window) or [`annotate`], [`video_writer`] and JSON.
+//! [`postprocess`] → [`track`] (IDs across frames, when asked) → [`app`] (the window) or
+//! [`annotate`], [`video_writer`] and JSON.
 //! [`detector`] ties one image's trip together.
 
 pub mod annotate;
@@ -22,5 +23,6 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod report;
 pub mod source;
+pub mod track;
 pub mod video_writer;
 pub mod weights;
