@@ -1,5 +1,5 @@
 //! Drawing detections onto an image: a box and a "name conf" label per detection, in a
-//! stable colour per class (Ultralytics' palette).
+//! stable colour per class (Ultralytics' palette); tracked objects add their ID and trail.
 
 use std::sync::LazyLock;
 
@@ -7,6 +7,7 @@ use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
 use crate::postprocess::Detection;
+use crate::track::TrackedObject;
 
 /// The bundled font, parsed once rather than per label.
 static FONT: LazyLock<FontRef<'static>> = LazyLock::new(|| {
@@ -59,21 +60,66 @@ fn line_thickness(image: &RgbImage) -> i64 {
         .max(2.0) as i64
 }
 
+/// "name conf", the label of a detection; `names[class]` names it.
+pub fn detection_label(detection: &Detection, names: &[String]) -> String {
+    let name = names
+        .get(detection.class)
+        .map_or_else(|| detection.class.to_string(), String::clone);
+    format!("{name} {:.2}", detection.conf)
+}
+
+/// "id:N name conf", the label of a tracked object (as Ultralytics writes it).
+pub fn track_label(object: &TrackedObject, names: &[String]) -> String {
+    format!(
+        "id:{} {}",
+        object.id,
+        detection_label(&object.detection, names)
+    )
+}
+
+/// A box in its class colour with `label` on it.
+fn draw_box(image: &mut RgbImage, detection: &Detection, label: &str) {
+    let thickness = line_thickness(image);
+    let colour = class_colour(detection.class);
+    let [x1, y1, x2, y2] = detection.xyxy.map(|v| v.round() as i64);
+    fill(image, x1, y1, x2, y1 + thickness, colour);
+    fill(image, x1, y2 - thickness, x2, y2, colour);
+    fill(image, x1, y1, x1 + thickness, y2, colour);
+    fill(image, x2 - thickness, y1, x2, y2, colour);
+    draw_label(image, label, x1, y1, colour);
+}
+
 /// Draw every detection; `names[class]` labels it.
 pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[String]) {
-    let thickness = line_thickness(image);
     for d in detections {
-        let colour = class_colour(d.class);
-        let [x1, y1, x2, y2] = d.xyxy.map(|v| v.round() as i64);
-        fill(image, x1, y1, x2, y1 + thickness, colour);
-        fill(image, x1, y2 - thickness, x2, y2, colour);
-        fill(image, x1, y1, x1 + thickness, y2, colour);
-        fill(image, x2 - thickness, y1, x2, y2, colour);
+        draw_box(image, d, &detection_label(d, names));
+    }
+}
 
-        let name = names
-            .get(d.class)
-            .map_or_else(|| d.class.to_string(), String::clone);
-        draw_label(image, &format!("{name} {:.2}", d.conf), x1, y1, colour);
+/// Draw every tracked object: the trail of its centre, then its box labelled with its ID.
+pub fn draw_tracks(image: &mut RgbImage, objects: &[TrackedObject], names: &[String]) {
+    let thickness = line_thickness(image);
+    for object in objects {
+        let colour = class_colour(object.detection.class);
+        for pair in object.trail.windows(2) {
+            draw_line(image, pair[0], pair[1], thickness, colour);
+        }
+    }
+    for object in objects {
+        draw_box(image, &object.detection, &track_label(object, names));
+    }
+}
+
+/// A `thickness`-wide line from `a` to `b`, as squares stamped every half pixel.
+fn draw_line(image: &mut RgbImage, a: [f32; 2], b: [f32; 2], thickness: i64, colour: [u8; 3]) {
+    let length = (b[0] - a[0]).hypot(b[1] - a[1]);
+    let steps = (length * 2.0).ceil().max(1.0) as usize;
+    let half = thickness / 2;
+    for s in 0..=steps {
+        let t = s as f32 / steps as f32;
+        let x = (a[0] + (b[0] - a[0]) * t).round() as i64;
+        let y = (a[1] + (b[1] - a[1]) * t).round() as i64;
+        fill(image, x - half, y - half, x - half + thickness, y - half + thickness, colour);
     }
 }
 
@@ -153,4 +199,32 @@ pub fn mosaic(tiles: &[(String, RgbImage)]) -> RgbImage {
         draw_label(&mut out, name, i64::from(x), i64::from(y), [32, 32, 32]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_track_is_drawn_with_its_trail_and_id() {
+        let mut image = RgbImage::new(320, 240);
+        let object = TrackedObject {
+            id: 7,
+            detection: Detection {
+                xyxy: [200.0, 100.0, 280.0, 220.0],
+                conf: 0.8,
+                class: 2,
+            },
+            trail: vec![[40.0, 200.0], [120.0, 200.0], [240.0, 160.0]],
+        };
+        assert_eq!(track_label(&object, &["a".into(), "b".into(), "car".into()]), "id:7 car 0.80");
+        draw_tracks(&mut image, std::slice::from_ref(&object), &[]);
+        let colour = Rgb(class_colour(2));
+        // On the trail's first leg, on its second, and on the box's left edge.
+        assert_eq!(*image.get_pixel(80, 200), colour);
+        assert_eq!(*image.get_pixel(180, 180), colour);
+        assert_eq!(*image.get_pixel(200, 180), colour);
+        // Away from all of them the image is untouched.
+        assert_eq!(*image.get_pixel(100, 60), Rgb([0, 0, 0]));
+    }
 }

@@ -4,14 +4,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::postprocess::Detection;
+use crate::track::TrackedObject;
 
-/// One detection as written to JSON: the box in source pixels, confidence, class id and name.
+/// One detection as written to JSON: the box in source pixels, confidence, class id and
+/// name, and with tracking on, the ID of its track.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectionRecord {
     pub xyxy: [f32; 4],
     pub conf: f32,
     pub class: usize,
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track_id: Option<u64>,
 }
 
 /// All detections of one image.
@@ -44,8 +48,20 @@ impl DetectionRecord {
                 .get(detection.class)
                 .cloned()
                 .unwrap_or_else(|| detection.class.to_string()),
+            track_id: None,
         }
     }
+}
+
+/// Every tracked object as a record with its track ID, named through `names`.
+pub fn tracked_records(objects: &[TrackedObject], names: &[String]) -> Vec<DetectionRecord> {
+    objects
+        .iter()
+        .map(|o| DetectionRecord {
+            track_id: Some(o.id),
+            ..DetectionRecord::new(&o.detection, names)
+        })
+        .collect()
 }
 
 /// Every detection as a record, named through `names`.

@@ -16,6 +16,7 @@ use focalyolo::device::ComputeDevice;
 use focalyolo::device::DeviceChoice;
 use focalyolo::postprocess::NmsOptions;
 use focalyolo::preprocess::Canvas;
+use focalyolo::track::TrackerConfig;
 
 #[derive(Parser)]
 #[command(
@@ -154,9 +155,9 @@ impl ModelArgs {
 /// Detection thresholds and filters.
 #[derive(Args, Clone)]
 pub struct NmsArgs {
-    /// Minimum confidence.
-    #[arg(long, default_value_t = 0.25)]
-    conf: f32,
+    /// Minimum confidence [default: 0.25, or 0.1 with --track as Ultralytics tracks].
+    #[arg(long)]
+    conf: Option<f32>,
     /// IoU above which NMS suppresses a box.
     #[arg(long, default_value_t = 0.7)]
     iou: f32,
@@ -173,14 +174,69 @@ pub struct NmsArgs {
 
 impl NmsArgs {
     fn options(&self) -> NmsOptions {
+        self.options_with_default_conf(NmsOptions::default().conf)
+    }
+
+    /// The options with `conf` where `--conf` was not given.
+    fn options_with_default_conf(&self, conf: f32) -> NmsOptions {
         NmsOptions {
-            conf: self.conf,
+            conf: self.conf.unwrap_or(conf),
             iou: self.iou,
             max_det: self.max_det,
             agnostic: self.agnostic,
             classes: self.classes.clone(),
             multi_label: false,
         }
+    }
+}
+
+/// ByteTrack's settings; the defaults are Ultralytics' `bytetrack.yaml`.
+#[derive(Args, Clone)]
+pub struct TrackArgs {
+    /// Follow objects across frames with ByteTrack: track IDs in the JSON, IDs and trails
+    /// on the saved video. Without --conf, detections down to 0.1 feed the tracker.
+    #[arg(long)]
+    track: bool,
+    /// Detections at or above this score are associated first.
+    #[arg(long, default_value_t = TrackerConfig::default().high_thresh)]
+    track_high_thresh: f32,
+    /// Fainter detections above this score get a second round with the tracks left over.
+    #[arg(long, default_value_t = TrackerConfig::default().low_thresh)]
+    track_low_thresh: f32,
+    /// An unmatched detection starts a new track at or above this score.
+    #[arg(long, default_value_t = TrackerConfig::default().new_track_thresh)]
+    new_track_thresh: f32,
+    /// Frames a lost track is kept to be found again.
+    #[arg(long, default_value_t = TrackerConfig::default().buffer)]
+    track_buffer: u32,
+    /// Largest association cost (1 − IoU, times the score when fused) that still matches.
+    #[arg(long, default_value_t = TrackerConfig::default().match_thresh)]
+    match_thresh: f32,
+    /// Weigh IoU by the detection score when associating.
+    #[arg(long, default_value_t = TrackerConfig::default().fuse_score, action = clap::ArgAction::Set)]
+    fuse_score: bool,
+    /// Centres drawn per track as its trail on the saved video.
+    #[arg(long, default_value_t = TrackerConfig::default().trail)]
+    trail: usize,
+}
+
+impl TrackArgs {
+    /// The tracker's settings, when --track is on.
+    fn config(&self) -> anyhow::Result<Option<TrackerConfig>> {
+        if !self.track {
+            return Ok(None);
+        }
+        let config = TrackerConfig {
+            high_thresh: self.track_high_thresh,
+            low_thresh: self.track_low_thresh,
+            new_track_thresh: self.new_track_thresh,
+            buffer: self.track_buffer,
+            match_thresh: self.match_thresh,
+            fuse_score: self.fuse_score,
+            trail: self.trail,
+        };
+        config.validate()?;
+        Ok(Some(config))
     }
 }
 

@@ -1,6 +1,7 @@
 //! `focalyolo run`: a video, camera or image sequence through the model without a window.
 //! Every decoded frame gets exactly one JSON line and one output video frame: the capture
-//! thread waits for the model rather than dropping frames.
+//! thread waits for the model rather than dropping frames. With `--track`, ByteTrack gives
+//! each object an ID, in the JSON and on the saved video.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,19 +12,21 @@ use std::sync::mpsc::{Receiver, channel};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use focalyolo::annotate::{draw_detections, mosaic};
+use focalyolo::annotate::{draw_detections, draw_tracks, mosaic};
 use focalyolo::attention_maps::{heatmaps, overlay, select};
 use focalyolo::detector::Detector;
 use focalyolo::device::ComputeDevice;
 use focalyolo::pipeline::{
     CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
 };
-use focalyolo::report::{FrameRecord, records};
+use focalyolo::postprocess::NmsOptions;
+use focalyolo::report::{FrameRecord, records, tracked_records};
 use focalyolo::source::{Frame, Looping, SourceSpec};
+use focalyolo::track::{SequenceTracker, TRACKING_CONF};
 use focalyolo::video_writer::VideoWriter;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{ModelArgs, NmsArgs};
+use super::{ModelArgs, NmsArgs, TrackArgs};
 
 /// Frames decoded ahead of the model: enough to overlap decoding with inference.
 const DECODE_AHEAD: usize = 4;
@@ -34,6 +37,8 @@ pub struct RunArgs {
     model: ModelArgs,
     #[command(flatten)]
     nms: NmsArgs,
+    #[command(flatten)]
+    track: TrackArgs,
     /// A video file, `camera:N`, or an image, folder or glob.
     #[arg(long)]
     source: String,
@@ -62,6 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.overlay_opacity) {
         bail!("--overlay-opacity must be between 0 and 1");
     }
+    let tracking = args.track.config()?;
     let spec = SourceSpec::parse(&args.source);
     let device = ComputeDevice::select(args.model.device)?;
     let detector = args.model.load_detector(&device)?;
@@ -111,6 +117,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mut run = Run::new(&args, &detector, frame_rate)?;
+    if let Some(config) = tracking {
+        run.nms = args.nms.options_with_default_conf(TRACKING_CONF);
+        run.tracker = Some(SequenceTracker::new(config));
+    }
     let progress = match args.max_frames {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::no_length(),
@@ -161,6 +171,8 @@ struct Run<'a> {
     args: &'a RunArgs,
     detector: &'a Detector,
     frame_rate: f64,
+    nms: NmsOptions,
+    tracker: Option<SequenceTracker>,
     json: Option<BufWriter<File>>,
     video: Option<VideoWriter>,
     frames_done: u64,
@@ -180,6 +192,8 @@ impl<'a> Run<'a> {
             args,
             detector,
             frame_rate,
+            nms: args.nms.options(),
+            tracker: None,
             json,
             video: None,
             frames_done: 0,
@@ -188,25 +202,33 @@ impl<'a> Run<'a> {
 
     fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
         let names = &self.detector.info().class_names;
-        let result = self.detector.run(
-            &frame.image,
-            &self.args.nms.options(),
-            !self.args.overlay.is_empty(),
-        )?;
+        let result =
+            self.detector
+                .run(&frame.image, &self.nms, !self.args.overlay.is_empty())?;
+        let tracked = match self.tracker.as_mut() {
+            Some(tracker) => Some(tracker.track(&frame, &result.detections)?),
+            None => None,
+        };
         if let Some(out) = self.json.as_mut() {
             let record = FrameRecord {
                 frame: frame.index,
                 pts: frame.pts,
                 width: frame.image.width(),
                 height: frame.image.height(),
-                detections: records(&result.detections, names),
+                detections: match &tracked {
+                    Some(tracked) => tracked_records(&tracked.objects, names),
+                    None => records(&result.detections, names),
+                },
             };
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
         }
         if let Some(path) = &self.args.save {
             let mut annotated = frame.image;
-            draw_detections(&mut annotated, &result.detections, names);
+            match &tracked {
+                Some(tracked) => draw_tracks(&mut annotated, &tracked.objects, names),
+                None => draw_detections(&mut annotated, &result.detections, names),
+            }
             let picture = match &result.taps {
                 Some(taps) => {
                     let maps = heatmaps(taps).context("reading the attention maps")?;

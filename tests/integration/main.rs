@@ -13,5 +13,6 @@ mod golden;
 mod kernels;
 mod pipeline;
 mod run_command;
+mod tracking;
 mod video;
 mod weights_formats;
