@@ -1,15 +1,24 @@
-//! The left panel: thresholds, inference size, class filter, and the performance view.
+//! The left panel: thresholds, inference size, class filter, tracking, and the
+//! performance view.
 
 use egui::Ui;
 
 use super::FocalYoloApp;
 use super::settings::IMAGE_SIZES;
 use super::video_view::colour32;
+use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 
 impl FocalYoloApp {
     pub(super) fn detection_panel(&mut self, ui: &mut Ui) {
         ui.heading("Detection");
-        ui.add(egui::Slider::new(&mut self.settings.conf, 0.01..=1.0).text("confidence"));
+        ui.add_enabled(
+            !self.settings.track,
+            egui::Slider::new(&mut self.settings.conf, 0.01..=1.0).text("confidence"),
+        )
+        .on_disabled_hover_text(format!(
+            "While tracking, detections down to {TRACKING_CONF} feed the tracker \
+             (as Ultralytics does); its thresholds decide which become tracks"
+        ));
         ui.add(egui::Slider::new(&mut self.settings.iou, 0.05..=1.0).text("NMS IoU"));
         egui::ComboBox::from_label("inference size")
             .selected_text(self.settings.imgsz.to_string())
@@ -62,9 +71,92 @@ impl FocalYoloApp {
                 });
         }
         ui.separator();
+        self.tracking_section(ui);
+        ui.separator();
         ui.checkbox(&mut self.settings.show_performance, "performance");
         if self.settings.show_performance {
             self.stats.show(ui, self.session.as_ref());
         }
+    }
+}
+
+impl FocalYoloApp {
+    /// The Track toggle, ByteTrack's settings, and the track counts per class.
+    fn tracking_section(&mut self, ui: &mut Ui) {
+        ui.checkbox(&mut self.settings.track, "Track (ByteTrack)")
+            .on_hover_text("Follow objects across frames: IDs and trails on the boxes");
+        if !self.settings.track {
+            return;
+        }
+        egui::CollapsingHeader::new("tracker settings")
+            .id_salt("tracker settings")
+            .show(ui, |ui| tracker_settings(ui, &mut self.settings.tracker));
+        let Some(tracks) = self.current.as_ref().and_then(|c| c.tracks.as_ref()) else {
+            ui.label("waiting for a tracked frame");
+            return;
+        };
+        track_counts(ui, tracks, &self.class_names());
+    }
+}
+
+fn tracker_settings(ui: &mut Ui, config: &mut TrackerConfig) {
+    let mut edited = config.clone();
+    ui.add(egui::Slider::new(&mut edited.high_thresh, 0.05..=0.95).text("high score"))
+        .on_hover_text("Detections at or above this are associated first");
+    ui.add(egui::Slider::new(&mut edited.low_thresh, 0.0..=0.5).text("low score"))
+        .on_hover_text("Fainter detections above this get a second round with the tracks left over");
+    ui.add(egui::Slider::new(&mut edited.new_track_thresh, 0.05..=0.95).text("new track"))
+        .on_hover_text("An unmatched detection starts a track at or above this score");
+    ui.add(egui::Slider::new(&mut edited.buffer, 1..=300).text("buffer (frames)"))
+        .on_hover_text("Frames a lost track is kept to be found again");
+    ui.add(egui::Slider::new(&mut edited.match_thresh, 0.1..=1.0).text("match cost"))
+        .on_hover_text("Largest 1 − IoU (times the score when fused) that still matches");
+    ui.checkbox(&mut edited.fuse_score, "fuse score")
+        .on_hover_text("Weigh IoU by the detection's score when associating");
+    ui.add(egui::Slider::new(&mut edited.trail, 1..=120).text("trail (frames)"));
+    edited.low_thresh = edited.low_thresh.min(edited.high_thresh);
+    if ui.small_button("Ultralytics defaults").clicked() {
+        edited = TrackerConfig::default();
+    }
+    *config = edited;
+}
+
+fn track_counts(ui: &mut Ui, tracks: &TrackedFrame, names: &[String]) {
+    let now = tracks.now();
+    let total_now: u64 = now.values().sum();
+    let total_since: u64 = tracks.since_start.values().sum();
+    ui.label(format!("tracks now {total_now}, since the start {total_since}"));
+    egui::Grid::new("track counts").striped(true).show(ui, |ui| {
+        ui.strong("class");
+        ui.strong("now");
+        ui.strong("since start");
+        ui.end_row();
+        for (&class, &since) in &tracks.since_start {
+            ui.horizontal(|ui| {
+                let (swatch, _) =
+                    ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                ui.painter().rect_filled(
+                    swatch,
+                    2.0,
+                    colour32(crate::annotate::class_colour(class)),
+                );
+                ui.label(names.get(class).map_or_else(|| class.to_string(), String::clone));
+            });
+            ui.label(now.get(&class).copied().unwrap_or(0).to_string());
+            ui.label(since.to_string());
+            ui.end_row();
+        }
+    });
+    if tracks.skipped_total > 0 {
+        let seen = tracks.seen_total.max(1) as f64;
+        let per_seen = (tracks.seen_total + tracks.skipped_total) as f64 / seen;
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "tracking on dropped frames: the model sees about 1 frame in {per_seen:.1} \
+                 ({} skipped just now); the tracker predicts across the gaps",
+                tracks.frames_skipped
+            ),
+        );
     }
 }

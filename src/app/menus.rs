@@ -178,6 +178,8 @@ impl FocalYoloApp {
                     .show_value(false)
                     .trailing_fill(true),
             );
+            // The bar shows no text; screen readers still need its name.
+            slider.widget_info(|| egui::WidgetInfo::slider(true, position, "playback position"));
             if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
                 session.seek(position);
                 if paused {

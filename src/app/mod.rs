@@ -26,6 +26,7 @@ use crate::device::{ComputeDevice, DeviceChoice};
 use crate::postprocess::NmsOptions;
 use crate::preprocess::Canvas;
 use crate::source::{CameraDescription, SourceSpec};
+use crate::track::TRACKING_CONF;
 use crate::weights::download::YOLO11N_URL;
 
 use attention_panel::{AttentionPanel, PanelContent};
@@ -245,7 +246,8 @@ impl FocalYoloApp {
         let mut shared = self.knobs.lock().unwrap_or_else(|e| e.into_inner());
         let changed = shared.nms.conf != knobs.nms.conf
             || shared.nms.iou != knobs.nms.iou
-            || shared.input != knobs.input;
+            || shared.input != knobs.input
+            || shared.track != knobs.track;
         *shared = knobs;
         drop(shared);
         if changed
@@ -353,7 +355,12 @@ impl eframe::App for FocalYoloApp {
 fn knobs_for(settings: &Settings) -> InferenceKnobs {
     InferenceKnobs {
         nms: NmsOptions {
-            conf: settings.conf,
+            // With tracking, faint detections feed the tracker's second association.
+            conf: if settings.track {
+                TRACKING_CONF
+            } else {
+                settings.conf
+            },
             iou: settings.iou,
             ..NmsOptions::default()
         },
@@ -362,6 +369,7 @@ fn knobs_for(settings: &Settings) -> InferenceKnobs {
             canvas: Canvas::Minimal,
         },
         taps: true,
+        track: settings.track.then(|| settings.tracker.clone()),
     }
 }
 

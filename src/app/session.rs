@@ -1,5 +1,5 @@
-//! One opened source in the app: its capture thread, the inference thread, and the
-//! latest-frame-wins hand-offs between them and the UI.
+//! One opened source in the app: its capture thread, the inference thread (model, then
+//! tracker), and the latest-frame-wins hand-offs between them and the UI.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
@@ -16,6 +16,7 @@ use crate::pipeline::{
 use crate::postprocess::{Detection, NmsOptions};
 use crate::preprocess::Letterbox;
 use crate::source::{CameraMode, Frame, SourceSpec};
+use crate::track::{SequenceTracker, TrackError, TrackedFrame, TrackerConfig};
 
 /// The model the inference thread uses; swapped in when the UI loads another.
 pub type ModelSlot = Arc<RwLock<Option<Arc<Detector>>>>;
@@ -27,6 +28,8 @@ pub struct InferenceKnobs {
     pub input: InputSize,
     /// Whether to keep FocalModulation's maps (the panel or an overlay shows them).
     pub taps: bool,
+    /// Follow objects across frames with these settings.
+    pub track: Option<TrackerConfig>,
 }
 
 /// A frame and everything the model made of it: the boxes belong to this frame.
@@ -35,6 +38,8 @@ pub struct Processed {
     pub detections: Vec<Detection>,
     pub letterbox: Option<Letterbox>,
     pub maps: Vec<Heatmap>,
+    /// The tracks in this frame, with tracking on.
+    pub tracks: Option<TrackedFrame>,
     pub times: StageTimes,
     pub error: Option<String>,
 }
@@ -95,11 +100,13 @@ impl Session {
                 notify: Box::new(repaint.clone()),
             },
         );
+        // The tracker lives on the inference thread and sees every frame the model does.
+        let mut tracker = None;
         spawn_worker(
             frames.clone(),
             results.clone(),
             inferred.clone(),
-            move |frame| infer(frame, &model, &knobs),
+            move |frame| infer(frame, &model, &knobs, &mut tracker),
             repaint,
         );
         Self {
@@ -194,7 +201,12 @@ impl Drop for Session {
     }
 }
 
-fn infer(frame: Frame, model: &ModelSlot, knobs: &Mutex<InferenceKnobs>) -> Processed {
+fn infer(
+    frame: Frame,
+    model: &ModelSlot,
+    knobs: &Mutex<InferenceKnobs>,
+    tracker: &mut Option<SequenceTracker>,
+) -> Processed {
     let detector = model.read().unwrap_or_else(|e| e.into_inner()).clone();
     let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut processed = Processed {
@@ -202,6 +214,7 @@ fn infer(frame: Frame, model: &ModelSlot, knobs: &Mutex<InferenceKnobs>) -> Proc
         detections: Vec::new(),
         letterbox: None,
         maps: Vec::new(),
+        tracks: None,
         times: StageTimes::default(),
         error: None,
     };
@@ -218,8 +231,28 @@ fn infer(frame: Frame, model: &ModelSlot, knobs: &Mutex<InferenceKnobs>) -> Proc
             processed.detections = result.detections;
             processed.letterbox = Some(result.letterbox);
             processed.times = result.times;
+            match track(tracker, knobs.track, &processed.frame, &processed.detections) {
+                Ok(tracks) => processed.tracks = tracks,
+                Err(err) => processed.error = Some(err.to_string()),
+            }
         }
         Err(err) => processed.error = Some(err.to_string()),
     }
     processed
+}
+
+/// The tracks in `frame` when tracking is on; turning it off forgets them.
+fn track(
+    tracker: &mut Option<SequenceTracker>,
+    config: Option<TrackerConfig>,
+    frame: &Frame,
+    detections: &[Detection],
+) -> Result<Option<TrackedFrame>, TrackError> {
+    let Some(config) = config else {
+        *tracker = None;
+        return Ok(None);
+    };
+    let tracker = tracker.get_or_insert_with(|| SequenceTracker::new(config.clone()));
+    tracker.set_config(config);
+    tracker.track(frame, detections).map(Some)
 }

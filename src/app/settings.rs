@@ -1,5 +1,5 @@
 //! What the app remembers between runs (eframe storage): the model, thresholds, filters,
-//! overlays and the last source.
+//! overlays, tracking and the last source.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use crate::attention_maps::Colormap;
 use crate::default_model::Layer9Choice;
 use crate::device::DeviceChoice;
 use crate::source::CameraMode;
+use crate::track::TrackerConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -32,6 +33,9 @@ pub struct Settings {
     pub last_source: Option<String>,
     pub looping: bool,
     pub camera_mode: Option<CameraMode>,
+    /// Follow objects across frames (ByteTrack), with these settings.
+    pub track: bool,
+    pub tracker: TrackerConfig,
 }
 
 impl Default for Settings {
@@ -52,6 +56,8 @@ impl Default for Settings {
             last_source: None,
             looping: false,
             camera_mode: None,
+            track: false,
+            tracker: TrackerConfig::default(),
         }
     }
 }

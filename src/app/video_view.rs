@@ -1,11 +1,13 @@
-//! The video with its boxes, labels and FocalModulation overlays, scaled to fit.
+//! The video with its boxes, labels, track IDs and trails, and FocalModulation overlays,
+//! scaled to fit.
 
 use egui::{
     Align2, Color32, ColorImage, FontId, Pos2, Rect, Stroke, StrokeKind, TextureHandle,
     TextureOptions, Ui, Vec2, pos2, vec2,
 };
 
-use crate::annotate::class_colour;
+use crate::annotate::{class_colour, detection_label, track_label};
+use crate::postprocess::Detection;
 
 use super::overlay_shader;
 use super::session::Processed;
@@ -86,31 +88,21 @@ impl VideoView {
         }
 
         let to_screen = |x: f32, y: f32| Pos2::new(rect.min.x + x * scale, rect.min.y + y * scale);
-        let font = FontId::proportional(13.0);
-        for detection in processed
-            .detections
-            .iter()
-            .filter(|d| !settings.hidden_classes.contains(&d.class))
-        {
+        let shown = |d: &Detection| !settings.hidden_classes.contains(&d.class);
+        let draw_box = |detection: &Detection, label: String| {
             let [x1, y1, x2, y2] = detection.xyxy;
             let colour = colour32(class_colour(detection.class));
             let boxed = Rect::from_min_max(to_screen(x1, y1), to_screen(x2, y2));
             painter.rect_stroke(boxed, 0.0, Stroke::new(2.0, colour), StrokeKind::Inside);
             if settings.show_labels {
-                let name = names
-                    .get(detection.class)
-                    .map_or_else(|| detection.class.to_string(), String::clone);
                 let text_colour = if colour.r() as u32 + colour.g() as u32 + colour.b() as u32 > 382
                 {
                     Color32::BLACK
                 } else {
                     Color32::WHITE
                 };
-                let galley = painter.layout_no_wrap(
-                    format!("{name} {:.2}", detection.conf),
-                    font.clone(),
-                    text_colour,
-                );
+                let galley =
+                    painter.layout_no_wrap(label, FontId::proportional(13.0), text_colour);
                 let label_size = galley.size() + Vec2::new(6.0, 2.0);
                 // Above the box, or inside it at the top edge of the picture.
                 let top = if boxed.min.y - label_size.y >= rect.min.y {
@@ -121,6 +113,24 @@ impl VideoView {
                 let label = Rect::from_min_size(pos2(boxed.min.x, top), label_size);
                 painter.rect_filled(label, 0.0, colour);
                 painter.galley(label.min + Vec2::new(3.0, 1.0), galley, text_colour);
+            }
+        };
+        match &processed.tracks {
+            Some(tracks) => {
+                let visible = || tracks.objects.iter().filter(|o| shown(&o.detection));
+                for object in visible() {
+                    let colour = colour32(class_colour(object.detection.class));
+                    let points = object.trail.iter().map(|&[x, y]| to_screen(x, y)).collect();
+                    painter.add(egui::Shape::line(points, Stroke::new(2.0, colour)));
+                }
+                for object in visible() {
+                    draw_box(&object.detection, track_label(object, names));
+                }
+            }
+            None => {
+                for detection in processed.detections.iter().filter(|d| shown(d)) {
+                    draw_box(detection, detection_label(detection, names));
+                }
             }
         }
         if let Some(error) = &processed.error {

@@ -95,14 +95,20 @@ fn a_frame_with_boxes_gate_maps_and_an_overlay() {
     harness.snapshot("app_gate_level_1_overlay");
 }
 
+/// The app with stock YOLO11n (SPPF at layer 9) loaded.
+fn stock_app(shared: &Path, folder: &Path) -> Harness<'static, FocalYoloApp> {
+    let mut options = launch(Some(shared.join("weights/yolo11n.pt")), folder);
+    options.layer9 = Some(Layer9Choice::Stock);
+    let mut harness = harness(options);
+    step_until(&mut harness, "the model", model_ready);
+    harness
+}
+
 #[test]
 fn a_model_without_focal_modulation_says_so() {
     let shared = require_shared!();
     let folder = tempfile::tempdir().unwrap();
-    let mut options = launch(Some(shared.join("weights/yolo11n.pt")), folder.path());
-    options.layer9 = Some(Layer9Choice::Stock);
-    let mut harness = harness(options);
-    step_until(&mut harness, "the model", model_ready);
+    let harness = stock_app(&shared, folder.path());
     harness.get_by_label_contains("there is no FocalModulation to show");
     let summary = harness.state().model_summary().unwrap();
     assert!(!summary.info.has_focal());
@@ -270,4 +276,48 @@ fn on_the_gpu_the_model_shares_the_window_device() {
         .collect();
     // A person (0) under an umbrella (25), as on the CPU.
     assert!(classes.contains(&0) && classes.contains(&25), "{classes:?}");
+}
+
+#[test]
+fn tracking_shows_ids_trails_and_counts_on_a_clip() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut harness = stock_app(&shared, folder.path());
+    harness.state_mut().settings_mut().track = true;
+    let clip = shared.join("videos/assembly_walking.mp4");
+    let ctx = harness.ctx.clone();
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(clip.to_str().unwrap()));
+    // Paused before the first frame, then stepped: the tracker sees frames 0..12 in order,
+    // whatever the machine's speed, so the snapshot is the same every run.
+    let control = harness.state().session().unwrap().control.clone();
+    control.set_paused(true);
+    for index in 0..12 {
+        control.step();
+        step_until(&mut harness, "the next tracked frame", |app| {
+            app.current()
+                .is_some_and(|c| c.frame.index == index && c.tracks.is_some())
+        });
+    }
+    let tracks = harness.state().current().unwrap().tracks.clone().unwrap();
+    assert_eq!(tracks.seen_total, 12);
+    assert_eq!(tracks.skipped_total, 0, "stepping drops no frame");
+    assert!(
+        tracks.objects.iter().filter(|o| o.detection.class == 0).count() >= 4,
+        "the walkers are tracked: {:?}",
+        tracks.objects
+    );
+    assert!(tracks.objects.iter().all(|o| o.trail.len() > 1));
+    harness.get_by_label_contains("tracks now");
+    harness.snapshot("app_tracking_ids_and_trails");
+
+    // A seek starts the tracks over.
+    control.seek(0.0);
+    control.step();
+    step_until(&mut harness, "the first frame again", |app| {
+        app.current().is_some_and(|c| {
+            c.frame.index == 0 && c.tracks.as_ref().is_some_and(|t| t.seen_total == 1)
+        })
+    });
 }
