@@ -54,42 +54,99 @@ pub struct Assignment {
 /// cost of `limit / 2`, so no pair costing more than `limit` is ever matched (what `lap`'s
 /// `lapjv(extend_cost=True, cost_limit=limit)` solves for Ultralytics).
 pub fn linear_assignment(cost: &CostMatrix, limit: f64) -> Result<Assignment, TrackError> {
-    let (rows, cols) = (cost.rows, cost.cols);
-    if rows == 0 || cols == 0 {
-        return Ok(Assignment {
-            matches: Vec::new(),
-            unmatched_rows: (0..rows).collect(),
-            unmatched_cols: (0..cols).collect(),
-        });
+    let mut assignment = Assignment::default();
+    for (rows, cols) in linked_groups(cost, limit) {
+        if rows.is_empty() || cols.is_empty() {
+            assignment.unmatched_rows.extend(rows);
+            assignment.unmatched_cols.extend(cols);
+            continue;
+        }
+        let (row_to_col, col_to_row) = solve_extended(cost, &rows, &cols, limit)?;
+        for (local, &c) in row_to_col.iter().take(rows.len()).enumerate() {
+            match cols.get(c) {
+                Some(&col) => assignment.matches.push((rows[local], col)),
+                None => assignment.unmatched_rows.push(rows[local]),
+            }
+        }
+        assignment.unmatched_cols.extend(
+            (0..cols.len())
+                .filter(|&c| col_to_row[c] >= rows.len())
+                .map(|c| cols[c]),
+        );
     }
-    // Extended square matrix: [costs, limit/2; limit/2, 0]. A real row left unmatched takes
-    // one of the `rows` dummy columns, a real column one of the `cols` dummy rows.
-    let size = rows + cols;
-    let mut extended = lapjv::Matrix::from_elem((size, size), limit / 2.0);
+    assignment.matches.sort_unstable();
+    assignment.unmatched_rows.sort_unstable();
+    assignment.unmatched_cols.sort_unstable();
+    Ok(assignment)
+}
+
+/// Rows and columns grouped by the pairs that may match (cost ≤ `limit`). The optimum is
+/// the optimum of each group on its own, and a group is mostly one track and one detection,
+/// where one matrix for the whole frame is (tracks + detections)² (2.9 ms with 300 each).
+fn linked_groups(cost: &CostMatrix, limit: f64) -> Vec<(Vec<usize>, Vec<usize>)> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let (rows, cols) = (cost.rows, cost.cols);
+    let mut parent: Vec<usize> = (0..rows + cols).collect();
     for r in 0..rows {
         for c in 0..cols {
+            if cost.get(r, c) <= limit {
+                let (a, b) = (root(&mut parent, r), root(&mut parent, rows + c));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut groups: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    let mut group_of_root = vec![usize::MAX; rows + cols];
+    for i in 0..rows + cols {
+        let r = root(&mut parent, i);
+        if group_of_root[r] == usize::MAX {
+            group_of_root[r] = groups.len();
+            groups.push((Vec::new(), Vec::new()));
+        }
+        let group = &mut groups[group_of_root[r]];
+        if i < rows {
+            group.0.push(i);
+        } else {
+            group.1.push(i - rows);
+        }
+    }
+    groups
+}
+
+/// Jonker–Volgenant on the extended square matrix of `rows` × `cols`:
+/// [costs, limit/2; limit/2, 0]. A row left unmatched takes one of the `rows.len()` dummy
+/// columns, a column one of the `cols.len()` dummy rows. Local indices in and out.
+fn solve_extended(
+    cost: &CostMatrix,
+    rows: &[usize],
+    cols: &[usize],
+    limit: f64,
+) -> Result<(Vec<usize>, Vec<usize>), TrackError> {
+    let size = rows.len() + cols.len();
+    let mut extended = lapjv::Matrix::from_elem((size, size), limit / 2.0);
+    for (i, &r) in rows.iter().enumerate() {
+        for (j, &c) in cols.iter().enumerate() {
             let value = cost.get(r, c);
             // A NaN box would stall the solver; such a pair is simply never matched.
-            extended[(r, c)] = if value.is_finite() { value } else { 2.0 * limit + 1.0 };
+            extended[(i, j)] = if value.is_finite() {
+                value
+            } else {
+                2.0 * limit + 1.0
+            };
         }
     }
-    for r in rows..size {
-        for c in cols..size {
-            extended[(r, c)] = 0.0;
+    for i in rows.len()..size {
+        for j in cols.len()..size {
+            extended[(i, j)] = 0.0;
         }
     }
-    let (row_to_col, col_to_row) =
-        lapjv::lapjv(&extended).map_err(|e| TrackError::Assignment(e.to_string()))?;
-    let mut assignment = Assignment::default();
-    for (r, &c) in row_to_col.iter().take(rows).enumerate() {
-        if c < cols {
-            assignment.matches.push((r, c));
-        } else {
-            assignment.unmatched_rows.push(r);
-        }
-    }
-    assignment.unmatched_cols = (0..cols).filter(|&c| col_to_row[c] >= rows).collect();
-    Ok(assignment)
+    lapjv::lapjv(&extended).map_err(|e| TrackError::Assignment(e.to_string()))
 }
 
 #[cfg(test)]
@@ -129,9 +186,13 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 11) as f64 / (1u64 << 53) as f64
         };
-        for case in 0..300 {
-            let (rows, cols) = (case % 5 + 1, (case / 5) % 6 + 1);
-            let costs = (0..rows * cols).map(|_| next()).collect();
+        for case in 0..600 {
+            let (rows, cols) = (case % 6 + 1, (case / 6) % 7 + 1);
+            // Most pairs do not overlap at all (cost 1), as between boxes of a real frame, so
+            // the rows and columns fall into several groups.
+            let costs = (0..rows * cols)
+                .map(|_| if next() < 0.6 { 1.0 } else { next() })
+                .collect();
             let cost = CostMatrix { rows, cols, costs };
             let limit = 0.3 + 0.6 * next();
             let assignment = linear_assignment(&cost, limit).unwrap();
