@@ -11,7 +11,10 @@ const FRAME: (u32, u32) = (1920, 1080);
 /// association), and the list is in descending confidence as NMS returns it.
 fn scene(count: usize, t: usize) -> Vec<Detection> {
     let columns = (count as f32).sqrt().ceil() as usize;
-    let cell = (FRAME.0 as f32 / columns as f32, FRAME.1 as f32 / columns as f32);
+    let cell = (
+        FRAME.0 as f32 / columns as f32,
+        FRAME.1 as f32 / columns as f32,
+    );
     let mut detections: Vec<Detection> = (0..count)
         .map(|i| {
             let (col, row) = ((i % columns) as f32, (i / columns) as f32);
@@ -21,7 +24,11 @@ fn scene(count: usize, t: usize) -> Vec<Detection> {
             let (w, h) = (cell.0 * 0.6, cell.1 * 0.8);
             Detection {
                 xyxy: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
-                conf: if i % 5 == 4 { 0.18 } else { 0.9 - 0.001 * i as f32 },
+                conf: if i % 5 == 4 {
+                    0.18
+                } else {
+                    0.9 - 0.001 * i as f32
+                },
                 class: i % 3,
             }
         })

@@ -119,7 +119,14 @@ fn draw_line(image: &mut RgbImage, a: [f32; 2], b: [f32; 2], thickness: i64, col
         let t = s as f32 / steps as f32;
         let x = (a[0] + (b[0] - a[0]) * t).round() as i64;
         let y = (a[1] + (b[1] - a[1]) * t).round() as i64;
-        fill(image, x - half, y - half, x - half + thickness, y - half + thickness, colour);
+        fill(
+            image,
+            x - half,
+            y - half,
+            x - half + thickness,
+            y - half + thickness,
+            colour,
+        );
     }
 }
 
@@ -217,7 +224,10 @@ mod tests {
             },
             trail: vec![[40.0, 200.0], [120.0, 200.0], [240.0, 160.0]],
         };
-        assert_eq!(track_label(&object, &["a".into(), "b".into(), "car".into()]), "id:7 car 0.80");
+        assert_eq!(
+            track_label(&object, &["a".into(), "b".into(), "car".into()]),
+            "id:7 car 0.80"
+        );
         draw_tracks(&mut image, std::slice::from_ref(&object), &[]);
         let colour = Rgb(class_colour(2));
         // On the trail's first leg, on its second, and on the box's left edge.

@@ -104,7 +104,9 @@ fn tracker_settings(ui: &mut Ui, config: &mut TrackerConfig) {
     ui.add(egui::Slider::new(&mut edited.high_thresh, 0.05..=0.95).text("high score"))
         .on_hover_text("Detections at or above this are associated first");
     ui.add(egui::Slider::new(&mut edited.low_thresh, 0.0..=0.5).text("low score"))
-        .on_hover_text("Fainter detections above this get a second round with the tracks left over");
+        .on_hover_text(
+            "Fainter detections above this get a second round with the tracks left over",
+        );
     ui.add(egui::Slider::new(&mut edited.new_track_thresh, 0.05..=0.95).text("new track"))
         .on_hover_text("An unmatched detection starts a track at or above this score");
     ui.add(egui::Slider::new(&mut edited.buffer, 1..=300).text("buffer (frames)"))
@@ -125,28 +127,36 @@ fn track_counts(ui: &mut Ui, tracks: &TrackedFrame, names: &[String]) {
     let now = tracks.now();
     let total_now: u64 = now.values().sum();
     let total_since: u64 = tracks.since_start.values().sum();
-    ui.label(format!("tracks now {total_now}, since the start {total_since}"));
-    egui::Grid::new("track counts").striped(true).show(ui, |ui| {
-        ui.strong("class");
-        ui.strong("now");
-        ui.strong("since start");
-        ui.end_row();
-        for (&class, &since) in &tracks.since_start {
-            ui.horizontal(|ui| {
-                let (swatch, _) =
-                    ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-                ui.painter().rect_filled(
-                    swatch,
-                    2.0,
-                    colour32(crate::annotate::class_colour(class)),
-                );
-                ui.label(names.get(class).map_or_else(|| class.to_string(), String::clone));
-            });
-            ui.label(now.get(&class).copied().unwrap_or(0).to_string());
-            ui.label(since.to_string());
+    ui.label(format!(
+        "tracks now {total_now}, since the start {total_since}"
+    ));
+    egui::Grid::new("track counts")
+        .striped(true)
+        .show(ui, |ui| {
+            ui.strong("class");
+            ui.strong("now");
+            ui.strong("since start");
             ui.end_row();
-        }
-    });
+            for (&class, &since) in &tracks.since_start {
+                ui.horizontal(|ui| {
+                    let (swatch, _) =
+                        ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                    ui.painter().rect_filled(
+                        swatch,
+                        2.0,
+                        colour32(crate::annotate::class_colour(class)),
+                    );
+                    ui.label(
+                        names
+                            .get(class)
+                            .map_or_else(|| class.to_string(), String::clone),
+                    );
+                });
+                ui.label(now.get(&class).copied().unwrap_or(0).to_string());
+                ui.label(since.to_string());
+                ui.end_row();
+            }
+        });
     if tracks.skipped_total > 0 {
         let seen = tracks.seen_total.max(1) as f64;
         let per_seen = (tracks.seen_total + tracks.skipped_total) as f64 / seen;

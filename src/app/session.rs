@@ -231,7 +231,12 @@ fn infer(
             processed.detections = result.detections;
             processed.letterbox = Some(result.letterbox);
             processed.times = result.times;
-            match track(tracker, knobs.track, &processed.frame, &processed.detections) {
+            match track(
+                tracker,
+                knobs.track,
+                &processed.frame,
+                &processed.detections,
+            ) {
                 Ok(tracks) => processed.tracks = tracks,
                 Err(err) => processed.error = Some(err.to_string()),
             }

@@ -101,8 +101,7 @@ impl VideoView {
                 } else {
                     Color32::WHITE
                 };
-                let galley =
-                    painter.layout_no_wrap(label, FontId::proportional(13.0), text_colour);
+                let galley = painter.layout_no_wrap(label, FontId::proportional(13.0), text_colour);
                 let label_size = galley.size() + Vec2::new(6.0, 2.0);
                 // Above the box, or inside it at the top edge of the picture.
                 let top = if boxed.min.y - label_size.y >= rect.min.y {

@@ -202,9 +202,9 @@ impl<'a> Run<'a> {
 
     fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
         let names = &self.detector.info().class_names;
-        let result =
-            self.detector
-                .run(&frame.image, &self.nms, !self.args.overlay.is_empty())?;
+        let result = self
+            .detector
+            .run(&frame.image, &self.nms, !self.args.overlay.is_empty())?;
         let tracked = match self.tracker.as_mut() {
             Some(tracker) => Some(tracker.track(&frame, &result.detections)?),
             None => None,

@@ -228,7 +228,9 @@ mod tests {
         let innovation: [f64; 4] = std::array::from_fn(|i| z[i] - before.mean[i]);
         for i in 0..8 {
             let gain: [f64; 4] = std::array::from_fn(|j| {
-                (0..4).map(|l| before.covariance[i][l] * inverse[l][j]).sum()
+                (0..4)
+                    .map(|l| before.covariance[i][l] * inverse[l][j])
+                    .sum()
             });
             let expected = before.mean[i] + (0..4).map(|j| gain[j] * innovation[j]).sum::<f64>();
             assert!((state.mean[i] - expected).abs() < 1e-9, "mean[{i}]");
@@ -244,7 +246,12 @@ mod tests {
         let mut state = KalmanState::initiate([10.0, 200.0, 0.5, 100.0]);
         for frame in 1..40 {
             state.predict();
-            state.update([10.0 + 6.0 * f64::from(frame), 200.0 - 2.0 * f64::from(frame), 0.5, 100.0]);
+            state.update([
+                10.0 + 6.0 * f64::from(frame),
+                200.0 - 2.0 * f64::from(frame),
+                0.5,
+                100.0,
+            ]);
         }
         assert!((state.mean[4] - 6.0).abs() < 0.05, "vx {}", state.mean[4]);
         assert!((state.mean[5] + 2.0).abs() < 0.05, "vy {}", state.mean[5]);

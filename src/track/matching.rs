@@ -174,7 +174,11 @@ mod tests {
     }
 
     fn total(cost: &CostMatrix, assignment: &Assignment, limit: f64) -> f64 {
-        let matched: f64 = assignment.matches.iter().map(|&(r, c)| cost.get(r, c)).sum();
+        let matched: f64 = assignment
+            .matches
+            .iter()
+            .map(|&(r, c)| cost.get(r, c))
+            .sum();
         let unmatched = assignment.unmatched_rows.len() + assignment.unmatched_cols.len();
         matched + unmatched as f64 * limit / 2.0
     }
@@ -183,7 +187,9 @@ mod tests {
     fn the_assignment_is_the_cheapest_and_never_exceeds_the_limit() {
         let mut seed = 12345u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 11) as f64 / (1u64 << 53) as f64
         };
         for case in 0..600 {
@@ -200,7 +206,12 @@ mod tests {
                 (total(&cost, &assignment, limit) - brute_force(&cost, limit)).abs() < 1e-9,
                 "case {case}"
             );
-            assert!(assignment.matches.iter().all(|&(r, c)| cost.get(r, c) <= limit));
+            assert!(
+                assignment
+                    .matches
+                    .iter()
+                    .all(|&(r, c)| cost.get(r, c) <= limit)
+            );
             assert_eq!(
                 assignment.matches.len() + assignment.unmatched_rows.len(),
                 rows

@@ -243,9 +243,7 @@ impl ByteTracker {
         let tracked_len = tracks.len();
         tracks.append(&mut self.lost);
         let lost_len = tracks.len();
-        let unconfirmed: Vec<usize> = (0..tracked_len)
-            .filter(|&i| !tracks[i].confirmed)
-            .collect();
+        let unconfirmed: Vec<usize> = (0..tracked_len).filter(|&i| !tracks[i].confirmed).collect();
         let pool: Vec<usize> = (0..tracked_len)
             .filter(|&i| tracks[i].confirmed)
             .chain(tracked_len..lost_len)
@@ -321,7 +319,8 @@ impl ByteTracker {
             });
         }
         for track in &mut tracks[tracked_len..lost_len] {
-            if track.state == TrackState::Lost && frame - track.last_frame > u64::from(config.buffer)
+            if track.state == TrackState::Lost
+                && frame - track.last_frame > u64::from(config.buffer)
             {
                 track.state = TrackState::Removed;
             }
@@ -350,11 +349,18 @@ impl ByteTracker {
         let mut objects = Vec::new();
         for track in &mut self.tracked {
             let [x1, y1, x2, y2] = track.xyxy();
-            let xyxy = [x1.clamp(0.0, w), y1.clamp(0.0, h), x2.clamp(0.0, w), y2.clamp(0.0, h)];
+            let xyxy = [
+                x1.clamp(0.0, w),
+                y1.clamp(0.0, h),
+                x2.clamp(0.0, w),
+                y2.clamp(0.0, h),
+            ];
             if track.trail.len() >= self.config.trail.max(1) {
                 track.trail.pop_front();
             }
-            track.trail.push_back([(xyxy[0] + xyxy[2]) / 2.0, (xyxy[1] + xyxy[3]) / 2.0]);
+            track
+                .trail
+                .push_back([(xyxy[0] + xyxy[2]) / 2.0, (xyxy[1] + xyxy[3]) / 2.0]);
             if !track.confirmed {
                 continue;
             }
@@ -401,7 +407,8 @@ fn remove_duplicates(
     tracked: Vec<usize>,
     lost: Vec<usize>,
 ) -> (Vec<usize>, Vec<usize>) {
-    let boxes = |list: &[usize]| -> Vec<[f32; 4]> { list.iter().map(|&i| tracks[i].xyxy()).collect() };
+    let boxes =
+        |list: &[usize]| -> Vec<[f32; 4]> { list.iter().map(|&i| tracks[i].xyxy()).collect() };
     let distance = CostMatrix::iou_distance(&boxes(&tracked), &boxes(&lost));
     let age = |i: usize| tracks[i].last_frame - tracks[i].start_frame;
     let (mut drop_tracked, mut drop_lost) = (vec![false; tracked.len()], vec![false; lost.len()]);

@@ -83,7 +83,10 @@ fn ids_around_a_gap(gap: usize) -> (u64, u64) {
             after = id_near(&objects, cx, cy);
         }
     }
-    (before.expect("tracked before"), after.expect("tracked after"))
+    (
+        before.expect("tracked before"),
+        after.expect("tracked after"),
+    )
 }
 
 #[test]
@@ -157,7 +160,13 @@ fn a_new_track_is_reported_from_its_second_frame_except_on_the_first_frame() {
     let a = detection(300.0, 300.0, 80.0, 160.0, 0.9);
     let b = detection(800.0, 300.0, 80.0, 160.0, 0.9);
     assert_eq!(tracker.update(&[a.clone()], 1, FRAME).unwrap().len(), 1);
-    assert_eq!(tracker.update(&[a.clone(), b.clone()], 1, FRAME).unwrap().len(), 1);
+    assert_eq!(
+        tracker
+            .update(&[a.clone(), b.clone()], 1, FRAME)
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(tracker.update(&[a, b], 1, FRAME).unwrap().len(), 2);
     assert_eq!(tracker.since_start().get(&0), Some(&2));
 }

@@ -304,7 +304,12 @@ fn tracking_shows_ids_trails_and_counts_on_a_clip() {
     assert_eq!(tracks.seen_total, 12);
     assert_eq!(tracks.skipped_total, 0, "stepping drops no frame");
     assert!(
-        tracks.objects.iter().filter(|o| o.detection.class == 0).count() >= 4,
+        tracks
+            .objects
+            .iter()
+            .filter(|o| o.detection.class == 0)
+            .count()
+            >= 4,
         "the walkers are tracked: {:?}",
         tracks.objects
     );

@@ -185,18 +185,12 @@ fn agrees_with_ultralytics(clip: &str, reference_name: &str) {
 
 #[test]
 fn tracks_agree_with_ultralytics_on_people_walking() {
-    agrees_with_ultralytics(
-        "assembly_walking.mp4",
-        "assembly_walking_bytetrack.jsonl",
-    );
+    agrees_with_ultralytics("assembly_walking.mp4", "assembly_walking_bytetrack.jsonl");
 }
 
 #[test]
 fn tracks_agree_with_ultralytics_on_pedestrians_crossing() {
-    agrees_with_ultralytics(
-        "vamsi_pedestrians.avi",
-        "vamsi_pedestrians_bytetrack.jsonl",
-    );
+    agrees_with_ultralytics("vamsi_pedestrians.avi", "vamsi_pedestrians_bytetrack.jsonl");
 }
 
 #[test]
@@ -254,6 +248,10 @@ fn a_looped_run_starts_the_tracks_over() {
     assert!(!first_pass[0].detections.is_empty());
     // The replay's first frames get the same tracks, IDs from 1, as the first pass did.
     for (a, b) in first_pass.iter().zip(second_pass) {
-        assert_eq!(a.detections, b.detections, "frame {} against {}", a.frame, b.frame);
+        assert_eq!(
+            a.detections, b.detections,
+            "frame {} against {}",
+            a.frame, b.frame
+        );
     }
 }
