@@ -57,21 +57,18 @@ impl KalmanState {
         let h = self.mean[3];
         let (p, v) = (STD_WEIGHT_POSITION * h, STD_WEIGHT_VELOCITY * h);
         let noise = diagonal8([p, p, 1e-2, p, v, v, 1e-5, v]);
-        for i in 0..4 {
-            self.mean[i] += self.mean[i + 4];
-        }
+        add_velocity(&mut self.mean);
         // F P Fᵀ with F = [[I, I], [0, I]]: add the velocity rows and columns onto the
         // position ones.
         let c = &mut self.covariance;
-        for i in 0..4 {
-            for j in 0..8 {
-                c[i][j] += c[i + 4][j];
+        let (position_rows, velocity_rows) = c.split_at_mut(4);
+        for (position, velocity) in position_rows.iter_mut().zip(velocity_rows.iter()) {
+            for (p, v) in position.iter_mut().zip(velocity) {
+                *p += v;
             }
         }
         for row in c.iter_mut() {
-            for j in 0..4 {
-                row[j] += row[j + 4];
-            }
+            add_velocity(row);
         }
         for (row, noise_row) in c.iter_mut().zip(&noise) {
             for (value, q) in row.iter_mut().zip(noise_row) {
@@ -86,12 +83,10 @@ impl KalmanState {
         let p = STD_WEIGHT_POSITION * h;
         let measurement_noise = [p, p, 1e-1, p];
         // S = H P Hᵀ + R, with H taking the first four components.
-        let mut s: Matrix4 = [[0.0; 4]; 4];
-        for i in 0..4 {
-            for j in 0..4 {
-                s[i][j] = self.covariance[i][j];
-            }
-            s[i][i] += measurement_noise[i] * measurement_noise[i];
+        let mut s: Matrix4 =
+            std::array::from_fn(|i| std::array::from_fn(|j| self.covariance[i][j]));
+        for (i, noise) in measurement_noise.iter().enumerate() {
+            s[i][i] += noise * noise;
         }
         // Kalman gain K = P Hᵀ S⁻¹, row by row: S Kᵢᵀ = (P Hᵀ)ᵢᵀ (S is symmetric).
         let cholesky = cholesky4(&s);
@@ -115,6 +110,14 @@ impl KalmanState {
                 *value -= (0..4).map(|l| ks[i][l] * gain[j][l]).sum::<f64>();
             }
         }
+    }
+}
+
+/// Position += velocity, on a state or on one row of its covariance.
+fn add_velocity(values: &mut [f64; 8]) {
+    let (position, velocity) = values.split_at_mut(4);
+    for (p, v) in position.iter_mut().zip(velocity.iter()) {
+        *p += v;
     }
 }
 
@@ -171,20 +174,16 @@ mod tests {
         let before = state.clone();
         state.predict();
 
-        let mut f = [[0.0; 8]; 8];
-        for i in 0..8 {
-            f[i][i] = 1.0;
-        }
-        for i in 0..4 {
-            f[i][i + 4] = 1.0;
-        }
+        let f: Matrix8 = std::array::from_fn(|i| {
+            std::array::from_fn(|j| if j == i || j == i + 4 { 1.0 } else { 0.0 })
+        });
         let expected = product(&product(&f, &before.covariance), &transpose(&f));
         let (p, v) = (80.0 / 20.0, 80.0 / 160.0);
         let noise = [p, p, 1e-2, p, v, v, 1e-5, v];
-        for i in 0..8 {
-            for j in 0..8 {
+        for (i, (row, expected_row)) in state.covariance.iter().zip(&expected).enumerate() {
+            for (j, (value, expected)) in row.iter().zip(expected_row).enumerate() {
                 let q = if i == j { noise[i] * noise[i] } else { 0.0 };
-                assert!((state.covariance[i][j] - expected[i][j] - q).abs() < 1e-9);
+                assert!((value - expected - q).abs() < 1e-9);
             }
         }
         assert_eq!(state.mean[0], 103.0);
@@ -202,13 +201,14 @@ mod tests {
         // K = P Hᵀ (H P Hᵀ + R)⁻¹ by Gauss–Jordan on the 4×4 innovation covariance.
         let p = 80.0 / 20.0;
         let r = [p * p, p * p, 1e-2, p * p];
-        let mut s: [[f64; 8]; 4] = [[0.0; 8]; 4];
-        for i in 0..4 {
-            for j in 0..4 {
-                s[i][j] = before.covariance[i][j] + if i == j { r[i] } else { 0.0 };
-            }
-            s[i][4 + i] = 1.0;
-        }
+        let mut s: [[f64; 8]; 4] = std::array::from_fn(|i| {
+            std::array::from_fn(|j| match j {
+                _ if j == i => before.covariance[i][j] + r[i],
+                0..4 => before.covariance[i][j],
+                _ if j == 4 + i => 1.0,
+                _ => 0.0,
+            })
+        });
         for col in 0..4 {
             let pivot = s[col][col];
             for value in s[col].iter_mut() {

@@ -159,7 +159,8 @@ fn a_new_track_is_reported_from_its_second_frame_except_on_the_first_frame() {
     let mut tracker = ByteTracker::new(TrackerConfig::default());
     let a = detection(300.0, 300.0, 80.0, 160.0, 0.9);
     let b = detection(800.0, 300.0, 80.0, 160.0, 0.9);
-    assert_eq!(tracker.update(&[a.clone()], 1, FRAME).unwrap().len(), 1);
+    let first = tracker.update(std::slice::from_ref(&a), 1, FRAME).unwrap();
+    assert_eq!(first.len(), 1);
     assert_eq!(
         tracker
             .update(&[a.clone(), b.clone()], 1, FRAME)
