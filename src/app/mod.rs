@@ -46,6 +46,8 @@ pub struct LaunchOptions {
     pub layer9: Option<Layer9Choice>,
     pub device: Option<DeviceChoice>,
     pub imgsz: Option<usize>,
+    /// Turn tracking on; otherwise the saved setting holds.
+    pub track: bool,
     /// Where downloaded weights go (`weights/`).
     pub weights_folder: PathBuf,
     /// Where Ultralytics' yolo11n.pt is downloaded from.
@@ -104,6 +106,9 @@ impl FocalYoloApp {
         }
         if let Some(imgsz) = launch.imgsz {
             settings.imgsz = imgsz;
+        }
+        if launch.track {
+            settings.track = true;
         }
         if settings.weights.is_none() {
             let downloaded = launch.weights_folder.join("yolo11n.pt");

@@ -55,6 +55,9 @@ struct AppArgs {
     /// Inference size (longest side), a multiple of 32.
     #[arg(long)]
     imgsz: Option<usize>,
+    /// Start with tracking on (ByteTrack IDs and trails on the boxes).
+    #[arg(long)]
+    track: bool,
 }
 
 impl AppArgs {
@@ -70,6 +73,7 @@ impl AppArgs {
             layer9,
             device: self.device,
             imgsz: self.imgsz,
+            track: self.track,
             ..focalyolo::app::LaunchOptions::new()
         };
         focalyolo::app::run(launch).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
