@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
-use crate::postprocess::Detection;
+use crate::postprocess::{Detection, class_name};
 use crate::track::TrackedObject;
 
 /// The bundled font, parsed once rather than per label.
@@ -62,10 +62,11 @@ fn line_thickness(image: &RgbImage) -> i64 {
 
 /// "name conf", the label of a detection; `names[class]` names it.
 pub fn detection_label(detection: &Detection, names: &[String]) -> String {
-    let name = names
-        .get(detection.class)
-        .map_or_else(|| detection.class.to_string(), String::clone);
-    format!("{name} {:.2}", detection.conf)
+    format!(
+        "{} {:.2}",
+        class_name(names, detection.class),
+        detection.conf
+    )
 }
 
 /// "id:N name conf", the label of a tracked object (as Ultralytics writes it).

@@ -46,6 +46,13 @@ pub struct Detection {
     pub class: usize,
 }
 
+/// The name of `class` in `names`, or its number when the model names none.
+pub fn class_name(names: &[String], class: usize) -> String {
+    names
+        .get(class)
+        .map_or_else(|| class.to_string(), String::clone)
+}
+
 /// Intersection over union of two `xyxy` boxes (Ultralytics' `box_iou`, eps 1e-7).
 pub fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);

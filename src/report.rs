@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::postprocess::Detection;
+use crate::postprocess::{Detection, class_name};
 use crate::track::TrackedObject;
 
 /// One detection as written to JSON: the box in source pixels, confidence, class id and
@@ -44,10 +44,7 @@ impl DetectionRecord {
             xyxy: detection.xyxy,
             conf: detection.conf,
             class: detection.class,
-            name: names
-                .get(detection.class)
-                .cloned()
-                .unwrap_or_else(|| detection.class.to_string()),
+            name: class_name(names, detection.class),
             track_id: None,
         }
     }

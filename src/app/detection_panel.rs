@@ -6,6 +6,7 @@ use egui::Ui;
 use super::FocalYoloApp;
 use super::settings::IMAGE_SIZES;
 use super::video_view::colour32;
+use crate::postprocess::class_name;
 use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 
 impl FocalYoloApp {
@@ -146,11 +147,7 @@ fn track_counts(ui: &mut Ui, tracks: &TrackedFrame, names: &[String]) {
                         2.0,
                         colour32(crate::annotate::class_colour(class)),
                     );
-                    ui.label(
-                        names
-                            .get(class)
-                            .map_or_else(|| class.to_string(), String::clone),
-                    );
+                    ui.label(class_name(names, class));
                 });
                 ui.label(now.get(&class).copied().unwrap_or(0).to_string());
                 ui.label(since.to_string());
