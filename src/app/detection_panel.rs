@@ -101,27 +101,25 @@ impl FocalYoloApp {
 }
 
 fn tracker_settings(ui: &mut Ui, config: &mut TrackerConfig) {
-    let mut edited = config.clone();
-    ui.add(egui::Slider::new(&mut edited.high_thresh, 0.05..=0.95).text("high score"))
+    ui.add(egui::Slider::new(&mut config.high_thresh, 0.05..=0.95).text("high score"))
         .on_hover_text("Detections at or above this are associated first");
-    ui.add(egui::Slider::new(&mut edited.low_thresh, 0.0..=0.5).text("low score"))
+    ui.add(egui::Slider::new(&mut config.low_thresh, 0.0..=0.5).text("low score"))
         .on_hover_text(
             "Fainter detections above this get a second round with the tracks left over",
         );
-    ui.add(egui::Slider::new(&mut edited.new_track_thresh, 0.05..=0.95).text("new track"))
+    ui.add(egui::Slider::new(&mut config.new_track_thresh, 0.05..=0.95).text("new track"))
         .on_hover_text("An unmatched detection starts a track at or above this score");
-    ui.add(egui::Slider::new(&mut edited.buffer, 1..=300).text("buffer (frames)"))
+    ui.add(egui::Slider::new(&mut config.buffer, 1..=300).text("buffer (frames)"))
         .on_hover_text("Frames a lost track is kept to be found again");
-    ui.add(egui::Slider::new(&mut edited.match_thresh, 0.1..=1.0).text("match cost"))
+    ui.add(egui::Slider::new(&mut config.match_thresh, 0.1..=1.0).text("match cost"))
         .on_hover_text("Largest 1 − IoU (times the score when fused) that still matches");
-    ui.checkbox(&mut edited.fuse_score, "fuse score")
+    ui.checkbox(&mut config.fuse_score, "fuse score")
         .on_hover_text("Weigh IoU by the detection's score when associating");
-    ui.add(egui::Slider::new(&mut edited.trail, 1..=120).text("trail (frames)"));
-    edited.low_thresh = edited.low_thresh.min(edited.high_thresh);
+    ui.add(egui::Slider::new(&mut config.trail, 1..=120).text("trail (frames)"));
+    config.low_thresh = config.low_thresh.min(config.high_thresh);
     if ui.small_button("Ultralytics defaults").clicked() {
-        edited = TrackerConfig::default();
+        *config = TrackerConfig::default();
     }
-    *config = edited;
 }
 
 fn track_counts(ui: &mut Ui, tracks: &TrackedFrame, names: &[String]) {

@@ -374,7 +374,7 @@ fn knobs_for(settings: &Settings) -> InferenceKnobs {
             canvas: Canvas::Minimal,
         },
         taps: true,
-        track: settings.track.then(|| settings.tracker.clone()),
+        track: settings.track.then_some(settings.tracker),
     }
 }
 

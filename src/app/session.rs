@@ -257,7 +257,7 @@ fn track(
         *tracker = None;
         return Ok(None);
     };
-    let tracker = tracker.get_or_insert_with(|| SequenceTracker::new(config.clone()));
+    let tracker = tracker.get_or_insert_with(|| SequenceTracker::new(config));
     tracker.set_config(config);
     tracker.track(frame, detections).map(Some)
 }

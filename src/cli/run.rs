@@ -22,7 +22,7 @@ use focalyolo::pipeline::{
 use focalyolo::postprocess::NmsOptions;
 use focalyolo::report::{FrameRecord, records, tracked_records};
 use focalyolo::source::{Frame, Looping, SourceSpec};
-use focalyolo::track::{SequenceTracker, TRACKING_CONF};
+use focalyolo::track::{SequenceTracker, TRACKING_CONF, TrackerConfig};
 use focalyolo::video_writer::VideoWriter;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -116,11 +116,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => bail!("{}: the source ended before its first frame", args.source),
     };
 
-    let mut run = Run::new(&args, &detector, frame_rate)?;
-    if let Some(config) = tracking {
-        run.nms = args.nms.options_with_default_conf(TRACKING_CONF);
-        run.tracker = Some(SequenceTracker::new(config));
-    }
+    let mut run = Run::new(&args, &detector, frame_rate, tracking)?;
     let progress = match args.max_frames {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::no_length(),
@@ -179,7 +175,12 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(args: &'a RunArgs, detector: &'a Detector, frame_rate: f64) -> anyhow::Result<Self> {
+    fn new(
+        args: &'a RunArgs,
+        detector: &'a Detector,
+        frame_rate: f64,
+        tracking: Option<TrackerConfig>,
+    ) -> anyhow::Result<Self> {
         let json = match &args.json {
             Some(path) => {
                 Some(BufWriter::new(File::create(path).with_context(|| {
@@ -192,8 +193,11 @@ impl<'a> Run<'a> {
             args,
             detector,
             frame_rate,
-            nms: args.nms.options(),
-            tracker: None,
+            nms: match tracking {
+                Some(_) => args.nms.options_with_default_conf(TRACKING_CONF),
+                None => args.nms.options(),
+            },
+            tracker: tracking.map(SequenceTracker::new),
             json,
             video: None,
             frames_done: 0,

@@ -36,7 +36,7 @@ pub enum TrackError {
 }
 
 /// ByteTrack's settings; the defaults are Ultralytics' `bytetrack.yaml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrackerConfig {
     /// Detections at or above this score are associated with tracks first.
@@ -199,8 +199,8 @@ impl ByteTracker {
         }
     }
 
-    pub fn config(&self) -> &TrackerConfig {
-        &self.config
+    pub fn config(&self) -> TrackerConfig {
+        self.config
     }
 
     /// New settings from the next update on; the tracks are kept.
@@ -228,7 +228,7 @@ impl ByteTracker {
         let frame = self.frame;
         // Ultralytics confirms the tracks born on a tracker's first frame at once.
         let first_update = frame == steps;
-        let config = self.config.clone();
+        let config = self.config;
         let usable = detections.iter().filter(|d| trackable(d));
         let high: Vec<&Detection> = usable
             .clone()

@@ -70,8 +70,8 @@ impl SequenceTracker {
 
     /// New settings from the next frame on; the tracks are kept.
     pub fn set_config(&mut self, config: TrackerConfig) {
-        if *self.tracker.config() != config {
-            self.tracker.set_config(config.clone());
+        if self.tracker.config() != config {
+            self.tracker.set_config(config);
             if let Some((tracker, _, _)) = &mut self.before_last {
                 tracker.set_config(config);
             }
@@ -98,7 +98,7 @@ impl SequenceTracker {
                 position.index - last.index
             }
             _ => {
-                *self = Self::new(self.tracker.config().clone());
+                *self = Self::new(self.tracker.config());
                 1
             }
         };
