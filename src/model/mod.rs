@@ -15,6 +15,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 use thiserror::Error;
 
+use crate::kernels::cpu;
 use crate::weights::{Weights, WeightsError};
 use attention::C2Psa;
 use blocks::{C3k2, Sppf};
@@ -252,7 +253,7 @@ impl Yolo {
         saved[4] = Some(layer4);
         saved[6] = Some(layer6);
         let mut trace = Vec::new();
-        let (features, _) = self.run_layers(LAYER9, layer8, &mut saved, false, Some(&mut trace));
+        let (features, _) = self.run_layers(LAYER9, layer8, &mut saved, false, &mut trace);
         let mut trace = trace.into_iter();
         NeckOutput {
             layer9: trace.next().expect("layer 9 ran"),
@@ -287,47 +288,60 @@ impl Yolo {
 
     /// Predictions for a batch of letterboxed images `(B, 3, H, W)`, H and W multiples of 32.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<3> {
-        self.run(x, false, None).predictions
+        self.run(x, false, &mut ()).predictions
     }
 
     /// Predictions, plus FocalModulation's taps from the same pass (none for an SPPF model).
     pub fn forward_with_taps(&self, x: Tensor<4>) -> ModelOutput {
-        self.run(x, true, None)
+        self.run(x, true, &mut ())
     }
 
     /// Every layer's output before Detect (index = layer), for checks against a reference.
     pub fn forward_layers(&self, x: Tensor<4>) -> (ModelOutput, Vec<Tensor<4>>) {
         let mut layers = Vec::with_capacity(GRAPH.len() - 1);
-        let output = self.run(x, true, Some(&mut layers));
+        let output = self.run(x, true, &mut layers);
         (output, layers)
     }
 
-    fn run(
-        &self,
-        x: Tensor<4>,
-        want_taps: bool,
-        trace: Option<&mut Vec<Tensor<4>>>,
-    ) -> ModelOutput {
-        let mut saved: Vec<Option<Tensor<4>>> = vec![None; GRAPH.len()];
-        let (features, focal) = self.run_layers(0, x, &mut saved, want_taps, trace);
-        ModelOutput {
-            predictions: self.detect().forward(features),
-            focal,
+    /// Predictions, with `observer` told of every layer as it finishes (profiling).
+    pub fn forward_observed(&self, x: Tensor<4>, observer: &mut dyn LayerObserver) -> Tensor<3> {
+        self.run(x, false, observer).predictions
+    }
+
+    /// What layer `index` is, as Ultralytics names its modules (`C3k2`, `FocalModulation`).
+    pub fn layer_name(&self, index: usize) -> &'static str {
+        match &self.model[index] {
+            Layer::Conv(_) => "Conv",
+            Layer::C3k2(_) => "C3k2",
+            Layer::Sppf(_) => "SPPF",
+            Layer::FocalModulation(_) => "FocalModulation",
+            Layer::C2Psa(_) => "C2PSA",
+            Layer::Upsample(_) => "Upsample",
+            Layer::Concat(_) => "Concat",
+            Layer::Detect(_) => "Detect",
         }
+    }
+
+    fn run(&self, x: Tensor<4>, want_taps: bool, observer: &mut dyn LayerObserver) -> ModelOutput {
+        let mut saved: Vec<Option<Tensor<4>>> = vec![None; GRAPH.len()];
+        let (features, focal) = self.run_layers(0, x, &mut saved, want_taps, observer);
+        let predictions = self.detect().forward(features);
+        observer.detect_done(&predictions);
+        ModelOutput { predictions, focal }
     }
 
     /// Layers `first..23` on `current` (layer `first - 1`'s output, or the image), reading
     /// earlier layers' outputs from `saved`; the P3/P4/P5 features Detect reads, and
-    /// FocalModulation's taps when asked for. `trace` gets every layer's output.
+    /// FocalModulation's taps when asked for. `observer` sees every layer's output.
     fn run_layers(
         &self,
         first: usize,
         mut current: Tensor<4>,
         saved: &mut [Option<Tensor<4>>],
         want_taps: bool,
-        mut trace: Option<&mut Vec<Tensor<4>>>,
+        observer: &mut dyn LayerObserver,
     ) -> ([Tensor<4>; 3], Option<FocalTaps>) {
-        // Keep only the outputs a later layer reads (or all of them when tracing).
+        // Keep only the outputs a later layer reads.
         let referenced = |i: usize| GRAPH.iter().any(|(from, _)| from.contains(&(i as isize)));
         let mut taps = None;
         for (index, (layer, (from, _))) in
@@ -351,6 +365,7 @@ impl Yolo {
                 }
                 Layer::FocalModulation(m) => m.forward(current),
                 Layer::C2Psa(m) => m.forward(current),
+                Layer::Upsample(_) if cpu::on_flex(&current) => cpu::upsample_nearest2x(current),
                 Layer::Upsample(_) => {
                     let [_, _, h, w] = current.dims();
                     interpolate(
@@ -365,11 +380,29 @@ impl Yolo {
             if referenced(index) {
                 saved[index] = Some(current.clone());
             }
-            if let Some(trace) = trace.as_deref_mut() {
-                trace.push(current.clone());
-            }
+            observer.layer_done(index, &current);
         }
         unreachable!("the last layer is Detect")
+    }
+}
+
+/// Watches a forward pass layer by layer: collects outputs (a `Vec`), times layers.
+pub trait LayerObserver {
+    /// Layer `index` (0–22) has computed `output`.
+    fn layer_done(&mut self, index: usize, output: &Tensor<4>);
+    /// Detect (layer 23) has computed the predictions.
+    fn detect_done(&mut self, _predictions: &Tensor<3>) {}
+}
+
+/// Watches nothing.
+impl LayerObserver for () {
+    fn layer_done(&mut self, _: usize, _: &Tensor<4>) {}
+}
+
+/// Collects every layer's output in order.
+impl LayerObserver for Vec<Tensor<4>> {
+    fn layer_done(&mut self, _: usize, output: &Tensor<4>) {
+        self.push(output.clone());
     }
 }
 
