@@ -1,23 +1,26 @@
-//! `focalyolo bench`: the model's forward time on this machine's devices, and the WGSL
-//! depthwise kernel against burn's conv2d.
+//! `focalyolo bench`: the model's forward time on this machine's devices (`--profile`: per
+//! layer), and the WGSL depthwise kernel against burn's conv2d.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::tensor::{ExecutionError, Tensor, TensorData};
+use burn::tensor::{Device, ExecutionError, Tensor, TensorData};
 use clap::Args;
 use focalyolo::device::{ComputeDevice, DeviceChoice};
 use focalyolo::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
 use focalyolo::kernels::{runs_wgsl, set_wgsl_enabled, wgsl_enabled};
-use focalyolo::model::Yolo;
-use focalyolo::weights::Weights;
+use focalyolo::model::{LAST_LAYER, LayerObserver, Yolo};
+
+use super::Layer9Args;
 
 #[derive(Args)]
 pub struct BenchArgs {
     /// Weights to time (.pt or .safetensors).
     #[arg(long, required_unless_present = "kernels")]
     weights: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    layer9: Layer9Args,
     /// Time the WGSL depthwise kernel against burn's conv2d, per YOLO11n layer shape.
     #[arg(long)]
     kernels: bool,
@@ -30,6 +33,9 @@ pub struct BenchArgs {
     /// Timed samples per measurement (after warm-up).
     #[arg(long, default_value_t = 10)]
     iterations: usize,
+    /// Time every layer of the forward pass (the device synchronised after each).
+    #[arg(long)]
+    profile: bool,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -40,7 +46,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .weights
         .as_ref()
         .expect("clap requires --weights without --kernels");
-    let weights = Weights::load(path).with_context(|| format!("cannot load {}", path.display()))?;
+    let weights = args
+        .layer9
+        .load(path)
+        .with_context(|| format!("cannot load {}", path.display()))?;
     let devices = match args.device {
         DeviceChoice::Auto => {
             let mut devices = vec![ComputeDevice::cpu()];
@@ -74,6 +83,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 _ => device.description.clone(),
             };
             let (model, _) = Yolo::load(&weights, &device.device)?;
+            if args.profile {
+                for &imgsz in &args.imgsz {
+                    profile_layers(&model, &device, imgsz, args.iterations, &label)?;
+                }
+                continue;
+            }
             for &imgsz in &args.imgsz {
                 let (median, mean) = time_forward(&model, &device, imgsz, args.iterations)
                     .with_context(|| format!("forward pass on {label}"))?;
@@ -92,8 +107,7 @@ fn time_forward(
     imgsz: usize,
     iterations: usize,
 ) -> Result<(f64, f64), ExecutionError> {
-    let data = TensorData::new(vec![0.5f32; 3 * imgsz * imgsz], [1, 3, imgsz, imgsz]);
-    let input = Tensor::<4>::from_data(data, &device.device);
+    let input = gray_input(imgsz, &device.device);
     let mut times = Vec::with_capacity(iterations);
     for pass in 0..iterations.max(1) + 2 {
         let start = Instant::now();
@@ -102,9 +116,95 @@ fn time_forward(
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    times.sort_by(f64::total_cmp);
     let mean = times.iter().sum::<f64>() / times.len() as f64;
-    Ok((times[times.len() / 2], mean))
+    Ok((median(&mut times), mean))
+}
+
+/// Median milliseconds of each layer, the device synchronised after every layer.
+struct LayerTimer {
+    device: Device,
+    last: Instant,
+    samples: Vec<Vec<f64>>,
+    shapes: Vec<Vec<usize>>,
+}
+
+impl LayerTimer {
+    fn mark(&mut self, index: usize, shape: Vec<usize>) {
+        // A failed sync shows in the readback that ends the pass.
+        let _ = self.device.sync();
+        let now = Instant::now();
+        self.samples[index].push((now - self.last).as_secs_f64() * 1e3);
+        self.shapes[index] = shape;
+        self.last = now;
+    }
+}
+
+impl LayerObserver for LayerTimer {
+    fn layer_done(&mut self, index: usize, output: &Tensor<4>) {
+        self.mark(index, output.dims().to_vec());
+    }
+
+    fn detect_done(&mut self, predictions: &Tensor<3>) {
+        self.mark(LAST_LAYER, predictions.dims().to_vec());
+    }
+}
+
+fn profile_layers(
+    model: &Yolo,
+    device: &ComputeDevice,
+    imgsz: usize,
+    iterations: usize,
+    label: &str,
+) -> anyhow::Result<()> {
+    let input = gray_input(imgsz, &device.device);
+    let mut timer = LayerTimer {
+        device: device.device.clone(),
+        last: Instant::now(),
+        samples: vec![Vec::new(); LAST_LAYER + 1],
+        shapes: vec![Vec::new(); LAST_LAYER + 1],
+    };
+    for pass in 0..iterations.max(1) + 2 {
+        if pass == 2 {
+            timer.samples.iter_mut().for_each(Vec::clear);
+        }
+        timer.last = Instant::now();
+        model
+            .forward_observed(input.clone(), &mut timer)
+            .try_into_data()
+            .with_context(|| format!("forward pass on {label}"))?;
+    }
+    let medians: Vec<f64> = timer.samples.iter_mut().map(|s| median(s)).collect();
+    let total: f64 = medians.iter().sum();
+    println!("{label}, imgsz {imgsz}: median ms per layer over {iterations} passes");
+    println!(
+        "{:>5} {:<16} {:>18} {:>9} {:>7}",
+        "layer", "module", "output", "ms", "share"
+    );
+    for (index, ms) in medians.iter().enumerate() {
+        let shape = timer.shapes[index]
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("×");
+        println!(
+            "{index:>5} {:<16} {shape:>18} {ms:>9.2} {:>6.1}%",
+            model.layer_name(index),
+            100.0 * ms / total
+        );
+    }
+    println!("{:>5} {:<16} {:>18} {total:>9.2}", "", "sum", "");
+    Ok(())
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// A mid-grey letterboxed image, as the model's input.
+fn gray_input(imgsz: usize, device: &Device) -> Tensor<4> {
+    let data = TensorData::new(vec![0.5f32; 3 * imgsz * imgsz], [1, 3, imgsz, imgsz]);
+    Tensor::<4>::from_data(data, device)
 }
 
 fn bench_kernels(args: &BenchArgs) -> anyhow::Result<ExitCode> {

@@ -17,6 +17,7 @@ use focalyolo::device::DeviceChoice;
 use focalyolo::postprocess::NmsOptions;
 use focalyolo::preprocess::Canvas;
 use focalyolo::track::TrackerConfig;
+use focalyolo::weights::Weights;
 
 #[derive(Parser)]
 #[command(
@@ -43,12 +44,8 @@ struct AppArgs {
     /// Weights: an Ultralytics .pt checkpoint or a .safetensors file.
     #[arg(long)]
     weights: Option<std::path::PathBuf>,
-    /// A trained FocalModulation layer 9 (from `distill`) to put into the checkpoint.
-    #[arg(long, conflicts_with = "stock")]
-    focal: Option<std::path::PathBuf>,
-    /// Keep the checkpoint's own layer 9 (no bundled FocalModulation for YOLO11n).
-    #[arg(long)]
-    stock: bool,
+    #[command(flatten)]
+    layer9: Layer9Args,
     /// Where the model runs: auto picks a hardware GPU if present, else the CPU backend.
     #[arg(long, value_enum)]
     device: Option<DeviceChoice>,
@@ -62,11 +59,9 @@ struct AppArgs {
 
 impl AppArgs {
     fn launch(self) -> anyhow::Result<ExitCode> {
-        let layer9 = match (self.focal, self.stock) {
-            (Some(focal), _) => Some(Layer9Choice::Focal(focal)),
-            (None, true) => Some(Layer9Choice::Stock),
-            (None, false) => None,
-        };
+        // Without a flag the app keeps the layer 9 choice it saved.
+        let layer9 =
+            (self.layer9.focal.is_some() || self.layer9.stock).then(|| self.layer9.choice());
         let launch = focalyolo::app::LaunchOptions {
             source: self.source,
             weights: self.weights,
@@ -111,6 +106,16 @@ pub struct ModelArgs {
     /// Letterbox to a full imgsz×imgsz square instead of the minimal stride-32 rectangle.
     #[arg(long)]
     square: bool,
+    #[command(flatten)]
+    layer9: Layer9Args,
+    /// Where the model runs: auto picks a hardware GPU if present, else the CPU backend.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+/// Which layer 9 the model runs with.
+#[derive(Args, Clone)]
+pub struct Layer9Args {
     /// A trained FocalModulation layer 9 (from `distill`) to put into the checkpoint.
     #[arg(long, conflicts_with = "stock")]
     focal: Option<std::path::PathBuf>,
@@ -118,13 +123,10 @@ pub struct ModelArgs {
     /// FocalModulation layer (weights/yolo11n-focal.safetensors).
     #[arg(long)]
     stock: bool,
-    /// Where the model runs: auto picks a hardware GPU if present, else the CPU backend.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
 }
 
-impl ModelArgs {
-    fn layer9(&self) -> Layer9Choice {
+impl Layer9Args {
+    fn choice(&self) -> Layer9Choice {
         match (&self.focal, self.stock) {
             (Some(focal), _) => Layer9Choice::Focal(focal.clone()),
             (None, true) => Layer9Choice::Stock,
@@ -132,11 +134,19 @@ impl ModelArgs {
         }
     }
 
-    fn load_detector(&self, device: &ComputeDevice) -> anyhow::Result<Detector> {
-        let (weights, bundled) = load_with_layer9(&self.weights, &self.layer9())?;
+    /// The weights at `path` with this layer 9, saying so when it is the bundled one.
+    pub fn load(&self, path: &std::path::Path) -> anyhow::Result<Weights> {
+        let (weights, bundled) = load_with_layer9(path, &self.choice())?;
         if bundled {
             eprintln!("layer 9: the bundled FocalModulation for YOLO11n (--stock keeps SPPF)");
         }
+        Ok(weights)
+    }
+}
+
+impl ModelArgs {
+    fn load_detector(&self, device: &ComputeDevice) -> anyhow::Result<Detector> {
+        let weights = self.layer9.load(&self.weights)?;
         Ok(Detector::from_weights(
             &weights,
             device.device.clone(),
