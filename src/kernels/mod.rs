@@ -1,4 +1,5 @@
-//! Hand-written WGSL compute kernels (sources in `shaders/`) and their launchers.
+//! Hand-written WGSL compute kernels (sources in `shaders/`) and their launchers, and
+//! CPU loops (`cpu`) for what burn's CPU backend does slowly.
 //!
 //! Each kernel is a burn backend extension (`#[backend_extension(Cube, Fusion)]`): with
 //! burn's fusion on (the default), the launch is recorded as a custom operation in the
@@ -8,6 +9,7 @@
 //! backend, autodiff during training).
 
 pub mod benchmark;
+pub mod cpu;
 mod depthwise;
 mod letterbox;
 mod self_check;

@@ -8,7 +8,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ModelError;
-use crate::kernels::depthwise_conv2d;
+use crate::kernels::{cpu, depthwise_conv2d};
 use crate::weights::{WeightTensor, WeightsView};
 
 /// BatchNorm epsilon of every Ultralytics `Conv`.
@@ -27,6 +27,7 @@ impl Activation {
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Identity => x,
+            Activation::Silu if cpu::on_flex(&x) => cpu::silu_in_place(x),
             Activation::Silu => silu(x),
             Activation::Gelu => gelu(x),
         }
@@ -135,14 +136,20 @@ impl Conv2dLayer {
             };
             return depthwise_conv2d(x, self.weight.val(), bias, self.stride, self.activation);
         }
+        // The weights are autodiff tensors while a layer trains, even on plain inputs.
+        let weight = self.weight.val();
+        if self.groups == 1 && cpu::on_flex(&x) && cpu::on_flex(&weight) {
+            return cpu::conv2d(
+                x,
+                weight,
+                self.bias.as_ref().map(|b| b.val()),
+                self.stride,
+                self.activation,
+            );
+        }
         let pad = k / 2;
         let options = ConvOptions::new([self.stride; 2], [pad; 2], [1, 1], self.groups);
-        let y = conv2d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(|b| b.val()),
-            options,
-        );
+        let y = conv2d(x, weight, self.bias.as_ref().map(|b| b.val()), options);
         self.activation.apply(y)
     }
 }

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ModelError;
 use super::conv::{Activation, Conv, Conv2dLayer, upload};
+use crate::kernels::cpu;
 use crate::weights::WeightsView;
 
 /// Strides of the P3, P4 and P5 outputs.
@@ -145,38 +146,43 @@ impl Detect {
     /// Decoded predictions `(B, 4 + nc, anchors)`: box centre and size in input pixels, then
     /// class probabilities; anchors in P3, P4, P5 order, row-major within each level.
     pub fn forward(&self, features: [Tensor<4>; 3]) -> Tensor<3> {
-        let device = features[0].device();
-        let batch = features[0].dims()[0];
-        let mut anchors = Vec::new();
-        let mut strides = Vec::new();
-        for (level, x) in features.iter().enumerate() {
-            let [_, _, h, w] = x.dims();
-            let stride = STRIDES[level] as f32;
-            for y in 0..h {
-                for x in 0..w {
-                    anchors.push([x as f32 + 0.5, y as f32 + 0.5]);
-                    strides.push(stride);
-                }
-            }
-        }
+        let (centres, strides) = anchor_grid(&features);
+        let grid = cpu::AnchorGrid {
+            centres: &centres,
+            strides: &strides,
+        };
         let (boxes, scores) = self.forward_raw(features);
+        if cpu::on_flex(&boxes) && cpu::on_flex(&scores) {
+            cpu::decode(boxes, scores, &grid, self.dfl.clone())
+        } else {
+            self.decode_with_burn(boxes, scores, &grid)
+        }
+    }
+
+    /// [`cpu::decode`] in burn's operations, for every other device.
+    fn decode_with_burn(
+        &self,
+        boxes: Tensor<3>,
+        scores: Tensor<3>,
+        grid: &cpu::AnchorGrid,
+    ) -> Tensor<3> {
+        let device = boxes.device();
+        let [batch, _, count] = boxes.dims();
         let scores = sigmoid(scores);
-        let count = anchors.len();
 
         // DFL: expected value of each side's distribution over 0..reg_max.
         let bins = softmax(boxes.reshape([batch, 4, self.reg_max, count]), 2);
         let projection = self.dfl.clone().reshape([1, 1, self.reg_max, 1]);
         let distances: Tensor<3> = (bins * projection).sum_dim(2).reshape([batch, 4, count]);
 
-        let anchor_data: Vec<f32> = anchors
-            .iter()
-            .map(|a| a[0])
-            .chain(anchors.iter().map(|a| a[1]))
-            .collect();
-        let anchor_points =
-            Tensor::<3>::from_data(TensorData::new(anchor_data, [1, 2, count]), &device);
-        let stride_tensor =
-            Tensor::<3>::from_data(TensorData::new(strides, [1, 1, count]), &device);
+        let anchor_points = Tensor::<3>::from_data(
+            TensorData::new(grid.centres.to_vec(), [1, 2, count]),
+            &device,
+        );
+        let stride_tensor = Tensor::<3>::from_data(
+            TensorData::new(grid.strides.to_vec(), [1, 1, count]),
+            &device,
+        );
         // Same operation order as Ultralytics' dist2bbox, so rounding matches too.
         let top_left = anchor_points.clone() - distances.clone().narrow(1, 0, 2);
         let bottom_right = anchor_points + distances.narrow(1, 2, 2);
@@ -184,5 +190,71 @@ impl Detect {
             (top_left.clone() + bottom_right.clone()).div_scalar(2.0) * stride_tensor.clone();
         let size = (bottom_right - top_left) * stride_tensor;
         Tensor::cat(vec![centre, size, scores], 1)
+    }
+}
+
+/// Every anchor's centre in cells of its level (all x, then all y) and its stride.
+fn anchor_grid(features: &[Tensor<4>; 3]) -> (Vec<f32>, Vec<f32>) {
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    let mut strides = Vec::new();
+    for (level, x) in features.iter().enumerate() {
+        let [_, _, h, w] = x.dims();
+        for y in 0..h {
+            for x in 0..w {
+                xs.push(x as f32 + 0.5);
+                ys.push(y as f32 + 0.5);
+                strides.push(STRIDES[level] as f32);
+            }
+        }
+    }
+    xs.append(&mut ys);
+    (xs, strides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::ComputeDevice;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn cpu_decode_matches_burns_operations() {
+        let device = ComputeDevice::cpu().device;
+        let features = [80, 40, 20].map(|s| Tensor::<4>::zeros([2, 1, s / 4, s / 4], &device));
+        let (centres, strides) = anchor_grid(&features);
+        let grid = cpu::AnchorGrid {
+            centres: &centres,
+            strides: &strides,
+        };
+        let anchors = strides.len();
+        let reg_max = 16;
+        let detect = Detect {
+            cv2: Vec::new(),
+            cv3: Vec::new(),
+            dfl: Tensor::from_data(
+                TensorData::new((0..reg_max).map(|i| i as f32).collect(), [reg_max]),
+                &device,
+            ),
+            num_classes: 5,
+            reg_max,
+        };
+        let logits = Distribution::Uniform(-8.0, 8.0);
+        let boxes = Tensor::<3>::random([2, 4 * reg_max, anchors], logits, &device);
+        let scores = Tensor::<3>::random([2, 5, anchors], logits, &device);
+        let ours = cpu::decode(boxes.clone(), scores.clone(), &grid, detect.dfl.clone());
+        let burn = detect.decode_with_burn(boxes, scores, &grid);
+        assert_eq!(ours.dims(), [2, 9, anchors]);
+        let (ours, burn) = (
+            ours.into_data().try_into_vec::<f32>().unwrap(),
+            burn.into_data().try_into_vec::<f32>().unwrap(),
+        );
+        // Pixel coordinates up to ~300 here, where an f32 ulp is 3e-5: as the goldens allow.
+        for (i, (a, b)) in ours.iter().zip(&burn).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 + 2e-7 * b.abs(),
+                "value {i}: {a} against {b}"
+            );
+        }
     }
 }
