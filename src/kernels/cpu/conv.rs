@@ -13,6 +13,9 @@ use crate::model::conv::Activation;
 
 /// im2col floats per band (512 KiB): the band's columns stay in L2 while gemm packs them.
 const BAND_FLOATS: usize = 1 << 17;
+/// Output planes up to this size (20×20) are convolved whole, the gemm split over threads:
+/// in bands they would be a few rows each, and every band repacks all the weights.
+const SMALL_PLANE: usize = 400;
 
 /// The sizes of one convolution: `x (B, cin, h, w)`, `weight (cout, cin, k, k)`, stride,
 /// padding `k / 2`.
@@ -96,21 +99,36 @@ pub fn conv2d(
 
     let plane = out_h * out_w;
     let mut out = vec![0.0f32; batch * cout * plane];
-    let band_rows = geometry.band_rows(rayon::current_num_threads());
-    let bands_per_image = out_h.div_ceil(band_rows);
-    let out_ptr = SharedOutput(out.as_mut_ptr());
-    (0..batch * bands_per_image)
-        .into_par_iter()
-        .for_each(|task| {
-            let (image, band) = (task / bands_per_image, task % bands_per_image);
-            let first_row = band * band_rows;
-            let rows = band_rows.min(out_h - first_row);
+    let threads = rayon::current_num_threads();
+    if plane <= SMALL_PLANE {
+        for (image, out_image) in out.chunks_exact_mut(cout * plane).enumerate() {
             let input = &x[image * cin * h * w..(image + 1) * cin * h * w];
-            // SAFETY: bands of one image and different images write disjoint output ranges.
-            let out_image = unsafe { out_ptr.image(image, cout * plane) };
-            convolve_band(&geometry, input, weight, first_row, rows, out_image);
-            finish_band(&geometry, bias, activation, first_row, rows, out_image);
-        });
+            convolve_whole(&geometry, input, weight, out_image);
+            out_image
+                .par_chunks_mut(plane)
+                .zip(0..cout)
+                .for_each(|(channel, co)| finish(channel, bias.map(|b| b[co]), activation));
+        }
+    } else {
+        let band_rows = geometry.band_rows(threads);
+        let bands_per_image = out_h.div_ceil(band_rows);
+        let out_ptr = SharedOutput(out.as_mut_ptr());
+        (0..batch * bands_per_image)
+            .into_par_iter()
+            .for_each(|task| {
+                let (image, band) = (task / bands_per_image, task % bands_per_image);
+                let first_row = band * band_rows;
+                let rows = band_rows.min(out_h - first_row);
+                let input = &x[image * cin * h * w..(image + 1) * cin * h * w];
+                // SAFETY: bands of one image and different images write disjoint outputs.
+                let out_image = unsafe { out_ptr.image(image, cout * plane) };
+                convolve_band(&geometry, input, weight, first_row, rows, out_image);
+                for (co, channel) in out_image.chunks_exact_mut(plane).enumerate() {
+                    let band = &mut channel[first_row * out_w..(first_row + rows) * out_w];
+                    finish(band, bias.map(|b| b[co]), activation);
+                }
+            });
+    }
     let out = Tensor::<4>::from_data(TensorData::new(out, [batch, cout, out_h, out_w]), &device);
     match activation {
         Activation::Gelu => activation.apply(out),
@@ -137,9 +155,9 @@ impl SharedOutput {
     }
 }
 
-/// Rows `first_row..first_row + rows` of every output channel: one gemm of the weights
-/// `(cout, taps)` by the band's im2col matrix `(taps, rows · out_w)`. Writes only those
-/// rows of `out_image`.
+/// Rows `first_row..first_row + rows` of every output channel: one single-threaded gemm
+/// of the weights `(cout, taps)` by the band's im2col matrix `(taps, rows · out_w)`.
+/// Writes only those rows of `out_image`.
 fn convolve_band(
     g: &Geometry,
     input: &[f32],
@@ -149,98 +167,145 @@ fn convolve_band(
     out_image: &mut [f32],
 ) {
     let columns = rows * g.out_w;
-    let plane = g.out_h * g.out_w;
-    let gathered;
-    let (rhs, rhs_row_stride) = if g.pointwise() {
-        (&input[first_row * g.w..], g.h * g.w)
-    } else {
-        gathered = im2col_band(g, input, first_row, rows);
-        (&gathered[..], columns)
-    };
     let dst = &mut out_image[first_row * g.out_w..];
-    // SAFETY: dst holds `cout` rows `plane` apart, each with `columns` values in bounds
-    // (`first_row + rows ≤ out_h`); lhs is `cout × taps` row-major; rhs is `taps` rows of
-    // `columns` values, `rhs_row_stride` apart, inside `input` or `gathered`.
+    if g.pointwise() {
+        let rhs = Matrix {
+            values: &input[first_row * g.w..],
+            row_stride: g.h * g.w,
+        };
+        return multiply(g, weight, rhs, columns, dst, gemm::Parallelism::None);
+    }
+    let mut gathered = vec![0.0f32; g.taps() * columns];
+    for (ci, rows_out) in gathered.chunks_exact_mut(g.k * g.k * columns).enumerate() {
+        im2col_channel(g, &input[ci * g.h * g.w..], first_row, rows, rows_out);
+    }
+    let rhs = Matrix {
+        values: &gathered,
+        row_stride: columns,
+    };
+    multiply(g, weight, rhs, columns, dst, gemm::Parallelism::None);
+}
+
+/// The whole image at once, for planes too small to share out in bands: the im2col
+/// matrix gathered by channel on every thread, then one gemm that splits itself.
+fn convolve_whole(g: &Geometry, input: &[f32], weight: &[f32], out_image: &mut [f32]) {
+    let columns = g.out_h * g.out_w;
+    let parallel = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    if g.pointwise() {
+        let rhs = Matrix {
+            values: input,
+            row_stride: columns,
+        };
+        return multiply(g, weight, rhs, columns, out_image, parallel);
+    }
+    let mut gathered = vec![0.0f32; g.taps() * columns];
+    gathered
+        .par_chunks_mut(g.k * g.k * columns)
+        .enumerate()
+        .for_each(|(ci, rows_out)| {
+            im2col_channel(g, &input[ci * g.h * g.w..], 0, g.out_h, rows_out);
+        });
+    let rhs = Matrix {
+        values: &gathered,
+        row_stride: columns,
+    };
+    multiply(g, weight, rhs, columns, out_image, parallel);
+}
+
+/// The right-hand side of a gemm: `taps` rows of `columns` values, `row_stride` apart.
+struct Matrix<'a> {
+    values: &'a [f32],
+    row_stride: usize,
+}
+
+/// `dst (cout rows, plane apart) = weight (cout × taps) · rhs (taps × columns)`.
+fn multiply(
+    g: &Geometry,
+    weight: &[f32],
+    rhs: Matrix,
+    columns: usize,
+    dst: &mut [f32],
+    parallelism: gemm::Parallelism,
+) {
+    let plane = g.out_h * g.out_w;
+    let taps = g.taps();
+    assert!(weight.len() >= g.cout * taps, "weights cover cout × taps");
+    assert!(
+        dst.len() >= (g.cout - 1) * plane + columns,
+        "dst covers every row"
+    );
+    assert!(
+        rhs.values.len() >= (taps - 1) * rhs.row_stride + columns,
+        "rhs covers every row"
+    );
+    // SAFETY: the asserts above keep every index gemm touches inside the three slices:
+    // dst (i, j) at i·plane + j, lhs (i, t) at i·taps + t, rhs (t, j) at t·row_stride + j.
     unsafe {
         gemm::gemm(
             g.cout,
             columns,
-            g.taps(),
+            taps,
             dst.as_mut_ptr(),
             1,
             plane as isize,
             false,
             weight.as_ptr(),
             1,
-            g.taps() as isize,
-            rhs.as_ptr(),
+            taps as isize,
+            rhs.values.as_ptr(),
             1,
-            rhs_row_stride as isize,
+            rhs.row_stride as isize,
             0.0,
             1.0,
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         );
     }
 }
 
-/// The im2col matrix of output rows `first_row..first_row + rows`: row `(ci, dy, dx)`
-/// holds the input under tap `(dy, dx)` of channel `ci` for every output of the band,
-/// zero where the tap falls in the padding.
-fn im2col_band(g: &Geometry, input: &[f32], first_row: usize, rows: usize) -> Vec<f32> {
+/// The `k · k` im2col rows of one input channel (`channel` starts at its plane) for
+/// output rows `first_row..first_row + rows`: row `(dy, dx)` holds the input under that
+/// tap for every output, and stays zero where the tap falls in the padding.
+fn im2col_channel(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, out: &mut [f32]) {
     let columns = rows * g.out_w;
-    let mut matrix = vec![0.0f32; g.taps() * columns];
     let pad = g.pad();
-    let mut tap_rows = matrix.chunks_exact_mut(columns);
-    for ci in 0..g.cin {
-        let channel = &input[ci * g.h * g.w..(ci + 1) * g.h * g.w];
-        for dy in 0..g.k {
-            for dx in 0..g.k {
-                let tap_row = tap_rows.next().expect("one im2col row per tap");
-                let (first, end) = g.valid_columns(dx);
-                for (r, out_row) in tap_row.chunks_exact_mut(g.out_w).enumerate() {
-                    let iy = (first_row + r) * g.stride + dy;
-                    if iy < pad || iy - pad >= g.h || first >= end {
-                        continue;
-                    }
-                    let in_row = &channel[(iy - pad) * g.w..(iy - pad + 1) * g.w];
-                    let start = first * g.stride + dx - pad;
-                    let dst = &mut out_row[first..end];
-                    if g.stride == 1 {
-                        dst.copy_from_slice(&in_row[start..start + dst.len()]);
-                    } else {
-                        for (d, s) in dst.iter_mut().zip(in_row[start..].iter().step_by(g.stride)) {
-                            *d = *s;
-                        }
+    let mut tap_rows = out.chunks_exact_mut(columns);
+    for dy in 0..g.k {
+        for dx in 0..g.k {
+            let tap_row = tap_rows.next().expect("one im2col row per tap");
+            let (first, end) = g.valid_columns(dx);
+            if first >= end {
+                continue;
+            }
+            for (r, out_row) in tap_row.chunks_exact_mut(g.out_w).enumerate() {
+                let iy = (first_row + r) * g.stride + dy;
+                if iy < pad || iy - pad >= g.h {
+                    continue;
+                }
+                let in_row = &channel[(iy - pad) * g.w..(iy - pad + 1) * g.w];
+                let start = first * g.stride + dx - pad;
+                let dst = &mut out_row[first..end];
+                if g.stride == 1 {
+                    dst.copy_from_slice(&in_row[start..start + dst.len()]);
+                } else {
+                    for (d, s) in dst.iter_mut().zip(in_row[start..].iter().step_by(g.stride)) {
+                        *d = *s;
                     }
                 }
             }
         }
     }
-    matrix
 }
 
-/// Bias and activation on the band's rows of every output channel.
-fn finish_band(
-    g: &Geometry,
-    bias: Option<&[f32]>,
-    activation: Activation,
-    first_row: usize,
-    rows: usize,
-    out_image: &mut [f32],
-) {
-    let plane = g.out_h * g.out_w;
-    for (channel, values) in out_image.chunks_exact_mut(plane).enumerate() {
-        let band = &mut values[first_row * g.out_w..(first_row + rows) * g.out_w];
-        if let Some(bias) = bias {
-            let b = bias[channel];
-            band.iter_mut().for_each(|v| *v += b);
-        }
-        if activation == Activation::Silu {
-            silu_slice(band);
-        }
+/// Bias and activation on some outputs of one channel.
+fn finish(values: &mut [f32], bias: Option<f32>, activation: Activation) {
+    if let Some(b) = bias {
+        values.iter_mut().for_each(|v| *v += b);
+    }
+    if activation == Activation::Silu {
+        silu_slice(values);
     }
 }
 
