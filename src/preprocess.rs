@@ -2,8 +2,14 @@
 //! OpenCV's `INTER_LINEAR` on 8-bit images computes it), pad with grey 114 centred, and
 //! hand the model RGB scaled to 0..1 in NCHW.
 
-use image::RgbImage;
+use std::ops::Deref;
+
+use image::{ImageBuffer, Rgb};
+use rayon::prelude::*;
 use thiserror::Error;
+
+/// Packed RGB pixels, owned (`RgbImage`) or borrowed from a decoded frame.
+pub type RgbFrame<Pixels> = ImageBuffer<Rgb<u8>, Pixels>;
 
 /// The model's largest stride: canvas sides are multiples of it.
 pub const STRIDE: usize = 32;
@@ -144,19 +150,24 @@ impl Letterbox {
     }
 
     /// The letterboxed image as planar RGB f32 in 0..1, `3 × canvas_height × canvas_width`.
-    pub fn apply(&self, image: &RgbImage) -> Vec<f32> {
+    pub fn apply<Pixels: Deref<Target = [u8]>>(&self, image: &RgbFrame<Pixels>) -> Vec<f32> {
         let resized = resize_bilinear(image, self.resized_width, self.resized_height);
         let plane = self.canvas_width * self.canvas_height;
         let mut out = vec![f32::from(PAD_VALUE) / 255.0; 3 * plane];
-        for y in 0..self.resized_height {
-            for x in 0..self.resized_width {
-                let px = &resized[(y * self.resized_width + x) * 3..][..3];
-                let at = (y + self.pad_top) * self.canvas_width + x + self.pad_left;
-                for c in 0..3 {
-                    out[c * plane + at] = f32::from(px[c]) / 255.0;
+        let (left, top, width) = (self.pad_left, self.pad_top, self.resized_width);
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .for_each(|(channel, out_plane)| {
+                let canvas_rows = out_plane.chunks_exact_mut(self.canvas_width).skip(top);
+                for (row_out, row_in) in canvas_rows.zip(resized.chunks_exact(3 * width)) {
+                    for (o, px) in row_out[left..left + width]
+                        .iter_mut()
+                        .zip(row_in.chunks_exact(3))
+                    {
+                        *o = f32::from(px[channel]) / 255.0;
+                    }
                 }
-            }
-        }
+            });
         out
     }
 }
@@ -228,50 +239,48 @@ pub(crate) fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, i32, i32)>
         .collect()
 }
 
-/// Bilinear resize of packed RGB bytes, the way OpenCV's `INTER_LINEAR` does on `uint8`.
-pub fn resize_bilinear(image: &RgbImage, width: usize, height: usize) -> Vec<u8> {
+/// Bilinear resize of packed RGB bytes, the way OpenCV's `INTER_LINEAR` does on `uint8`;
+/// output rows on rayon's threads.
+pub fn resize_bilinear<Pixels: Deref<Target = [u8]>>(
+    image: &RgbFrame<Pixels>,
+    width: usize,
+    height: usize,
+) -> Vec<u8> {
     let (src_w, src_h) = (image.width() as usize, image.height() as usize);
-    let raw = image.as_raw();
+    let raw: &[u8] = image.as_raw();
     if (src_w, src_h) == (width, height) {
-        return raw.clone();
+        return raw.to_vec();
     }
     let xs = axis_taps(src_w, width);
     let ys = axis_taps(src_h, height);
-    let horizontal = |row: usize| -> Vec<i32> {
+    let horizontal = |row: usize, out: &mut Vec<i32>| {
         let line = &raw[row * src_w * 3..][..src_w * 3];
-        xs.iter()
-            .flat_map(|&(x0, x1, a0, a1)| {
-                (0..3).map(move |c| {
-                    i32::from(line[x0 * 3 + c]) * a0 + i32::from(line[x1 * 3 + c]) * a1
-                })
-            })
-            .collect()
+        out.clear();
+        for &(x0, x1, a0, a1) in &xs {
+            let (p0, p1) = (&line[x0 * 3..x0 * 3 + 3], &line[x1 * 3..x1 * 3 + 3]);
+            out.extend((0..3).map(|c| i32::from(p0[c]) * a0 + i32::from(p1[c]) * a1));
+        }
     };
-    let mut out = Vec::with_capacity(width * height * 3);
-    let mut cache: Option<(usize, Vec<i32>)> = None;
-    for &(y0, y1, b0, b1) in &ys {
-        let row0 = match cache.take() {
-            Some((row, data)) if row == y0 => data,
-            _ => horizontal(y0),
-        };
-        let row1 = if y1 == y0 {
-            row0.clone()
-        } else {
-            horizontal(y1)
-        };
-        // OpenCV's vectorised vertical pass: 16-bit products, then a rounding shift.
-        out.extend(row0.iter().zip(&row1).map(|(&d0, &d1)| {
-            let v = (((b0 * (d0 >> 4)) >> 16) + ((b1 * (d1 >> 4)) >> 16) + 2) >> 2;
-            v.clamp(0, 255) as u8
-        }));
-        cache = Some((y1, row1));
-    }
+    let mut out = vec![0u8; width * height * 3];
+    out.par_chunks_mut(width * 3).zip(&ys).for_each_init(
+        || (Vec::with_capacity(width * 3), Vec::with_capacity(width * 3)),
+        |(row0, row1), (out_row, &(y0, y1, b0, b1))| {
+            horizontal(y0, row0);
+            horizontal(y1, row1);
+            // OpenCV's vectorised vertical pass: 16-bit products, then a rounding shift.
+            for ((o, &d0), &d1) in out_row.iter_mut().zip(row0.iter()).zip(row1.iter()) {
+                let v = (((b0 * (d0 >> 4)) >> 16) + ((b1 * (d1 >> 4)) >> 16) + 2) >> 2;
+                *o = v.clamp(0, 255) as u8;
+            }
+        },
+    );
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::RgbImage;
 
     #[test]
     fn rounds_like_python() {

@@ -9,10 +9,9 @@ use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor, t
 use burn::cubecl::prelude::KernelId;
 use burn::cubecl::server::KernelArguments;
 use burn::tensor::{DType, Device, Int, Shape, Tensor, TensorData};
-use image::RgbImage;
 
 use super::{grid, runs_wgsl};
-use crate::preprocess::{Letterbox, axis_taps};
+use crate::preprocess::{Letterbox, RgbFrame, axis_taps};
 
 fn letterbox_meta(
     _pixels: &TensorSpec,
@@ -95,19 +94,18 @@ pub fn letterbox_on_device(
     assert_eq!(bytes.len(), width * height * bytes_per_pixel, "frame size");
     let shape = [1, 3, letterbox.canvas_height, letterbox.canvas_width];
     if !runs_wgsl(device) {
-        let rgb = if bytes_per_pixel == 3 {
-            RgbImage::from_raw(width as u32, height as u32, bytes.to_vec())
+        let packed;
+        let rgb_bytes: &[u8] = if bytes_per_pixel == 3 {
+            bytes
         } else {
-            RgbImage::from_raw(
-                width as u32,
-                height as u32,
-                bytes
-                    .chunks_exact(4)
-                    .flat_map(|p| [p[0], p[1], p[2]])
-                    .collect(),
-            )
-        }
-        .expect("size checked above");
+            packed = bytes
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect::<Vec<u8>>();
+            &packed
+        };
+        let rgb =
+            RgbFrame::from_raw(width as u32, height as u32, rgb_bytes).expect("size checked above");
         return Tensor::from_data(TensorData::new(letterbox.apply(&rgb), shape), device);
     }
 
