@@ -70,7 +70,7 @@ pub(super) fn exp(x: f32) -> f32 {
     let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let e_r = p * r * r + r + 1.0;
     // 2^n from n's bits: n + 127 lands in the low bits of n + 127 + 2^23.
     let two_n = f32::from_bits((n + (127.0 + 8_388_608.0)).to_bits() << 23);
