@@ -4,7 +4,8 @@
 //! frame, and drawing them. Pre- and post-processing must stay a small share of the
 //! forward pass. Needs `../shared` for the weights and a COCO photo.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -17,14 +18,9 @@ use focalyolo::postprocess::{NmsOptions, non_max_suppression, unletterbox};
 use focalyolo::preprocess::{Canvas, Letterbox};
 use image::imageops::FilterType;
 
-const IMGSZ: usize = 640;
+use common::shared;
 
-fn shared(path: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(path);
-    path.exists().then_some(path)
-}
+const IMGSZ: usize = 640;
 
 fn frame_stages(c: &mut Criterion) {
     let (Some(weights), Some(photo)) = (

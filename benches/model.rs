@@ -1,7 +1,8 @@
 //! Whole-model forward time at 320 and 640, on the CPU backend and the wgpu device, for
 //! YOLO11n (stock SPPF) and its FocalModulation twin. Needs `../shared` for real weights.
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
 use burn::tensor::{Tensor, TensorData};
@@ -10,12 +11,7 @@ use focalyolo::device::{ComputeDevice, DeviceChoice};
 use focalyolo::model::Yolo;
 use focalyolo::weights::Weights;
 
-fn shared_weights(file: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/weights")
-        .join(file);
-    path.is_file().then_some(path)
-}
+use common::shared;
 
 fn forward(c: &mut Criterion) {
     let mut group = c.benchmark_group("forward");
@@ -32,7 +28,7 @@ fn forward(c: &mut Criterion) {
         ("yolo11n", "yolo11n.pt"),
         ("yolo11n-fm", "yolo11n-fm-random.pt"),
     ] {
-        let Some(path) = shared_weights(file) else {
+        let Some(path) = shared(&format!("weights/{file}")) else {
             eprintln!("skipped {label}: ../shared/weights/{file} is not here");
             continue;
         };
