@@ -13,11 +13,15 @@ pub fn shared_dir() -> Option<PathBuf> {
     dir.join("README.md").is_file().then_some(dir)
 }
 
-/// The reference material, or an early return with the reason printed.
+/// The reference material, or an early return with the reason printed; a failure instead
+/// where `FOCALYOLO_REQUIRE_SHARED` is set (CI), so that a run without it cannot pass.
 macro_rules! require_shared {
     () => {
         match $crate::common::shared_dir() {
             Some(dir) => dir,
+            None if std::env::var_os("FOCALYOLO_REQUIRE_SHARED").is_some() => {
+                panic!("FOCALYOLO_REQUIRE_SHARED is set and the reference material (../shared) is not here")
+            }
             None => {
                 println!("skipped: the reference material (../shared) is not here");
                 return;
