@@ -5,6 +5,7 @@
 
 pub mod attention;
 pub mod blocks;
+mod check;
 pub mod conv;
 pub mod detect;
 pub mod focal;
@@ -178,6 +179,7 @@ impl Yolo {
             )));
         }
         let yolo = Self { model };
+        yolo.check_channels()?;
         let info = yolo.describe(weights)?;
         Ok((yolo, info))
     }

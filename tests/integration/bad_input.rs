@@ -147,6 +147,43 @@ fn wrong_shapes_and_missing_tensors_are_clear_errors() {
 }
 
 #[test]
+fn layers_that_do_not_fit_together_are_refused_at_load_by_tensor_path() {
+    let shared = require_shared!();
+    let weights = Weights::load(shared.join("weights/yolo11n.safetensors")).unwrap();
+    let device = ComputeDevice::cpu().device;
+    // Each tensor well-formed (outputs and BatchNorm unchanged), its input channels wrong.
+    let with_inputs = |name: &str, inputs: usize| {
+        let mut tensors = weights.tensors().clone();
+        let old = &tensors[name];
+        let shape = vec![old.shape[0], inputs, old.shape[2], old.shape[3]];
+        let values = vec![0.01; shape.iter().product()];
+        tensors.insert(name.to_string(), WeightTensor { shape, values });
+        Yolo::load(
+            &Weights::from_tensors(tensors, weights.class_names.clone()),
+            &device,
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    for (name, inputs, given) in [
+        ("model.1.conv.weight", 24, 16),             // between layers
+        ("model.2.m.0.cv2.conv.weight", 16, 8),      // inside a C3k2
+        ("model.13.cv1.conv.weight", 256, 384),      // after a concat
+        ("model.10.m.0.ffn.0.conv.weight", 64, 128), // inside C2PSA
+        ("model.23.cv2.1.0.conv.weight", 64, 128),   // the Detect head's P4 input
+    ] {
+        let message = with_inputs(name, inputs);
+        assert!(
+            message.contains(name)
+                && message.contains(&format!("takes {inputs} input channels"))
+                && message.contains(&format!("has {given}")),
+            "{name}: {message}"
+        );
+    }
+}
+
+#[test]
 fn files_that_are_not_images_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in [
