@@ -32,7 +32,7 @@ fn feed_conv(conv: &Conv, given: usize, prefix: &str) -> Result<usize, ModelErro
 
 /// Channels that a block splits into two equal halves.
 fn halves(channels: usize, prefix: &str) -> Result<usize, ModelError> {
-    if channels % 2 != 0 {
+    if !channels.is_multiple_of(2) {
         return Err(ModelError::Architecture(format!(
             "`{prefix}.cv1` gives {channels} channels, which do not split into two halves"
         )));
