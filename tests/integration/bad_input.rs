@@ -1,5 +1,6 @@
 //! Broken weights and images end in clear errors, never a panic.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use focalyolo::detector::{Detector, InputSize};
@@ -94,24 +95,30 @@ fn truncated_real_weights_are_clear_errors() {
     }
 }
 
+/// Why the model refuses `weights` once `edit` has changed their tensors.
+fn load_error(weights: &Weights, edit: impl FnOnce(&mut BTreeMap<String, WeightTensor>)) -> String {
+    let mut tensors = weights.tensors().clone();
+    edit(&mut tensors);
+    Yolo::load(
+        &Weights::from_tensors(tensors, weights.class_names.clone()),
+        &ComputeDevice::cpu().device,
+    )
+    .map(|_| ())
+    .expect_err("the edited weights must be refused")
+    .to_string()
+}
+
 #[test]
 fn wrong_shapes_and_missing_tensors_are_clear_errors() {
     let shared = require_shared!();
     let weights = Weights::load(shared.join("weights/yolo11n.safetensors")).unwrap();
-    let device = ComputeDevice::cpu().device;
     let edit = |name: &str, replacement: Option<WeightTensor>| {
-        let mut tensors = weights.tensors().clone();
-        match replacement {
-            Some(t) => tensors.insert(name.to_string(), t),
-            None => tensors.remove(name),
-        };
-        Yolo::load(
-            &Weights::from_tensors(tensors, weights.class_names.clone()),
-            &device,
-        )
-        .map(|_| ())
-        .unwrap_err()
-        .to_string()
+        load_error(&weights, |tensors| {
+            match replacement {
+                Some(t) => tensors.insert(name.to_string(), t),
+                None => tensors.remove(name),
+            };
+        })
     };
     let message = edit("model.6.m.0.cv3.conv.weight", None);
     assert!(message.contains("model.6.m.0.cv3"), "{message}");
@@ -150,21 +157,14 @@ fn wrong_shapes_and_missing_tensors_are_clear_errors() {
 fn layers_that_do_not_fit_together_are_refused_at_load_by_tensor_path() {
     let shared = require_shared!();
     let weights = Weights::load(shared.join("weights/yolo11n.safetensors")).unwrap();
-    let device = ComputeDevice::cpu().device;
     // Each tensor well-formed (outputs and BatchNorm unchanged), its input channels wrong.
     let with_inputs = |name: &str, inputs: usize| {
-        let mut tensors = weights.tensors().clone();
-        let old = &tensors[name];
-        let shape = vec![old.shape[0], inputs, old.shape[2], old.shape[3]];
-        let values = vec![0.01; shape.iter().product()];
-        tensors.insert(name.to_string(), WeightTensor { shape, values });
-        Yolo::load(
-            &Weights::from_tensors(tensors, weights.class_names.clone()),
-            &device,
-        )
-        .map(|_| ())
-        .unwrap_err()
-        .to_string()
+        load_error(&weights, |tensors| {
+            let old = &tensors[name];
+            let shape = vec![old.shape[0], inputs, old.shape[2], old.shape[3]];
+            let values = vec![0.01; shape.iter().product()];
+            tensors.insert(name.to_string(), WeightTensor { shape, values });
+        })
     };
     for (name, inputs, given) in [
         ("model.1.conv.weight", 24, 16),             // between layers
