@@ -79,12 +79,17 @@ impl Detector {
         input: InputSize,
     ) -> Result<Self, DetectError> {
         let (model, info) = Yolo::load(weights, &device)?;
-        Ok(Self {
+        Ok(Self::from_model(model, info, device, input))
+    }
+
+    /// A model already loaded (or in training) on `device`.
+    pub fn from_model(model: Yolo, info: ModelInfo, device: Device, input: InputSize) -> Self {
+        Self {
             model,
             info,
             device,
             input,
-        })
+        }
     }
 
     pub fn info(&self) -> &ModelInfo {

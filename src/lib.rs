@@ -10,13 +10,12 @@
 pub mod annotate;
 pub mod app;
 pub mod attention_maps;
-pub mod dataset;
 pub mod default_model;
 pub mod detector;
 pub mod device;
 pub mod distill;
+pub mod eval;
 pub mod kernels;
-pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod postprocess;

@@ -24,7 +24,7 @@ pub enum PreprocessError {
 }
 
 /// How big the canvas is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Canvas {
     /// The smallest stride-multiple rectangle around the resized image (Ultralytics `auto`, `rect`).
     #[default]

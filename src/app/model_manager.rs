@@ -9,6 +9,7 @@ use crate::default_model::{Layer9Choice, load_with_layer9};
 use crate::detector::{Detector, InputSize};
 use crate::device::ComputeDevice;
 use crate::model::ModelInfo;
+use crate::weights::MeasuredScores;
 use crate::weights::download::download;
 
 use super::session::ModelSlot;
@@ -20,6 +21,8 @@ pub struct ModelSummary {
     pub info: ModelInfo,
     /// The bundled FocalModulation replaced the checkpoint's SPPF.
     pub bundled_layer: bool,
+    /// What was measured of this model's FocalModulation layer against its stock teacher.
+    pub scores: Option<MeasuredScores>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +160,7 @@ fn load(path: &Path, layer9: &Layer9Choice, device: &ComputeDevice) -> Message {
                 path: path.to_path_buf(),
                 info: detector.info().clone(),
                 bundled_layer,
+                scores: weights.scores.clone(),
             };
             Ok((detector, summary))
         });

@@ -106,11 +106,14 @@ impl FocalYoloApp {
 
 fn model_line(summary: &ModelSummary) -> String {
     let info = &summary.info;
-    let layer9 = if summary.bundled_layer {
-        "FocalModulation (bundled, distilled for YOLO11n)".to_string()
+    let mut layer9 = if summary.bundled_layer {
+        "FocalModulation (bundled, distilled for YOLO11n; Model ▸ Keep SPPF for stock)".to_string()
     } else {
         info.layer9.to_string()
     };
+    if let Some(scores) = &summary.scores {
+        layer9.push_str(&format!(", {scores}"));
+    }
     format!(
         "{} — YOLO11{}, {} classes, {:.1} M parameters, layer 9 {layer9}",
         summary.path.file_name().map_or_else(

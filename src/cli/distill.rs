@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill};
+use focalyolo::preprocess::Canvas;
 use focalyolo::source::image_paths;
 use focalyolo::weights::Weights;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -38,21 +39,24 @@ pub struct DistillArgs {
     epochs: usize,
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Augmented views of each image (teacher features are cached per view).
-    #[arg(long, default_value_t = 2)]
+    /// Fresh augmented views of each image per epoch.
+    #[arg(long, default_value_t = 1)]
     views: usize,
     /// The share of views that are 2×2 mosaics of the image with three others (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     mosaic: f64,
-    /// The largest a plain view scales an image, as a share of the canvas (the smallest is
-    /// 0.5); above 1 a view is a random crop of the enlarged image, as Ultralytics' `scale`
-    /// augmentation makes.
-    #[arg(long, default_value_t = 1.0, value_parser = at_least_half)]
+    /// The canvas views are drawn on: `minimal`, the one inference uses (the image's
+    /// aspect ratio, padded to the stride), or `square` (imgsz × imgsz, the rest grey).
+    #[arg(long, value_enum, default_value_t = Canvas::Minimal)]
+    canvas: Canvas,
+    /// The smallest a plain view scales an image: its longest side as a share of --imgsz
+    /// (on the minimal canvas, the image at that smaller input size).
+    #[arg(long, default_value_t = 0.5, value_parser = scale)]
+    min_scale: f64,
+    /// The largest: above 1 a view is a random crop of the enlarged image, as
+    /// Ultralytics' `scale` augmentation makes.
+    #[arg(long, default_value_t = 1.5, value_parser = scale)]
     max_scale: f64,
-    /// Weigh each feature channel's error by the inverse of the teacher's variance in that
-    /// channel, so quiet channels count as much as loud ones.
-    #[arg(long)]
-    standardize: bool,
     /// Peak learning rate (AdamW, cosine decay to 1% of it).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
@@ -63,6 +67,13 @@ pub struct DistillArgs {
     /// whose loss is printed after every epoch.
     #[arg(long)]
     val_images: Vec<String>,
+    /// A labelled folder (images/ and labels/, YOLO format) to measure the layer's mAP on,
+    /// as `focalyolo val` does: the teacher's first, then the student's. Never train on it.
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// Measure --val after every this many epochs (and after the last).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    val_every: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     #[arg(long, default_value_t = 2)]
@@ -105,25 +116,38 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         batch: args.batch,
         views: args.views,
         mosaic: args.mosaic,
-        max_scale: args.max_scale,
-        standardize: args.standardize,
+        canvas: args.canvas,
+        scale: (args.min_scale, args.max_scale),
         learning_rate: args.lr,
         weight_decay: args.weight_decay,
         validation,
+        val: args.val.clone(),
+        val_every: args.val_every as usize,
         seed: args.seed,
         focal_level: args.focal_level,
         focal_window: args.focal_window,
         focal_factor: args.focal_factor,
     };
+    if args.min_scale > args.max_scale {
+        anyhow::bail!(
+            "--min-scale {} is above --max-scale {}",
+            args.min_scale,
+            args.max_scale
+        );
+    }
     eprintln!(
-        "distilling layer 9 of {} on {} images × {} views",
+        "distilling layer 9 of {} on {} images, {} fresh view(s) each per epoch, streamed \
+         (memory: one batch of {} views)",
         args.teacher.display(),
         images.len(),
-        args.views
+        args.views,
+        args.batch
     );
-    let bar = ProgressBar::new(0);
+    // One bar over the whole run, so its ETA is the run's.
+    let steps_per_epoch = (images.len() * args.views).div_ceil(args.batch);
+    let bar = ProgressBar::new((steps_per_epoch * args.epochs) as u64);
     bar.set_style(
-        ProgressStyle::with_template("{msg:24} {bar:40} {pos}/{len} {elapsed_precise} eta {eta}")
+        ProgressStyle::with_template("{msg:28} {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")
             .expect("valid template"),
     );
     let start = Instant::now();
@@ -134,10 +158,25 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         &out,
         args.resume,
         &mut |event| match event {
-            DistillEvent::Caching { done, total } => {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-                bar.set_message("teacher features");
+            DistillEvent::Skipped { path, reason } => {
+                bar.suspend(|| eprintln!("skipped {}: {reason}", path.display()));
+            }
+            DistillEvent::Scored { epoch, report } => {
+                let who = epoch.map_or_else(
+                    || "teacher (stock) ".to_string(),
+                    |epoch| format!("epoch {:>3}:", epoch + 1),
+                );
+                bar.suspend(|| {
+                    eprintln!(
+                        "{who} mAP50-95 {:.4} mAP50 {:.4} on {}",
+                        report.map50_95,
+                        report.map50,
+                        args.val
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    )
+                });
             }
             DistillEvent::Step {
                 epoch,
@@ -145,8 +184,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
                 steps,
                 loss,
             } => {
-                bar.set_length(steps as u64);
-                bar.set_position(step as u64 + 1);
+                bar.set_position((epoch * steps + step + 1) as u64);
                 bar.set_message(format!(
                     "epoch {}/{} loss {loss:.5}",
                     epoch + 1,
@@ -162,7 +200,11 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
                     .map(|loss| format!(", held-out loss {loss:.6}"))
                     .unwrap_or_default();
                 bar.suspend(|| {
-                    eprintln!("epoch {:>3}: mean loss {mean_loss:.6}{held_out}", epoch + 1)
+                    eprintln!(
+                        "epoch {:>3}: mean loss {mean_loss:.6}{held_out} ({:.1} min)",
+                        epoch + 1,
+                        start.elapsed().as_secs_f64() / 60.0
+                    )
                 });
             }
         },
@@ -185,9 +227,9 @@ fn share(text: &str) -> Result<f64, String> {
     }
 }
 
-fn at_least_half(text: &str) -> Result<f64, String> {
+fn scale(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(value) if (0.5..=4.0).contains(&value) => Ok(value),
-        _ => Err(format!("`{text}` is not a number from 0.5 to 4")),
+        Ok(value) if (0.1..=4.0).contains(&value) => Ok(value),
+        _ => Err(format!("`{text}` is not a number from 0.1 to 4")),
     }
 }

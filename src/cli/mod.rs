@@ -138,7 +138,14 @@ impl Layer9Args {
     pub fn load(&self, path: &std::path::Path) -> anyhow::Result<Weights> {
         let (weights, bundled) = load_with_layer9(path, &self.choice())?;
         if bundled {
-            eprintln!("layer 9: the bundled FocalModulation for YOLO11n (--stock keeps SPPF)");
+            let measured = weights
+                .scores
+                .as_ref()
+                .map(|scores| format!(": {scores}"))
+                .unwrap_or_default();
+            eprintln!(
+                "layer 9: the bundled FocalModulation for YOLO11n{measured} (--stock keeps SPPF)"
+            );
         }
         Ok(weights)
     }

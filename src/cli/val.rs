@@ -5,12 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use focalyolo::dataset::{labelled_images, read_labels};
 use focalyolo::device::ComputeDevice;
-use focalyolo::metrics::DetectionStats;
-use focalyolo::postprocess::NmsOptions;
-use focalyolo::preprocess::{Letterbox, validation_canvases};
-use focalyolo::source::{load_rgb, upright_size};
+use focalyolo::eval::{LabelledSet, validate};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ModelArgs;
@@ -27,54 +23,20 @@ pub struct ValArgs {
     json: Option<PathBuf>,
 }
 
-/// Ultralytics' default validation batch size, which decides the rectangular canvases.
-const VALIDATION_BATCH: usize = 16;
-
 pub fn run(args: ValArgs) -> anyhow::Result<ExitCode> {
-    let images = labelled_images(&args.data)?;
+    let set = LabelledSet::open(&args.data)?;
     let device = ComputeDevice::select(args.model.device)?;
     let detector = args.model.load_detector(&device)?;
     let names = detector.info().class_names.clone();
-    // Ultralytics' validator settings.
-    let options = NmsOptions {
-        conf: 0.001,
-        iou: 0.7,
-        max_det: 300,
-        multi_label: true,
-        ..NmsOptions::default()
-    };
 
-    let progress = ProgressBar::new(images.len() as u64);
+    let progress = ProgressBar::new(set.len() as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}")
             .expect("valid template"),
     );
-    // Ultralytics validates in rectangular batches of 16 images of similar aspect ratio.
-    let sizes = images
-        .iter()
-        .map(|(path, _)| upright_size(path))
-        .collect::<Result<Vec<_>, _>>()?;
-    let canvases = validation_canvases(&sizes, args.model.imgsz, VALIDATION_BATCH);
-    let mut stats = DetectionStats::default();
-    for ((image_path, label_path), (canvas_width, canvas_height)) in images.iter().zip(canvases) {
-        progress.inc(1);
-        let image = load_rgb(image_path)?;
-        let labels = read_labels(label_path, image.width(), image.height())?;
-        let letterbox = Letterbox::for_validation(
-            image.width(),
-            image.height(),
-            args.model.imgsz,
-            canvas_width,
-            canvas_height,
-        )?;
-        let detections = detector
-            .run_letterboxed(&image, &letterbox, &options, false)?
-            .detections;
-        stats.add_image(&detections, &labels);
-    }
+    let report = validate(&detector, &set, &mut || progress.inc(1))?;
     progress.finish_and_clear();
 
-    let report = stats.report();
     println!(
         "{:>20} {:>8} {:>10} {:>8} {:>10}",
         "class", "images", "instances", "mAP50", "mAP50-95"

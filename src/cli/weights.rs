@@ -33,11 +33,24 @@ fn load_checked(path: &PathBuf) -> anyhow::Result<(Weights, ModelInfo)> {
 }
 
 pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
-    let (_, info) = load_checked(&args.weights)?;
+    let (weights, info) = load_checked(&args.weights)?;
     println!("weights     {}", args.weights.display());
     println!("scale       {}", info.scale);
     println!("classes     {}", info.num_classes);
     println!("layer 9     {}", info.layer9);
+    if let Some(scores) = &weights.scores {
+        println!("measured    {scores}");
+    }
+    let (bundled, applied) = focalyolo::default_model::with_default_focal(weights)?;
+    if applied {
+        let measured = bundled
+            .scores
+            .map(|scores| format!(" ({scores})"))
+            .unwrap_or_default();
+        println!(
+            "runs with   the bundled FocalModulation layer 9{measured}, unless --stock keeps SPPF"
+        );
+    }
     println!("parameters  {}", info.parameters);
     println!(
         "names       {}",

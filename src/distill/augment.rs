@@ -1,14 +1,13 @@
-//! Augmented views of a training image: the teacher sees each once, and its outputs are
-//! cached.
+//! Augmented views of a training image, drawn afresh every epoch: on the canvases inference
+//! uses, at random input sizes and crops, flipped and colour-jittered.
 
 use std::ops::Range;
 
 use image::RgbImage;
 use rand::Rng;
-use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::preprocess::resize_bilinear;
+use crate::preprocess::{Canvas, Letterbox, STRIDE, resize_bilinear};
 
 /// A resized image and where its top-left corner lands on the square canvas. It may hang
 /// over the canvas's edges: only what lies on the canvas is painted.
@@ -47,24 +46,35 @@ impl Tile {
     }
 }
 
-/// One augmented view of `image`: scaled to between half and `max_scale` of the canvas and
-/// placed at random (over 1, a random crop of the enlarged image), or, with
-/// probability `mosaic`, a 2×2 mosaic of it and three images drawn from `pool` around a
-/// random centre (as Ultralytics' mosaic does, which puts more objects and more contexts in
-/// front of the global levels); then a horizontal flip of each tile and
-/// brightness/contrast/saturation jitter. Planar RGB in 0..1.
-pub(super) fn augment(
-    image: &RgbImage,
-    pool: &[RgbImage],
-    imgsz: usize,
-    mosaic: f64,
-    max_scale: f64,
-    rng: &mut ChaCha8Rng,
-) -> Vec<f32> {
-    let tiles = if mosaic > 0.0 && !pool.is_empty() && rng.random_bool(mosaic) {
-        mosaic_tiles(image, pool, imgsz, rng)
-    } else {
-        vec![placed(image, imgsz, max_scale, rng)]
+/// One augmented view: planar RGB in 0..1 on a `width × height` canvas.
+pub(super) struct View {
+    pub(super) pixels: Vec<f32>,
+    pub(super) width: usize,
+    pub(super) height: usize,
+}
+
+/// How views are drawn.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Augmentation {
+    pub(super) imgsz: usize,
+    pub(super) canvas: Canvas,
+    /// The range of the image's longest side, as a share of `imgsz`.
+    pub(super) scale: (f64, f64),
+}
+
+/// One augmented view of `images[0]`, or a 2×2 mosaic of the four `images` (as Ultralytics'
+/// mosaic, which puts more objects and more contexts in front of the global levels); then a
+/// horizontal flip of each tile and brightness/contrast/saturation jitter.
+///
+/// A plain view on the minimal canvas is what inference feeds the model: the image
+/// letterboxed at a random input size (its longest side `scale` × `imgsz`, rounded to the
+/// stride) with the few pixels of slack placed at random, or, above 1, a random crop of the
+/// enlarged image on the canvas `imgsz` gives it. On the square canvas the image lands
+/// anywhere on an `imgsz` square, the rest grey.
+pub(super) fn augment(images: &[RgbImage], how: Augmentation, rng: &mut ChaCha8Rng) -> View {
+    let (tiles, width, height) = match images {
+        [image] => placed(image, how, rng),
+        _ => mosaic_tiles(images, how, rng),
     };
     let flip = rng.random_bool(0.5);
     let (brightness, contrast, saturation) = (
@@ -72,12 +82,12 @@ pub(super) fn augment(
         rng.random_range(0.75..1.25f32),
         rng.random_range(0.6..1.4f32),
     );
-    let plane = imgsz * imgsz;
-    let mut out = vec![114.0 / 255.0; 3 * plane];
+    let plane = width * height;
+    let mut pixels = vec![114.0 / 255.0; 3 * plane];
     for tile in &tiles {
-        for y in visible(tile.top, tile.height, imgsz) {
+        for y in visible(tile.top, tile.height, height) {
             let row = (tile.top + y as isize) as usize;
-            for x in visible(tile.left, tile.width, imgsz) {
+            for x in visible(tile.left, tile.width, width) {
                 let column = (tile.left + x as isize) as usize;
                 let src = if flip { tile.width - 1 - x } else { x };
                 let px = &tile.pixels[(y * tile.width + src) * 3..][..3];
@@ -86,84 +96,97 @@ pub(super) fn augment(
                 for c in 0..3 {
                     let saturated = grey + (rgb[c] - grey) * saturation;
                     let value = ((saturated - 0.5) * contrast + 0.5) * brightness;
-                    out[c * plane + row * imgsz + column] = value.clamp(0.0, 1.0);
+                    pixels[c * plane + row * width + column] = value.clamp(0.0, 1.0);
                 }
             }
         }
     }
-    out
+    View {
+        pixels,
+        width,
+        height,
+    }
 }
 
 /// The pixel indices of a tile, along an axis where it starts at `start` and is `length`
-/// long, that land on a canvas `imgsz` long.
-fn visible(start: isize, length: usize, imgsz: usize) -> Range<usize> {
+/// long, that land on a canvas `side` long.
+fn visible(start: isize, length: usize, side: usize) -> Range<usize> {
     let first = start.min(0).unsigned_abs();
-    let last = (imgsz as isize - start).clamp(0, length as isize) as usize;
+    let last = (side as isize - start).clamp(0, length as isize) as usize;
     first..last.max(first)
 }
 
-/// The image alone, its longest side scaled to 50% to `max_scale` of the canvas's; along
-/// each side, placed wholly on the canvas where it is shorter, covering it where longer.
-fn placed(image: &RgbImage, imgsz: usize, max_scale: f64, rng: &mut ChaCha8Rng) -> Tile {
-    let fraction = rng.random_range(0.5..=max_scale.max(0.5));
-    // Drawn as usize, as before views could exceed the canvas, so a seed gives the same
-    // views it always did.
-    let mut offset = |length: usize| {
-        if length <= imgsz {
-            rng.random_range(0..=imgsz - length) as isize
-        } else {
-            -(rng.random_range(0..=length - imgsz) as isize)
-        }
-    };
-    Tile::new(image, fraction, imgsz, |width, height| {
-        (offset(width), offset(height))
-    })
+/// The canvas inference would give `image` at input size `imgsz`.
+fn minimal_canvas(image: &RgbImage, imgsz: usize) -> (usize, usize) {
+    Letterbox::new(image.width(), image.height(), imgsz, Canvas::Minimal)
+        .map_or((imgsz, imgsz), |lb| (lb.canvas_width, lb.canvas_height))
 }
 
-/// Four images, each scaled to 40–80% of the canvas, meeting corner to corner at a random
-/// centre in the canvas's middle half; each is cut off by the canvas edges.
+/// The image alone, scaled and placed as [`augment`] says, with its canvas's size. Along
+/// each side it lies wholly on the canvas where it is shorter, covers it where longer.
+fn placed(image: &RgbImage, how: Augmentation, rng: &mut ChaCha8Rng) -> (Vec<Tile>, usize, usize) {
+    let (low, high) = how.scale;
+    let mut fraction = rng.random_range(low..=high.max(low));
+    let (width, height) = match how.canvas {
+        Canvas::Square => (how.imgsz, how.imgsz),
+        Canvas::Minimal if fraction <= 1.0 => {
+            // Inference at a smaller input size: the image fills that size exactly.
+            let strides = (fraction * how.imgsz as f64 / STRIDE as f64).round() as usize;
+            let size = strides.max(2) * STRIDE;
+            fraction = size as f64 / how.imgsz as f64;
+            minimal_canvas(image, size)
+        }
+        Canvas::Minimal => minimal_canvas(image, how.imgsz),
+    };
+    let mut offset = |length: usize, side: usize| {
+        if length <= side {
+            rng.random_range(0..=side - length) as isize
+        } else {
+            -(rng.random_range(0..=length - side) as isize)
+        }
+    };
+    let tile = Tile::new(image, fraction, how.imgsz, |w, h| {
+        let left = offset(w, width);
+        (left, offset(h, height))
+    });
+    (vec![tile], width, height)
+}
+
+/// Four images, each scaled to 40–80% of `imgsz`, meeting corner to corner at a random
+/// centre in the canvas's middle half (the first image's canvas); each is cut off by the
+/// canvas edges.
 fn mosaic_tiles(
-    image: &RgbImage,
-    pool: &[RgbImage],
-    imgsz: usize,
+    images: &[RgbImage],
+    how: Augmentation,
     rng: &mut ChaCha8Rng,
-) -> Vec<Tile> {
-    let centre = [0, 1].map(|_| rng.random_range(imgsz / 4..=imgsz * 3 / 4) as isize);
-    let mut images = vec![image];
-    images.extend(pool.choose_multiple(rng, 3));
-    images
-        .into_iter()
+) -> (Vec<Tile>, usize, usize) {
+    let (width, height) = match how.canvas {
+        Canvas::Square => (how.imgsz, how.imgsz),
+        Canvas::Minimal => minimal_canvas(&images[0], how.imgsz),
+    };
+    let centre = [width, height].map(|side| rng.random_range(side / 4..=side * 3 / 4) as isize);
+    let tiles = images
+        .iter()
         .enumerate()
         .map(|(quadrant, image)| {
             let fraction = rng.random_range(0.4..=0.8);
             // Quadrants 0..4: top-left, top-right, bottom-left, bottom-right of the centre.
-            Tile::new(image, fraction, imgsz, |width, height| {
+            Tile::new(image, fraction, how.imgsz, |w, h| {
                 let left = if quadrant % 2 == 0 {
-                    centre[0] - width as isize
+                    centre[0] - w as isize
                 } else {
                     centre[0]
                 };
                 let top = if quadrant < 2 {
-                    centre[1] - height as isize
+                    centre[1] - h as isize
                 } else {
                     centre[1]
                 };
                 (left, top)
             })
         })
-        .collect()
-}
-
-/// `image` shrunk so its longest side is at most `imgsz`: what a mosaic pool keeps of
-/// each training image, since a tile is never larger.
-pub(super) fn fit(image: RgbImage, imgsz: usize) -> RgbImage {
-    let longest = image.width().max(image.height()) as usize;
-    if longest <= imgsz {
-        return image;
-    }
-    let tile = Tile::new(&image, 1.0, imgsz, |_, _| (0, 0));
-    RgbImage::from_raw(tile.width as u32, tile.height as u32, tile.pixels)
-        .expect("sized by Tile::new")
+        .collect();
+    (tiles, width, height)
 }
 
 #[cfg(test)]
@@ -174,60 +197,99 @@ mod tests {
 
     /// Which channels of a pixel stand above the others: tells solid tiles apart through
     /// the colour jitter, which keeps the channels' order.
-    fn signature(view: &[f32], plane: usize, at: usize) -> [bool; 3] {
-        let rgb = [view[at], view[plane + at], view[2 * plane + at]];
+    fn signature(view: &View, at: usize) -> [bool; 3] {
+        let plane = view.width * view.height;
+        let p = &view.pixels;
+        let rgb = [p[at], p[plane + at], p[2 * plane + at]];
         let least = rgb.iter().copied().fold(f32::INFINITY, f32::min);
         rgb.map(|v| v > least + 1e-3)
     }
 
+    fn solid(rgb: [u8; 3]) -> RgbImage {
+        RgbImage::from_pixel(50, 40, image::Rgb(rgb))
+    }
+
+    fn padded(view: &View) -> bool {
+        (0..view.width * view.height).any(|at| signature(view, at) == [false; 3])
+    }
+
     #[test]
     fn a_mosaic_shows_all_four_images_and_a_plain_view_only_its_own() {
-        let solid = |rgb: [u8; 3]| RgbImage::from_pixel(50, 40, image::Rgb(rgb));
-        let image = solid([200, 0, 0]);
-        let pool = [[0, 200, 0], [0, 0, 200], [200, 200, 0]].map(solid);
-        let imgsz = 64;
-        let plane = imgsz * imgsz;
+        let images = [[200, 0, 0], [0, 200, 0], [0, 0, 200], [200, 200, 0]].map(solid);
+        let how = Augmentation {
+            imgsz: 64,
+            canvas: Canvas::Square,
+            scale: (0.5, 1.0),
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        for (mosaic, expected) in [(1.0, 5), (0.0, 2)] {
+        for (shown, expected) in [(&images[..], 5), (&images[..1], 2)] {
             for _ in 0..20 {
-                let view = augment(&image, &pool, imgsz, mosaic, 1.0, &mut rng);
-                let mut seen: Vec<[bool; 3]> =
-                    (0..plane).map(|at| signature(&view, plane, at)).collect();
+                let view = augment(shown, how, &mut rng);
+                let mut seen: Vec<[bool; 3]> = (0..view.width * view.height)
+                    .map(|at| signature(&view, at))
+                    .collect();
                 seen.sort();
                 seen.dedup();
                 // The grey padding shows as no channel above the others.
                 assert!(seen.contains(&[true, false, false]), "{seen:?}");
-                assert_eq!(seen.len(), expected, "mosaic {mosaic}: {seen:?}");
+                assert_eq!(seen.len(), expected, "{} images: {seen:?}", shown.len());
             }
         }
     }
 
     #[test]
     fn views_scaled_past_the_canvas_are_crops_that_cover_it() {
-        // A 5:4 image: at most 100% of the canvas it always leaves grey bars; scaled past
-        // 125% its short side covers the canvas too.
-        let image = RgbImage::from_pixel(50, 40, image::Rgb([200, 0, 0]));
-        let imgsz = 64;
-        let plane = imgsz * imgsz;
+        // A 5:4 image: at most 100% of a square canvas it always leaves grey bars; scaled
+        // past 125% its short side covers the canvas too.
+        let image = [solid([200, 0, 0])];
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let padded = |view: &[f32]| (0..plane).any(|at| signature(view, plane, at) == [false; 3]);
-        let views = |max_scale: f64, rng: &mut ChaCha8Rng| -> Vec<bool> {
+        let views = |scale: (f64, f64), rng: &mut ChaCha8Rng| -> Vec<bool> {
+            let how = Augmentation {
+                imgsz: 64,
+                canvas: Canvas::Square,
+                scale,
+            };
             (0..40)
-                .map(|_| padded(&augment(&image, &[], imgsz, 0.0, max_scale, rng)))
+                .map(|_| padded(&augment(&image, how, rng)))
                 .collect()
         };
-        assert!(views(1.0, &mut rng).iter().all(|&p| p));
-        let zoomed = views(3.0, &mut rng);
+        assert!(views((0.5, 1.0), &mut rng).iter().all(|&p| p));
+        let zoomed = views((0.5, 3.0), &mut rng);
         // Fractions from 0.5 to 3: about 70% of them (1.25 to 3) cover the canvas.
         let covered = zoomed.iter().filter(|&&p| !p).count();
         assert!((15..=38).contains(&covered), "{covered} of 40 covered");
     }
 
     #[test]
-    fn the_mosaic_pool_keeps_images_no_larger_than_the_canvas() {
-        let large = fit(RgbImage::new(1000, 500), 640);
-        assert_eq!(large.dimensions(), (640, 320));
-        let small = fit(RgbImage::new(300, 200), 640);
-        assert_eq!(small.dimensions(), (300, 200));
+    fn minimal_canvas_views_are_what_inference_feeds_at_some_input_size() {
+        // 640×480 at imgsz 640: inference's canvas is 640×480, with no padding. Views at or
+        // below full size are that image letterboxed at a smaller stride-multiple size (no
+        // more grey than inference would add); above it, crops of the 640×480 canvas.
+        let image = [RgbImage::from_pixel(640, 480, image::Rgb([200, 0, 0]))];
+        let how = Augmentation {
+            imgsz: 640,
+            canvas: Canvas::Minimal,
+            scale: (0.5, 1.5),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut sizes = std::collections::BTreeSet::new();
+        for _ in 0..30 {
+            let view = augment(&image, how, &mut rng);
+            assert!(view.width.is_multiple_of(STRIDE) && view.height.is_multiple_of(STRIDE));
+            assert!(view.width <= 640 && view.height <= 480);
+            let expected = minimal_canvas(&image[0], view.width);
+            assert_eq!((view.width, view.height), expected);
+            // At most the stride's worth of slack per side, never a grey half.
+            let grey_rows = (0..view.height)
+                .filter(|&y| signature(&view, y * view.width + view.width / 2) == [false; 3])
+                .count();
+            assert!(
+                grey_rows < STRIDE,
+                "{grey_rows} grey rows of {}",
+                view.height
+            );
+            sizes.insert(view.width);
+        }
+        assert!(sizes.len() > 3 && sizes.contains(&640), "{sizes:?}");
     }
 }

@@ -1,10 +1,14 @@
 //! Training a FocalModulation layer 9 for a stock YOLO11 by distillation: the teacher's
-//! frozen layers 0–8 turn (augmented) unlabelled images into backbone features, and the
+//! frozen layers 0–8 turn augmented unlabelled images into backbone features, and the
 //! twin (the teacher with a fresh FocalModulation at layer 9) learns to reproduce what the
 //! teacher makes of them: SPPF's output, C2PSA's, with the `neck` recipe the features the
 //! neck hands the Detect head, and with the `outputs` recipe the head's outputs. Layer 9
-//! trains, and optionally the layers after it; layers 0–8 never do, so their outputs are
-//! computed once per augmented view and cached.
+//! trains, and optionally the layers after it; layers 0–8 never do.
+//!
+//! Every epoch draws fresh views of every image (a layer trained on a fixed set of views
+//! learns those views), streamed a batch at a time: memory stays that of one batch
+//! whatever the number of images. With `--val`, the student's mAP on a labelled folder is
+//! measured as `focalyolo val` measures it, so a run is judged by what users see.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,13 +29,16 @@ mod targets;
 pub use layers::{focal_tensors, init_focal, module_tensors};
 pub use recipe::Recipe;
 
-use augment::fit;
+use augment::Augmentation;
 use layers::trained_tensors;
-use targets::{ChannelWeights, Views, batch_loss, mean_loss_over};
+use targets::{Teacher, batch_loss, mean_loss_over};
 
-use crate::model::{LAYER9, ModelError, Yolo};
-use crate::source::{SourceError, load_rgb};
-use crate::weights::{FocalAttributes, WeightTensor, Weights, WeightsError};
+use crate::detector::{Detector, InputSize};
+use crate::eval::metrics::MapReport;
+use crate::eval::{EvalError, LabelledSet, validate};
+use crate::model::{LAYER9, ModelError, ModelInfo, Yolo};
+use crate::preprocess::Canvas;
+use crate::weights::{FocalAttributes, MeasuredScores, WeightTensor, Weights, WeightsError};
 
 #[derive(Debug, Error)]
 pub enum DistillError {
@@ -39,8 +46,8 @@ pub enum DistillError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Weights(#[from] WeightsError),
-    #[error(transparent)]
-    Source(#[from] SourceError),
+    #[error("validation: {0}")]
+    Eval(#[from] EvalError),
     #[error("the teacher's layer 9 must be SPPF (a stock YOLO11 checkpoint)")]
     NotStock,
     #[error("no training images")]
@@ -67,22 +74,26 @@ pub struct DistillOptions {
     pub imgsz: usize,
     pub epochs: usize,
     pub batch: usize,
-    /// Augmented views cached per image.
+    /// Fresh augmented views of each image per epoch.
     pub views: usize,
     /// The share of views that are 2×2 mosaics with other training images.
     pub mosaic: f64,
-    /// The largest a plain view scales an image's longest side, as a share of the canvas
-    /// side (the smallest is half); above 1, a view is a crop of the enlarged image.
-    pub max_scale: f64,
-    /// Weigh each feature channel's squared error by the inverse of the teacher's variance
-    /// in that channel (over the cached views).
-    pub standardize: bool,
+    /// The canvas views are drawn on: the minimal one inference uses, or a full square.
+    pub canvas: Canvas,
+    /// The range of a plain view's scale: its longest side as a share of `imgsz`. Below 1
+    /// on the minimal canvas, the image at a smaller input size; above 1, a crop of the
+    /// enlarged image.
+    pub scale: (f64, f64),
     pub learning_rate: f64,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f64,
     /// Images never trained on, whose loss is reported after every epoch: how well the
     /// layer does on what it has not seen.
     pub validation: Vec<PathBuf>,
+    /// A labelled folder the student's mAP is measured on (and the teacher's, once).
+    pub val: Option<PathBuf>,
+    /// Measure `val` after every this many epochs (and after the last).
+    pub val_every: usize,
     pub seed: u64,
     pub focal_level: usize,
     pub focal_window: usize,
@@ -98,13 +109,15 @@ impl Default for DistillOptions {
             imgsz: 640,
             epochs: 30,
             batch: 16,
-            views: 2,
+            views: 1,
             mosaic: 0.0,
-            max_scale: 1.0,
-            standardize: false,
+            canvas: Canvas::Minimal,
+            scale: (0.5, 1.5),
             learning_rate: 1e-3,
             weight_decay: 1e-4,
             validation: Vec::new(),
+            val: None,
+            val_every: 1,
             seed: 0,
             focal_level: 2,
             focal_window: 3,
@@ -114,6 +127,14 @@ impl Default for DistillOptions {
 }
 
 impl DistillOptions {
+    fn augmentation(&self) -> Augmentation {
+        Augmentation {
+            imgsz: self.imgsz,
+            canvas: self.canvas,
+            scale: self.scale,
+        }
+    }
+
     /// The settings of the layer being trained, as its file records them.
     fn focal_attributes(&self) -> FocalAttributes {
         FocalAttributes {
@@ -127,9 +148,13 @@ impl DistillOptions {
 
 /// Progress of a run, for a progress bar.
 pub enum DistillEvent {
-    Caching {
-        done: usize,
-        total: usize,
+    /// A training or validation image that could not be read, left out.
+    Skipped { path: PathBuf, reason: String },
+    /// mAP on the `--val` folder: the teacher's before training (`epoch` None), then the
+    /// student's.
+    Scored {
+        epoch: Option<usize>,
+        report: MapReport,
     },
     Step {
         epoch: usize,
@@ -184,34 +209,30 @@ pub fn distill(
         return Err(DistillError::NotStock);
     }
 
-    // Teacher outputs, once per view.
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let pool = if options.mosaic > 0.0 {
-        images
-            .iter()
-            .map(|path| Ok(fit(load_rgb(path)?, options.imgsz)))
-            .collect::<Result<Vec<_>, DistillError>>()?
-    } else {
-        Vec::new()
-    };
-    let views = Views {
-        teacher: &teacher_model,
+    let teacher_views = Teacher {
+        model: &teacher_model,
         options,
         device: &device,
     };
-    let samples = views.cache(images, &pool, &mut rng, on_event)?;
-    // Validation views come from their own random stream, so adding them leaves the
-    // training views (and a seed's result) as they were; no mosaics of training images.
-    let validation = views.cache(
-        &options.validation,
-        &[],
-        &mut ChaCha8Rng::seed_from_u64(options.seed ^ VALIDATION_STREAM),
-        on_event,
-    )?;
-    let dim = samples[0].layer8.dims()[1];
-    let channel_weights = options
-        .standardize
-        .then(|| ChannelWeights::from_samples(&samples));
+    let val_set = options.val.as_deref().map(LabelledSet::open).transpose()?;
+    let judge = |model: &Yolo, info: &ModelInfo| -> Result<MapReport, DistillError> {
+        let set = val_set.as_ref().expect("judged only with --val");
+        let input = InputSize {
+            imgsz: options.imgsz,
+            canvas: Canvas::Minimal,
+        };
+        let detector = Detector::from_model(model.clone(), info.clone(), device.clone(), input);
+        Ok(validate(&detector, set, &mut || {})?)
+    };
+    let mut teacher_score = None;
+    if val_set.is_some() {
+        let report = judge(&teacher_model, &info)?;
+        teacher_score = Some((report.map50_95, report.map50));
+        on_event(DistillEvent::Scored {
+            epoch: None,
+            report,
+        });
+    }
 
     // The student is the teacher's twin with the new layer 9: fresh, from --start-from, or
     // from the checkpoint. Only layers 9..=train_through get gradients.
@@ -225,6 +246,9 @@ pub fn distill(
     } else if let Some(path) = &options.start_from {
         (Weights::load(path)?, 0)
     } else {
+        // SPPF's input width, which FocalModulation keeps.
+        let dim = teacher.get("model.9.cv1.conv.weight")?.shape[1];
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         let mut fresh = Weights::from_tensors(init_focal(dim, options, &mut rng), Vec::new());
         fresh.focal = options.focal_attributes();
         (fresh, 0)
@@ -234,7 +258,7 @@ pub fn distill(
     let trained: BTreeSet<usize> = (LAYER9..=options.train_through)
         .chain(start.layers())
         .collect();
-    let (twin, _) = Yolo::load(&teacher.with_focal_layer(&start)?, &device)?;
+    let (twin, twin_info) = Yolo::load(&teacher.with_focal_layer(&start)?, &device)?;
     let mut student = twin.map(&mut StableIds(0)).train();
     student.model = student
         .model
@@ -257,29 +281,31 @@ pub fn distill(
             .map_err(|e| DistillError::Resume(format!("optimizer state: {e:?}")))?;
     }
 
-    let steps = samples.len().div_ceil(options.batch);
+    let views = images.len() * options.views;
+    let steps = views.div_ceil(options.batch);
     let total_steps = (options.epochs * steps).max(1);
     let mut losses = Vec::new();
     for epoch in first_epoch..options.epochs {
-        let mut order: Vec<usize> = (0..samples.len()).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
-            options.seed.wrapping_add(1 + epoch as u64),
-        ));
-        let mut epoch_loss = 0.0;
+        // Each epoch's order and views follow from the seed and the epoch alone, so a
+        // resumed run sees what an uninterrupted one would have.
+        let mut rng = ChaCha8Rng::seed_from_u64(options.seed.wrapping_add(1 + epoch as u64));
+        let mut order: Vec<usize> = (0..views).map(|view| view % images.len()).collect();
+        order.shuffle(&mut rng);
+        let (mut epoch_loss, mut seen) = (0.0, 0);
         for (step, batch) in order.chunks(options.batch).enumerate() {
+            let samples = teacher_views.samples(images, batch, &mut rng, on_event);
+            if samples.is_empty() {
+                continue;
+            }
             let progress = (epoch * steps + step) as f64 / total_steps as f64;
             let lr = options.learning_rate
                 * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            let loss = batch_loss(
-                &student,
-                batch.iter().map(|&i| &samples[i]),
-                options.recipe,
-                channel_weights.as_ref(),
-            );
+            let loss = batch_loss(&student, &samples, options.recipe);
             let value: f32 = loss.clone().into_scalar();
             let grads = GradientsParams::from_grads(loss.backward(), &student);
             student = optimizer.step(lr, student, grads);
-            epoch_loss += value * batch.len() as f32;
+            epoch_loss += value * samples.len() as f32;
+            seen += samples.len();
             on_event(DistillEvent::Step {
                 epoch,
                 step,
@@ -287,16 +313,32 @@ pub fn distill(
                 loss: value,
             });
         }
-        let mean_loss = epoch_loss / samples.len() as f32;
+        if seen == 0 {
+            return Err(DistillError::NoImages);
+        }
+        let mean_loss = epoch_loss / seen as f32;
         losses.push(mean_loss);
-        let validation_loss = (!validation.is_empty()).then(|| {
+        let validation_loss = (!options.validation.is_empty()).then(|| {
             mean_loss_over(
                 &student.valid(),
-                &validation,
-                options,
-                channel_weights.as_ref(),
+                &teacher_views,
+                &options.validation,
+                &mut ChaCha8Rng::seed_from_u64(options.seed ^ VALIDATION_STREAM),
+                on_event,
             )
         });
+        let done = epoch + 1 == options.epochs;
+        let score = if val_set.is_some() && (done || (epoch + 1) % options.val_every.max(1) == 0) {
+            let report = judge(&student.valid(), &twin_info)?;
+            let score = (report.map50_95, report.map50);
+            on_event(DistillEvent::Scored {
+                epoch: Some(epoch),
+                report,
+            });
+            Some(score)
+        } else {
+            None
+        };
 
         let done = epoch + 1 == options.epochs;
         let target = if done {
@@ -308,6 +350,8 @@ pub fn distill(
         let progress = Progress {
             epochs_done: epoch + 1,
             loss: mean_loss,
+            score,
+            teacher_score,
         };
         save_layers(
             layers,
@@ -355,6 +399,10 @@ pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
 struct Progress {
     epochs_done: usize,
     loss: f32,
+    /// The student's (mAP50-95, mAP50) on `--val` after this epoch, when measured.
+    score: Option<(f64, f64)>,
+    /// The teacher's, when measured in this run.
+    teacher_score: Option<(f64, f64)>,
 }
 
 fn save_layers(
@@ -363,35 +411,121 @@ fn save_layers(
     teacher: &Weights,
     scale: &str,
     options: &DistillOptions,
-    Progress { epochs_done, loss }: Progress,
+    progress: Progress,
     path: &Path,
 ) -> Result<(), DistillError> {
+    let Progress {
+        epochs_done,
+        loss,
+        score,
+        teacher_score,
+    } = progress;
     let mut layers = Weights::from_tensors(tensors, Vec::new());
     layers.focal = *attributes;
     layers.teacher_hash = Some(teacher.frozen_hash());
     layers.epochs_done = Some(epochs_done);
-    layers.save_safetensors_with(
-        path,
-        &[
-            ("teacher_scale", scale.to_string()),
-            ("recipe", options.recipe.describe().to_string()),
-            ("train_through", options.train_through.to_string()),
-            ("imgsz", options.imgsz.to_string()),
-            ("seed", options.seed.to_string()),
-            ("views", options.views.to_string()),
-            ("mosaic", options.mosaic.to_string()),
-            ("max_scale", options.max_scale.to_string()),
-            ("standardize", options.standardize.to_string()),
-            ("weight_decay", options.weight_decay.to_string()),
-            ("final_loss", loss.to_string()),
-        ],
-    )?;
+    let metadata = [
+        ("teacher_scale", scale.to_string()),
+        ("recipe", options.recipe.describe().to_string()),
+        ("train_through", options.train_through.to_string()),
+        ("imgsz", options.imgsz.to_string()),
+        ("seed", options.seed.to_string()),
+        ("views", options.views.to_string()),
+        ("mosaic", options.mosaic.to_string()),
+        ("canvas", format!("{:?}", options.canvas).to_lowercase()),
+        ("scale", format!("{}-{}", options.scale.0, options.scale.1)),
+        ("learning_rate", options.learning_rate.to_string()),
+        ("weight_decay", options.weight_decay.to_string()),
+        ("final_loss", loss.to_string()),
+    ];
+    let val_name = options
+        .val
+        .as_deref()
+        .and_then(Path::file_name)
+        .map(|name| name.to_string_lossy().into_owned());
+    if let (Some((map50_95, map50)), Some((teacher_map50_95, teacher_map50)), Some(data)) =
+        (score, teacher_score, val_name)
+    {
+        layers.scores = Some(MeasuredScores {
+            data,
+            map50_95,
+            map50,
+            teacher_map50_95,
+            teacher_map50,
+        });
+    }
+    layers.save_safetensors_with(path, &metadata)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use burn::tensor::Distribution;
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+
     use super::*;
+
+    /// The focal levels train through burn's grouped-convolution backward on the CPU
+    /// backend; checked against the gradient written out by hand, for both the kernel and
+    /// the input, at FocalModulation's kernel sizes.
+    #[test]
+    fn depthwise_convolution_gradients_on_the_training_device_are_exact() {
+        let device = Device::flex().autodiff();
+        let (channels, side) = (3, 6);
+        for kernel in [3usize, 5] {
+            let pad = kernel / 2;
+            let random = |shape: [usize; 4]| {
+                Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
+            };
+            let x = random([1, channels, side, side]).require_grad();
+            let w = random([channels, 1, kernel, kernel]).require_grad();
+            let r = random([1, channels, side, side]);
+            let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], channels);
+            let loss = (conv2d(x.clone(), w.clone(), None, options) * r.clone()).sum();
+            let grads = loss.backward();
+            let values = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
+            let (xv, rv) = (values(x.clone()), values(r));
+            let (grad_w, grad_x) = (
+                values(w.grad(&grads).unwrap()),
+                values(x.grad(&grads).unwrap()),
+            );
+            let at = |c: usize, y: usize, x: usize| c * side * side + y * side + x;
+            let mut expected_w = vec![0.0f32; channels * kernel * kernel];
+            let mut expected_x = vec![0.0f32; channels * side * side];
+            let wv = values(w);
+            for c in 0..channels {
+                for (y, x) in (0..side).flat_map(|y| (0..side).map(move |x| (y, x))) {
+                    for (i, j) in (0..kernel).flat_map(|i| (0..kernel).map(move |j| (i, j))) {
+                        let (sy, sx) = (
+                            (y + i) as isize - pad as isize,
+                            (x + j) as isize - pad as isize,
+                        );
+                        if (0..side as isize).contains(&sy) && (0..side as isize).contains(&sx) {
+                            let source = at(c, sy as usize, sx as usize);
+                            let k = c * kernel * kernel + i * kernel + j;
+                            expected_w[k] += rv[at(c, y, x)] * xv[source];
+                            expected_x[source] += rv[at(c, y, x)] * wv[k];
+                        }
+                    }
+                }
+            }
+            for (name, got, expected) in [
+                ("kernel", grad_w, expected_w),
+                ("input", grad_x, expected_x),
+            ] {
+                let worst = got
+                    .iter()
+                    .zip(&expected)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 1e-4,
+                    "kernel {kernel}: {name} gradient off by {worst}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn layers_the_loss_cannot_reach_are_refused_before_any_work() {

@@ -1,20 +1,23 @@
-//! What the student is compared against (the teacher's outputs, cached per augmented view)
+//! What the student is compared against (the teacher's outputs on fresh augmented views)
 //! and the recipes' losses.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::tensor::activation::{log_softmax, sigmoid, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
 use image::RgbImage;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
-use super::augment::augment;
-use super::{DistillError, DistillEvent, DistillOptions, Recipe};
+use super::augment::{View, augment};
+use super::{DistillEvent, DistillOptions, Recipe};
 use crate::model::Yolo;
-use crate::source::load_rgb;
+use crate::source::{SourceError, load_rgb};
 
-/// One cached augmented view: what the teacher's backbone made of it (layers 4 and 6 only
+/// One augmented view: what the teacher's backbone made of it (layers 4 and 6 only
 /// when the neck runs in training) and what the teacher's later layers make of that.
 pub(super) struct Sample {
     skips: Option<[Tensor<4>; 2]>,
@@ -28,7 +31,7 @@ pub(super) struct Sample {
 }
 
 impl Sample {
-    pub(super) fn cache(teacher: &Yolo, input: Tensor<4>, recipe: Recipe) -> Self {
+    pub(super) fn teach(teacher: &Yolo, input: Tensor<4>, recipe: Recipe) -> Self {
         let [layer4, layer6, layer8] = teacher.backbone(input);
         match recipe {
             Recipe::Layer9 | Recipe::Layer9And10 => {
@@ -94,95 +97,63 @@ fn output_loss(student: (Tensor<3>, Tensor<3>), teacher: (Tensor<3>, Tensor<3>))
     classes + boxes
 }
 
-/// Per-channel weights for the squared errors of layers 9 and 10: the inverse of the
-/// teacher's variance in each channel over all cached views, scaled to average 1 so the
-/// loss keeps its size.
-pub(super) struct ChannelWeights {
-    layer9: Tensor<4>,
-    layer10: Tensor<4>,
+/// Mean squared error.
+fn feature_loss(output: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
+    MseLoss::new().forward(output, target, Reduction::Mean)
 }
 
-impl ChannelWeights {
-    pub(super) fn from_samples(samples: &[Sample]) -> Self {
-        Self {
-            layer9: inverse_variance(samples.iter().map(|s| &s.layer9)),
-            layer10: inverse_variance(samples.iter().map(|s| &s.layer10)),
-        }
+/// The recipe's loss on one batch of views: views of one canvas size go through the
+/// student together, and every view counts the same.
+pub(super) fn batch_loss(student: &Yolo, batch: &[Sample], recipe: Recipe) -> Tensor<1> {
+    let mut by_size: BTreeMap<[usize; 4], Vec<&Sample>> = BTreeMap::new();
+    for sample in batch {
+        by_size
+            .entry(sample.layer8.dims())
+            .or_default()
+            .push(sample);
     }
+    by_size
+        .into_values()
+        .map(|group| same_size_loss(student, &group, recipe) * group.len() as f32)
+        .reduce(|total, loss| total + loss)
+        .expect("a batch has views")
+        / batch.len() as f32
 }
 
-/// Each channel's inverse variance over every value of `tensors` (NCHW, same C), scaled to
-/// average 1, as a `[1, C, 1, 1]` tensor.
-fn inverse_variance<'a>(tensors: impl Iterator<Item = &'a Tensor<4>>) -> Tensor<4> {
-    let mut moments: Option<(Tensor<1>, Tensor<1>)> = None;
-    let mut count = 0;
-    for tensor in tensors {
-        let [n, c, h, w] = tensor.dims();
-        let values = tensor.clone().swap_dims(0, 1).reshape([c, n * h * w]);
-        let sum = values.clone().sum_dim(1).reshape([c]);
-        let squares = values.powi_scalar(2).sum_dim(1).reshape([c]);
-        moments = Some(match moments {
-            Some((s, q)) => (s + sum, q + squares),
-            None => (sum, squares),
-        });
-        count += n * h * w;
-    }
-    let (sum, squares) = moments.expect("at least one tensor");
-    let mean = sum / count as f32;
-    let variance = squares / count as f32 - mean.clone() * mean;
-    let inverse = variance.clamp_min(1e-6).recip();
-    let [channels] = inverse.dims();
-    (inverse.clone() / inverse.mean()).reshape([1, channels, 1, 1])
-}
-
-/// Mean squared error, each channel's weighted by `weights` when given.
-fn feature_loss(output: Tensor<4>, target: Tensor<4>, weights: Option<&Tensor<4>>) -> Tensor<1> {
-    match weights {
-        Some(weights) => ((output - target).powi_scalar(2) * weights.clone()).mean(),
-        None => MseLoss::new().forward(output, target, Reduction::Mean),
-    }
-}
-
-/// The recipe's loss on one batch of cached views.
-pub(super) fn batch_loss<'a>(
-    student: &Yolo,
-    batch: impl Iterator<Item = &'a Sample> + Clone,
-    recipe: Recipe,
-    channel_weights: Option<&ChannelWeights>,
-) -> Tensor<1> {
-    let cat4 =
-        |part: &dyn Fn(&Sample) -> Tensor<4>| Tensor::cat(batch.clone().map(part).collect(), 0);
-    let cat3 = |part: fn(&Sample) -> Tensor<3>| Tensor::cat(batch.clone().map(part).collect(), 0);
-    let layer9_loss =
-        |output, target| feature_loss(output, target, channel_weights.map(|w| &w.layer9));
-    let layer10_loss =
-        |output, target| feature_loss(output, target, channel_weights.map(|w| &w.layer10));
+/// The recipe's loss on views of one canvas size.
+fn same_size_loss(student: &Yolo, batch: &[&Sample], recipe: Recipe) -> Tensor<1> {
+    let cat4 = |part: &dyn Fn(&Sample) -> Tensor<4>| {
+        Tensor::cat(batch.iter().map(|s| part(s)).collect(), 0)
+    };
+    let cat3 =
+        |part: fn(&Sample) -> Tensor<3>| Tensor::cat(batch.iter().map(|s| part(s)).collect(), 0);
     let layer8 = cat4(&|s| s.layer8.clone());
+    let layer9_target = || cat4(&|s| s.layer9.clone());
+    let layer10_target = || cat4(&|s| s.layer10.clone());
     match recipe {
-        Recipe::Layer9 => layer9_loss(student.layer9(layer8), cat4(&|s| s.layer9.clone())),
+        Recipe::Layer9 => feature_loss(student.layer9(layer8), layer9_target()),
         Recipe::Layer9And10 => {
             let layer9 = student.layer9(layer8);
             let layer10 = student.layer10(layer9.clone());
-            layer9_loss(layer9, cat4(&|s| s.layer9.clone()))
-                + layer10_loss(layer10, cat4(&|s| s.layer10.clone()))
+            feature_loss(layer9, layer9_target()) + feature_loss(layer10, layer10_target())
         }
         Recipe::Neck | Recipe::Outputs => {
-            let skip = |i: usize| cat4(&|s| s.skips.as_ref().expect("cached")[i].clone());
+            let skip = |i: usize| cat4(&|s| s.skips.as_ref().expect("taught")[i].clone());
             let neck = student.neck([skip(0), skip(1), layer8]);
-            let backbone_loss = layer9_loss(neck.layer9, cat4(&|s| s.layer9.clone()))
-                + layer10_loss(neck.layer10, cat4(&|s| s.layer10.clone()));
+            let backbone_loss = feature_loss(neck.layer9, layer9_target())
+                + feature_loss(neck.layer10, layer10_target());
             if recipe == Recipe::Neck {
-                let level = |i: usize| cat4(&|s| s.features.as_ref().expect("cached")[i].clone());
+                let level = |i: usize| cat4(&|s| s.features.as_ref().expect("taught")[i].clone());
                 neck.features
                     .into_iter()
                     .enumerate()
                     .fold(backbone_loss, |loss, (i, output)| {
-                        loss + feature_loss(output, level(i), None)
+                        loss + feature_loss(output, level(i))
                     })
             } else {
                 let teacher_head = (
-                    cat3(|s| s.head.as_ref().expect("cached").0.clone()),
-                    cat3(|s| s.head.as_ref().expect("cached").1.clone()),
+                    cat3(|s| s.head.as_ref().expect("taught").0.clone()),
+                    cat3(|s| s.head.as_ref().expect("taught").1.clone()),
                 );
                 let student_head = student.detect().forward_raw(neck.features);
                 backbone_loss + output_loss(student_head, teacher_head)
@@ -191,66 +162,99 @@ pub(super) fn batch_loss<'a>(
     }
 }
 
-/// Augmented views of images, each cached with what the teacher makes of it.
-pub(super) struct Views<'a> {
-    pub(super) teacher: &'a Yolo,
+/// Draws fresh augmented views of training images and has the teacher label them.
+pub(super) struct Teacher<'a> {
+    pub(super) model: &'a Yolo,
     pub(super) options: &'a DistillOptions,
     pub(super) device: &'a Device,
 }
 
-impl Views<'_> {
-    pub(super) fn cache(
+impl Teacher<'_> {
+    /// One view of each of `images[batch]`, with what the teacher makes of it; views are
+    /// drawn from `rng` alone, so a seed gives the same ones on any thread count. An image
+    /// that cannot be read is skipped and reported (a mosaic partner that cannot be read
+    /// makes a plain view instead): a run over thousands of a user's files does not stop
+    /// at the first broken one.
+    pub(super) fn samples(
         &self,
         images: &[PathBuf],
-        pool: &[RgbImage],
+        batch: &[usize],
         rng: &mut ChaCha8Rng,
         on_event: &mut dyn FnMut(DistillEvent),
-    ) -> Result<Vec<Sample>, DistillError> {
+    ) -> Vec<Sample> {
         let options = self.options;
-        let total = images.len() * options.views;
-        let mut samples = Vec::with_capacity(total);
-        for (i, path) in images.iter().enumerate() {
-            let image = load_rgb(path)?;
-            for _ in 0..options.views {
-                let pixels = augment(
-                    &image,
-                    pool,
-                    options.imgsz,
-                    options.mosaic,
-                    options.max_scale,
-                    rng,
-                );
-                let input = Tensor::<4>::from_data(
-                    TensorData::new(pixels, [1, 3, options.imgsz, options.imgsz]),
-                    self.device,
-                );
-                samples.push(Sample::cache(self.teacher, input, options.recipe));
-            }
-            on_event(DistillEvent::Caching {
-                done: (i + 1) * options.views,
-                total,
-            });
-        }
-        Ok(samples)
+        let plans: Vec<(usize, Vec<usize>, u64)> = batch
+            .iter()
+            .map(|&image| {
+                let partners = if options.mosaic > 0.0 && rng.random_bool(options.mosaic) {
+                    (0..3).map(|_| rng.random_range(0..images.len())).collect()
+                } else {
+                    Vec::new()
+                };
+                (image, partners, rng.random())
+            })
+            .collect();
+        let how = options.augmentation();
+        let views: Vec<Result<View, (PathBuf, SourceError)>> = plans
+            .into_par_iter()
+            .map(|(image, partners, seed)| {
+                let first = load_rgb(&images[image]).map_err(|e| (images[image].clone(), e))?;
+                let others: Option<Vec<RgbImage>> = partners
+                    .iter()
+                    .map(|&partner| load_rgb(&images[partner]).ok())
+                    .collect();
+                let tiles = match others {
+                    Some(others) if !others.is_empty() => {
+                        std::iter::once(first).chain(others).collect()
+                    }
+                    _ => vec![first],
+                };
+                Ok(augment(&tiles, how, &mut ChaCha8Rng::seed_from_u64(seed)))
+            })
+            .collect();
+        views
+            .into_iter()
+            .filter_map(|view| match view {
+                Ok(view) => {
+                    let input = Tensor::<4>::from_data(
+                        TensorData::new(view.pixels, [1, 3, view.height, view.width]),
+                        self.device,
+                    );
+                    Some(Sample::teach(self.model, input, options.recipe))
+                }
+                Err((path, error)) => {
+                    on_event(DistillEvent::Skipped {
+                        path,
+                        reason: error.to_string(),
+                    });
+                    None
+                }
+            })
+            .collect()
     }
 }
 
-/// The recipe's loss averaged over `samples`, in training-sized batches.
+/// The recipe's loss averaged over views of `images`, in training-sized batches, the same
+/// views every time `rng` starts from the same seed.
 pub(super) fn mean_loss_over(
     model: &Yolo,
-    samples: &[Sample],
-    options: &DistillOptions,
-    channel_weights: Option<&ChannelWeights>,
+    teacher: &Teacher,
+    images: &[PathBuf],
+    rng: &mut ChaCha8Rng,
+    on_event: &mut dyn FnMut(DistillEvent),
 ) -> f32 {
-    let total: f32 = samples
-        .chunks(options.batch)
-        .map(|batch| {
-            let loss: f32 =
-                batch_loss(model, batch.iter(), options.recipe, channel_weights).into_scalar();
-            loss * batch.len() as f32
-        })
-        .sum();
-    total / samples.len() as f32
+    let order: Vec<usize> = (0..images.len()).collect();
+    let (mut total, mut count) = (0.0, 0);
+    for batch in order.chunks(teacher.options.batch) {
+        let samples = teacher.samples(images, batch, rng, on_event);
+        if samples.is_empty() {
+            continue;
+        }
+        let loss: f32 = batch_loss(model, &samples, teacher.options.recipe).into_scalar();
+        total += loss * samples.len() as f32;
+        count += samples.len();
+    }
+    total / count.max(1) as f32
 }
 
 #[cfg(test)]
@@ -273,25 +277,5 @@ mod tests {
         // The first anchor's cross-entropy alone, softplus(0) − 0.9·0 = ln 2, not its mean with
         // the empty anchor's (~ln 2 / 2).
         assert!((loss - 2f32.ln()).abs() < 1e-4, "{loss}");
-    }
-
-    #[test]
-    fn channel_weights_are_inverse_variances_averaging_one() {
-        let device = Device::flex();
-        // Channel 0 alternates ±2 (variance 4) around 1, channel 1 ±1 (variance 1) around -3,
-        // split over two tensors.
-        let tensor = |values: [f32; 4]| {
-            Tensor::<4>::from_data(TensorData::new(values.to_vec(), [1, 2, 1, 2]), &device)
-        };
-        let first = tensor([3.0, -1.0, -2.0, -4.0]);
-        let second = tensor([-1.0, 3.0, -4.0, -2.0]);
-        let weights = inverse_variance([&first, &second].into_iter())
-            .try_into_vec_as::<f32>()
-            .unwrap();
-        // 1/4 and 1/1, scaled to average 1: 0.4 and 1.6.
-        assert!(
-            (weights[0] - 0.4).abs() < 1e-5 && (weights[1] - 1.6).abs() < 1e-5,
-            "{weights:?}"
-        );
     }
 }

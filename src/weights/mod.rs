@@ -97,6 +97,61 @@ pub struct Weights {
     pub teacher_hash: Option<String>,
     /// For a distillation checkpoint: the epochs it has trained.
     pub epochs_done: Option<usize>,
+    /// For a distilled layer: its model's mAP on a labelled folder, and the teacher's there.
+    pub scores: Option<MeasuredScores>,
+}
+
+/// What `distill --val` measured on a labelled folder: mAP50-95 and mAP50 of the model with
+/// the trained layer, and of its teacher, as `focalyolo val` computes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredScores {
+    /// The folder's name.
+    pub data: String,
+    pub map50_95: f64,
+    pub map50: f64,
+    pub teacher_map50_95: f64,
+    pub teacher_map50: f64,
+}
+
+impl MeasuredScores {
+    /// As the safetensors metadata keeps them: "0.4343 0.5938" per model, and the folder.
+    pub(crate) fn to_metadata(&self) -> [(&'static str, String); 3] {
+        [
+            ("val_data", self.data.clone()),
+            ("val_map", format!("{:.4} {:.4}", self.map50_95, self.map50)),
+            (
+                "teacher_val_map",
+                format!("{:.4} {:.4}", self.teacher_map50_95, self.teacher_map50),
+            ),
+        ]
+    }
+
+    pub(crate) fn from_metadata(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let pair = |key: &str| -> Option<(f64, f64)> {
+            let text = get(key)?;
+            let (a, b) = text.split_once(' ')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        };
+        let (map50_95, map50) = pair("val_map")?;
+        let (teacher_map50_95, teacher_map50) = pair("teacher_val_map")?;
+        Some(Self {
+            data: get("val_data")?,
+            map50_95,
+            map50,
+            teacher_map50_95,
+            teacher_map50,
+        })
+    }
+}
+
+impl std::fmt::Display for MeasuredScores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mAP50-95 {:.3} against stock's {:.3} on {}",
+            self.map50_95, self.teacher_map50_95, self.data
+        )
+    }
 }
 
 impl Weights {
@@ -141,6 +196,7 @@ impl Weights {
             focal: FocalAttributes::default(),
             teacher_hash: None,
             epochs_done: None,
+            scores: None,
         }
     }
 
@@ -239,6 +295,8 @@ impl Weights {
             focal: focal.focal,
             teacher_hash: None,
             epochs_done: None,
+            // What was measured of the layer is measured of this very model.
+            scores: focal.scores.clone(),
         })
     }
 

@@ -8,7 +8,8 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors, View};
 
 use super::{
-    FloatEncoding, FocalAttributes, Result, WeightTensor, Weights, WeightsError, decode_floats,
+    FloatEncoding, FocalAttributes, MeasuredScores, Result, WeightTensor, Weights, WeightsError,
+    decode_floats,
 };
 
 pub fn load(path: &Path) -> Result<Weights> {
@@ -60,6 +61,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Weights> {
     let mut weights = Weights::from_tensors(tensors, class_names);
     weights.teacher_hash = metadata.get("teacher_hash").cloned();
     weights.epochs_done = metadata.get("epochs_done").and_then(|v| v.parse().ok());
+    weights.scores = MeasuredScores::from_metadata(|key| metadata.get(key).cloned());
     weights.focal = FocalAttributes {
         normalize_modulator: metadata
             .get("normalize_modulator")
@@ -155,6 +157,9 @@ pub fn save(weights: &Weights, path: &Path, extra_metadata: &[(&str, String)]) -
     }
     if let Some(hash) = &weights.teacher_hash {
         metadata.insert("teacher_hash".into(), hash.clone());
+    }
+    if let Some(scores) = &weights.scores {
+        metadata.extend(scores.to_metadata().map(|(k, v)| (k.to_string(), v)));
     }
     metadata.extend(
         extra_metadata

@@ -212,11 +212,33 @@ fn recipe_writes_every_layer_it_trains(
         .into_scalar::<f32>();
     assert!(worst < 1e-3, "the rebuilt model differs by {worst}");
 
+    // Every epoch draws new views, so the training loss of a layer that starts trained
+    // moves with the views drawn; the loss on fixed views of the same images is the measure.
     let trained = dir.path().join("trained.safetensors");
-    let losses = distill(&teacher, &images, &options, &trained, false, &mut |_| {}).unwrap();
+    let fixed_views = DistillOptions {
+        validation: images.clone(),
+        ..options
+    };
+    let mut losses = Vec::new();
+    distill(
+        &teacher,
+        &images,
+        &fixed_views,
+        &trained,
+        false,
+        &mut |event| {
+            if let DistillEvent::EpochDone {
+                validation_loss, ..
+            } = event
+            {
+                losses.push(validation_loss.expect("fixed views given"));
+            }
+        },
+    )
+    .unwrap();
     assert!(
         losses.last().unwrap() < &losses[0],
-        "loss did not fall: {losses:?}"
+        "loss on fixed views did not fall: {losses:?}"
     );
 }
 
@@ -305,4 +327,108 @@ fn stock_yolo11n_gets_the_bundled_focal_layer() {
         .unwrap();
         assert!(!applied, "{file} is not the stock YOLO11n");
     }
+}
+
+/// `--val`: the teacher is scored first, then the student after every `val_every` epochs
+/// and after the last, each as `focalyolo val` scores a model; the file records the last
+/// scores. A broken training image is reported and left out, not the end of the run.
+#[test]
+fn distillation_is_judged_by_map_on_a_labelled_folder_and_the_file_says_so() {
+    let shared = require_shared!();
+    let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let val_dir = dir.path().join("val_subset");
+    for sub in ["images", "labels"] {
+        std::fs::create_dir_all(val_dir.join(sub)).unwrap();
+    }
+    let mut val_images: Vec<PathBuf> = std::fs::read_dir(shared.join("coco_val_dev/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    val_images.sort();
+    for image in &val_images[..6] {
+        let stem = image.file_stem().unwrap().to_string_lossy().into_owned();
+        std::fs::copy(
+            image,
+            val_dir.join("images").join(image.file_name().unwrap()),
+        )
+        .unwrap();
+        let labels = shared
+            .join("coco_val_dev/labels")
+            .join(format!("{stem}.txt"));
+        if labels.exists() {
+            std::fs::copy(labels, val_dir.join("labels").join(format!("{stem}.txt"))).unwrap();
+        }
+    }
+    let broken = dir.path().join("broken.jpg");
+    std::fs::write(&broken, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let mut images = few_images(&shared, 4);
+    images.push(broken.clone());
+
+    let options = DistillOptions {
+        epochs: 3,
+        val: Some(val_dir.clone()),
+        val_every: 2,
+        mosaic: 0.5,
+        ..quick_options()
+    };
+    let out = dir.path().join("judged.safetensors");
+    let (mut scored, mut skipped) = (Vec::new(), Vec::new());
+    distill(
+        &teacher,
+        &images,
+        &options,
+        &out,
+        false,
+        &mut |event| match event {
+            DistillEvent::Scored { epoch, report } => {
+                scored.push((epoch, report.map50_95, report.map50))
+            }
+            DistillEvent::Skipped { path, .. } => skipped.push(path),
+            _ => {}
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        scored.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [None, Some(1), Some(2)],
+        "{scored:?}"
+    );
+    assert!(
+        !skipped.is_empty() && skipped.iter().all(|p| p == &broken),
+        "{skipped:?}"
+    );
+
+    // The teacher's score is `val --stock` at the same size.
+    let set = focalyolo::eval::LabelledSet::open(&val_dir).unwrap();
+    let input = focalyolo::detector::InputSize {
+        imgsz: options.imgsz,
+        ..Default::default()
+    };
+    let device = ComputeDevice::cpu().device;
+    let stock =
+        focalyolo::detector::Detector::from_weights(&teacher, device.clone(), input).unwrap();
+    let stock_report = focalyolo::eval::validate(&stock, &set, &mut || {}).unwrap();
+    assert_eq!(
+        (scored[0].1, scored[0].2),
+        (stock_report.map50_95, stock_report.map50)
+    );
+    assert!(stock_report.map50_95 > 0.2, "{stock_report:?}");
+
+    // The file's scores are the last epoch's, and they are what `val` gets with the layer.
+    let layer = Weights::load(&out).unwrap();
+    let scores = layer.scores.clone().expect("scores recorded");
+    assert_eq!(scores.data, "val_subset");
+    assert!(
+        (scores.map50_95 - scored[2].1).abs() < 5e-5,
+        "{scores:?} {scored:?}"
+    );
+    assert!((scores.teacher_map50_95 - stock_report.map50_95).abs() < 5e-5);
+    let with_layer = teacher.with_focal_layer(&layer).unwrap();
+    let student = focalyolo::detector::Detector::from_weights(&with_layer, device, input).unwrap();
+    let student_report = focalyolo::eval::validate(&student, &set, &mut || {}).unwrap();
+    assert!(
+        (student_report.map50_95 - scored[2].1).abs() < 1e-3,
+        "{student_report:?} against {scored:?}"
+    );
 }

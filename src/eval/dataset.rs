@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::metrics::Label;
+use super::metrics::Label;
 use crate::source::{SourceError, image_paths};
 
 #[derive(Debug, Error)]
