@@ -9,13 +9,13 @@ mod common;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use focalyolo::annotate::draw_detections;
-use focalyolo::default_model::{Layer9Choice, load_with_layer9};
-use focalyolo::device::ComputeDevice;
-use focalyolo::kernels::letterbox_on_device;
+use focalyolo::compute::device::ComputeDevice;
+use focalyolo::inference::postprocess::{NmsOptions, non_max_suppression, unletterbox};
+use focalyolo::inference::preprocess::letterbox_on_device;
+use focalyolo::inference::preprocess::{Canvas, Letterbox};
 use focalyolo::model::Yolo;
-use focalyolo::postprocess::{NmsOptions, non_max_suppression, unletterbox};
-use focalyolo::preprocess::{Canvas, Letterbox};
+use focalyolo::output::annotate::draw_detections;
+use focalyolo::weights::bundled::{Layer9Choice, load_with_layer9};
 use image::imageops::FilterType;
 
 use common::shared;

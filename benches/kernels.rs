@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::{Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use focalyolo::device::{ComputeDevice, DeviceChoice};
-use focalyolo::kernels::benchmark::yolo11n_depthwise_shapes;
-use focalyolo::kernels::{burn_depthwise_conv2d, depthwise_conv2d, runs_wgsl};
+use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
+use focalyolo::compute::kernels::benchmark::yolo11n_depthwise_shapes;
+use focalyolo::compute::kernels::{burn_depthwise_conv2d, depthwise_conv2d, runs_wgsl};
 
 fn depthwise(c: &mut Criterion) {
     let gpu = match ComputeDevice::select(DeviceChoice::Gpu) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use burn::tensor::{Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use focalyolo::device::{ComputeDevice, DeviceChoice};
+use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
 use focalyolo::model::Yolo;
 use focalyolo::weights::Weights;
 

@@ -2,7 +2,7 @@
 //! on a grid, a few of them faint, one update measured after the tracks are established.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
-use focalyolo::postprocess::Detection;
+use focalyolo::inference::postprocess::Detection;
 use focalyolo::track::{ByteTracker, TrackerConfig};
 
 const FRAME: (u32, u32) = (1920, 1080);

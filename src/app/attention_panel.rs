@@ -3,7 +3,7 @@
 
 use egui::{Color32, Rect, Sense, TextureHandle, Ui, pos2, vec2};
 
-use crate::attention_maps::{Colormap, colourise};
+use crate::output::attention_maps::{Colormap, colourise};
 
 use super::session::Processed;
 use super::settings::Settings;

@@ -6,7 +6,7 @@ use egui::Ui;
 use super::FocalYoloApp;
 use super::settings::IMAGE_SIZES;
 use super::video_view::colour32;
-use crate::postprocess::class_name;
+use crate::inference::postprocess::class_name;
 use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 
 impl FocalYoloApp {
@@ -56,7 +56,7 @@ impl FocalYoloApp {
                                 ui.painter().rect_filled(
                                     swatch,
                                     2.0,
-                                    colour32(crate::annotate::class_colour(class)),
+                                    colour32(crate::output::annotate::class_colour(class)),
                                 );
                                 ui.checkbox(&mut shown, name).changed()
                             })
@@ -143,7 +143,7 @@ fn track_counts(ui: &mut Ui, tracks: &TrackedFrame, names: &[String]) {
                     ui.painter().rect_filled(
                         swatch,
                         2.0,
-                        colour32(crate::annotate::class_colour(class)),
+                        colour32(crate::output::annotate::class_colour(class)),
                     );
                     ui.label(class_name(names, class));
                 });

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::backend::wgpu::WgpuSetup;
 use eframe::wgpu;
 
-use crate::device::{ComputeDevice, DeviceChoice, is_software};
+use crate::compute::device::{ComputeDevice, DeviceChoice, is_software};
 
 /// burn on the renderer's own wgpu device when it is a hardware GPU (one device, one queue
 /// for frames, model and maps); the CPU backend when the only adapter is a software one,

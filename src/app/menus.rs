@@ -2,9 +2,9 @@
 
 use egui::Ui;
 
-use crate::default_model::Layer9Choice;
-use crate::device::DeviceChoice;
+use crate::compute::device::DeviceChoice;
 use crate::source::{CameraMode, SourceSpec, list_cameras};
+use crate::weights::bundled::Layer9Choice;
 
 use super::FocalYoloApp;
 

@@ -20,13 +20,13 @@ use std::time::Instant;
 
 use egui::Ui;
 
-use crate::default_model::Layer9Choice;
-use crate::detector::InputSize;
-use crate::device::{ComputeDevice, DeviceChoice};
-use crate::postprocess::NmsOptions;
-use crate::preprocess::Canvas;
+use crate::compute::device::{ComputeDevice, DeviceChoice};
+use crate::inference::detector::InputSize;
+use crate::inference::postprocess::NmsOptions;
+use crate::inference::preprocess::Canvas;
 use crate::source::{CameraDescription, SourceSpec};
 use crate::track::TRACKING_CONF;
+use crate::weights::bundled::Layer9Choice;
 use crate::weights::download::YOLO11N_URL;
 
 use attention_panel::{AttentionPanel, PanelContent};

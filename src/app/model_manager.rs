@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use crate::default_model::{Layer9Choice, load_with_layer9};
-use crate::detector::{Detector, InputSize};
-use crate::device::ComputeDevice;
+use crate::compute::device::ComputeDevice;
+use crate::inference::detector::{Detector, InputSize};
 use crate::model::ModelInfo;
 use crate::weights::MeasuredScores;
+use crate::weights::bundled::{Layer9Choice, load_with_layer9};
 use crate::weights::download::download;
 
 use super::session::ModelSlot;

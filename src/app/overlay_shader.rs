@@ -11,8 +11,8 @@ use eframe::wgpu;
 use eframe::wgpu::util::DeviceExt;
 use egui::Rect;
 
-use crate::attention_maps::{Colormap, Heatmap};
-use crate::preprocess::Letterbox;
+use crate::inference::preprocess::Letterbox;
+use crate::output::attention_maps::{Colormap, Heatmap};
 
 static SHADER: &str = include_str!("../../shaders/heatmap_overlay.wgsl");
 

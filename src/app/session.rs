@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::attention_maps::{Heatmap, heatmaps};
-use crate::detector::{Detector, InputSize, StageTimes};
+use crate::inference::detector::{Detector, InputSize, StageTimes};
+use crate::inference::postprocess::{Detection, NmsOptions};
+use crate::inference::preprocess::Letterbox;
+use crate::output::attention_maps::{Heatmap, heatmaps};
 use crate::pipeline::{
     CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
     spawn_worker,
 };
-use crate::postprocess::{Detection, NmsOptions};
-use crate::preprocess::Letterbox;
 use crate::source::{CameraMode, Frame, SourceSpec};
 use crate::track::{SequenceTracker, TrackError, TrackedFrame, TrackerConfig};
 

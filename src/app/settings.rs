@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attention_maps::Colormap;
-use crate::default_model::Layer9Choice;
-use crate::device::DeviceChoice;
+use crate::compute::device::DeviceChoice;
+use crate::output::attention_maps::Colormap;
 use crate::source::CameraMode;
 use crate::track::TrackerConfig;
+use crate::weights::bundled::Layer9Choice;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use egui::Ui;
 use egui_plot::{Line, Plot, PlotPoints};
 
-use crate::detector::StageTimes;
+use crate::inference::detector::StageTimes;
 
 use super::session::Session;
 

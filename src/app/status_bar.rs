@@ -106,14 +106,12 @@ impl FocalYoloApp {
 
 fn model_line(summary: &ModelSummary) -> String {
     let info = &summary.info;
-    let mut layer9 = if summary.bundled_layer {
-        "FocalModulation (bundled, distilled for YOLO11n; Model ▸ Keep SPPF for stock)".to_string()
-    } else {
-        info.layer9.to_string()
+    let layer9 = match (summary.bundled_layer, &summary.scores) {
+        (true, Some(scores)) => format!("FocalModulation (bundled for YOLO11n: {scores})"),
+        (true, None) => "FocalModulation (bundled for YOLO11n)".to_string(),
+        (false, Some(scores)) => format!("{} ({scores})", info.layer9),
+        (false, None) => info.layer9.to_string(),
     };
-    if let Some(scores) = &summary.scores {
-        layer9.push_str(&format!(", {scores}"));
-    }
     format!(
         "{} — YOLO11{}, {} classes, {:.1} M parameters, layer 9 {layer9}",
         summary.path.file_name().map_or_else(

@@ -6,8 +6,8 @@ use egui::{
     TextureOptions, Ui, Vec2, pos2, vec2,
 };
 
-use crate::annotate::{class_colour, detection_label, track_label};
-use crate::postprocess::Detection;
+use crate::inference::postprocess::Detection;
+use crate::output::annotate::{class_colour, detection_label, track_label};
 
 use super::overlay_shader;
 use super::session::Processed;

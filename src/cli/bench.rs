@@ -7,9 +7,9 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::tensor::{Device, ExecutionError, Tensor, TensorData};
 use clap::Args;
-use focalyolo::device::{ComputeDevice, DeviceChoice};
-use focalyolo::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
-use focalyolo::kernels::{runs_wgsl, set_wgsl_enabled, wgsl_enabled};
+use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
+use focalyolo::compute::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
+use focalyolo::compute::kernels::{runs_wgsl, set_wgsl_enabled, wgsl_enabled};
 use focalyolo::model::{LAST_LAYER, LayerObserver, Yolo};
 
 use super::Layer9Args;

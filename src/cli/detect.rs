@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use focalyolo::annotate::draw_detections;
-use focalyolo::attention_maps::{heatmaps, overlay};
-use focalyolo::device::ComputeDevice;
-use focalyolo::report::{ImageRecord, records};
+use focalyolo::compute::device::ComputeDevice;
+use focalyolo::output::annotate::draw_detections;
+use focalyolo::output::attention_maps::{heatmaps, overlay};
+use focalyolo::output::report::{ImageRecord, records};
 use focalyolo::source::{image_paths, load_rgb};
 use indicatif::{ProgressBar, ProgressStyle};
 

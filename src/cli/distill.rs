@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill};
-use focalyolo::preprocess::Canvas;
+use focalyolo::inference::preprocess::Canvas;
 use focalyolo::source::image_paths;
 use focalyolo::weights::Weights;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -10,14 +10,14 @@ mod weights;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use focalyolo::default_model::{Layer9Choice, load_with_layer9};
-use focalyolo::detector::{Detector, InputSize};
-use focalyolo::device::ComputeDevice;
-use focalyolo::device::DeviceChoice;
-use focalyolo::postprocess::NmsOptions;
-use focalyolo::preprocess::Canvas;
+use focalyolo::compute::device::ComputeDevice;
+use focalyolo::compute::device::DeviceChoice;
+use focalyolo::inference::detector::{Detector, InputSize};
+use focalyolo::inference::postprocess::NmsOptions;
+use focalyolo::inference::preprocess::Canvas;
 use focalyolo::track::TrackerConfig;
 use focalyolo::weights::Weights;
+use focalyolo::weights::bundled::{Layer9Choice, load_with_layer9};
 
 #[derive(Parser)]
 #[command(

@@ -12,18 +12,18 @@ use std::sync::mpsc::{Receiver, channel};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use focalyolo::annotate::{draw_detections, draw_tracks, mosaic};
-use focalyolo::attention_maps::{heatmaps, overlay, select};
-use focalyolo::detector::Detector;
-use focalyolo::device::ComputeDevice;
+use focalyolo::compute::device::ComputeDevice;
+use focalyolo::inference::detector::Detector;
+use focalyolo::inference::postprocess::NmsOptions;
+use focalyolo::output::annotate::{draw_detections, draw_tracks, mosaic};
+use focalyolo::output::attention_maps::{heatmaps, overlay, select};
+use focalyolo::output::report::{FrameRecord, records, tracked_records};
+use focalyolo::output::video_writer::VideoWriter;
 use focalyolo::pipeline::{
     CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
 };
-use focalyolo::postprocess::NmsOptions;
-use focalyolo::report::{FrameRecord, records, tracked_records};
 use focalyolo::source::{Frame, Looping, SourceSpec};
 use focalyolo::track::{SequenceTracker, TRACKING_CONF, TrackerConfig};
-use focalyolo::video_writer::VideoWriter;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ModelArgs, NmsArgs, TrackArgs};

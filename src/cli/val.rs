@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use focalyolo::device::ComputeDevice;
+use focalyolo::compute::device::ComputeDevice;
 use focalyolo::eval::{LabelledSet, validate};
 use indicatif::{ProgressBar, ProgressStyle};
 

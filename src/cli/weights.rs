@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use focalyolo::device::ComputeDevice;
+use focalyolo::compute::device::ComputeDevice;
 use focalyolo::model::{ModelInfo, Yolo};
 use focalyolo::weights::Weights;
 
@@ -41,7 +41,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     if let Some(scores) = &weights.scores {
         println!("measured    {scores}");
     }
-    let (bundled, applied) = focalyolo::default_model::with_default_focal(weights)?;
+    let (bundled, applied) = focalyolo::weights::bundled::with_default_focal(weights)?;
     if applied {
         let measured = bundled
             .scores

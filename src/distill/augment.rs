@@ -7,7 +7,7 @@ use image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::preprocess::{Canvas, Letterbox, STRIDE, resize_bilinear};
+use crate::inference::preprocess::{Canvas, Letterbox, STRIDE, resize_bilinear};
 
 /// A resized image and where its top-left corner lands on the square canvas. It may hang
 /// over the canvas's edges: only what lies on the canvas is painted.

@@ -33,11 +33,11 @@ use augment::Augmentation;
 use layers::trained_tensors;
 use targets::{Teacher, batch_loss, mean_loss_over};
 
-use crate::detector::{Detector, InputSize};
 use crate::eval::metrics::MapReport;
 use crate::eval::{EvalError, LabelledSet, validate};
+use crate::inference::detector::{Detector, InputSize};
+use crate::inference::preprocess::Canvas;
 use crate::model::{LAYER9, ModelError, ModelInfo, Yolo};
-use crate::preprocess::Canvas;
 use crate::weights::{FocalAttributes, MeasuredScores, WeightTensor, Weights, WeightsError};
 
 #[derive(Debug, Error)]

@@ -263,6 +263,35 @@ mod tests {
     use burn::tensor::{Device, TensorData};
 
     #[test]
+    fn a_small_step_against_the_output_loss_gradient_lowers_it() {
+        let device = Device::flex().autodiff();
+        let random = |shape: [usize; 3], scale: f32| {
+            Tensor::<3>::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), &device)
+                * scale
+        };
+        let (anchors, classes) = (50, 5);
+        let teacher = (
+            random([2, 64, anchors], 2.0),
+            random([2, classes, anchors], 3.0) - 2.0,
+        );
+        let student_boxes = random([2, 64, anchors], 2.0).require_grad();
+        let student_classes = random([2, classes, anchors], 3.0)
+            .sub_scalar(2.0)
+            .require_grad();
+        let loss = output_loss(
+            (student_boxes.clone(), student_classes.clone()),
+            teacher.clone(),
+        );
+        let grads = loss.backward();
+        let before: f32 = loss.into_scalar();
+        let step = 1e-3;
+        let moved = |t: &Tensor<3>| (t.clone() - t.grad(&grads).unwrap() * step).detach();
+        let after: f32 =
+            output_loss((moved(&student_boxes), moved(&student_classes)), teacher).into_scalar();
+        assert!(after < before, "{before} → {after}");
+    }
+
+    #[test]
     fn anchors_neither_model_calls_an_object_do_not_dilute_the_class_loss() {
         let device = Device::flex();
         // One class, two anchors: the teacher is 90% sure of an object at the first, where the

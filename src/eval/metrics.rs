@@ -3,7 +3,7 @@
 //! per-class average precision from the 101-point interpolated precision envelope
 //! (trapezoidal integral), averaged over the classes that have labels.
 
-use crate::postprocess::{Detection, box_iou};
+use crate::inference::postprocess::{Detection, box_iou};
 
 /// The IoU thresholds of mAP50-95.
 pub const IOU_THRESHOLDS: [f32; 10] = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];

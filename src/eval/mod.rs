@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::detector::{DetectError, Detector};
-use crate::postprocess::NmsOptions;
-use crate::preprocess::{Canvas, Letterbox, validation_canvases};
+use crate::inference::detector::{DetectError, Detector};
+use crate::inference::postprocess::NmsOptions;
+use crate::inference::preprocess::{Canvas, Letterbox, validation_canvases};
 use crate::source::{SourceError, load_rgb, upright_size};
 use dataset::{DatasetError, labelled_images, read_labels};
 use metrics::{DetectionStats, MapReport};

@@ -5,7 +5,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::ModelError;
-use super::conv::{Activation, Conv};
+use super::conv::Conv;
+use crate::compute::kernels::Activation;
 use crate::weights::WeightsView;
 
 /// Channels per attention head in C2PSA (`num_heads = c // 64`).

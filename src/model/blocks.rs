@@ -6,7 +6,8 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::ModelError;
-use super::conv::{Activation, Conv};
+use super::conv::Conv;
+use crate::compute::kernels::Activation;
 use crate::weights::WeightsView;
 
 fn silu_conv(view: &WeightsView, device: &Device) -> Result<Conv, ModelError> {

@@ -2,37 +2,16 @@
 //! SiLU) with the BatchNorm folded into the convolution when the weights are loaded.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu, silu};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ModelError;
-use crate::kernels::{cpu, depthwise_conv2d};
+use crate::compute::kernels::{Activation, cpu, depthwise_conv2d};
 use crate::weights::{WeightTensor, WeightsView};
 
 /// BatchNorm epsilon of every Ultralytics `Conv`.
 const BN_EPS: f32 = 1e-3;
-
-/// The activation fused into a convolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activation {
-    Identity,
-    Silu,
-    /// The exact (erf) GELU, as `nn.GELU()` computes it.
-    Gelu,
-}
-
-impl Activation {
-    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
-        match self {
-            Activation::Identity => x,
-            Activation::Silu if cpu::on_flex(&x) => cpu::silu_in_place(x),
-            Activation::Silu => silu(x),
-            Activation::Gelu => gelu(x),
-        }
-    }
-}
 
 /// A 2-D convolution with bias and activation, stride 1 or 2, "same" padding (k/2).
 #[derive(Module, Debug)]

@@ -7,8 +7,9 @@ use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::ModelError;
-use super::conv::{Activation, Conv, Conv2dLayer, upload};
-use crate::kernels::cpu;
+use super::conv::{Conv, Conv2dLayer, upload};
+use crate::compute::kernels::Activation;
+use crate::compute::kernels::cpu;
 use crate::weights::WeightsView;
 
 /// Strides of the P3, P4 and P5 outputs.
@@ -215,7 +216,7 @@ fn anchor_grid(features: &[Tensor<4>; 3]) -> (Vec<f32>, Vec<f32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::ComputeDevice;
+    use crate::compute::device::ComputeDevice;
     use burn::tensor::Distribution;
 
     #[test]

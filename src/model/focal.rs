@@ -9,7 +9,8 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::ModelError;
-use super::conv::{Activation, Conv2dLayer};
+use super::conv::Conv2dLayer;
+use crate::compute::kernels::Activation;
 use crate::weights::{FocalAttributes, WeightsView};
 
 /// Hyper-parameters of a FocalModulation block (defaults: level 2, window 3, factor 2).

@@ -16,11 +16,12 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 use thiserror::Error;
 
-use crate::kernels::cpu;
+use crate::compute::kernels::Activation;
+use crate::compute::kernels::cpu;
 use crate::weights::{Weights, WeightsError};
 use attention::C2Psa;
 use blocks::{C3k2, Sppf};
-use conv::{Activation, Conv};
+use conv::Conv;
 use detect::Detect;
 pub use focal::{FocalModulation, FocalSettings, FocalTaps};
 

@@ -3,7 +3,7 @@
 //! Jonker–Volgenant with a cost limit above which a pair is never matched.
 
 use super::TrackError;
-use crate::postprocess::box_iou;
+use crate::inference::postprocess::box_iou;
 
 /// Rows (tracks) by columns (detections).
 pub struct CostMatrix {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::postprocess::Detection;
+use crate::inference::postprocess::Detection;
 use kalman::KalmanState;
 use matching::{CostMatrix, linear_assignment};
 pub use sequence::{SequenceTracker, TrackedFrame};

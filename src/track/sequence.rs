@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{ByteTracker, TrackError, TrackedObject, TrackerConfig};
-use crate::postprocess::Detection;
+use crate::inference::postprocess::Detection;
 use crate::source::Frame;
 
 /// One frame's tracks and what the panel says about them.

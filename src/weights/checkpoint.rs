@@ -1,6 +1,6 @@
 //! Ultralytics `.pt` checkpoints: a zip holding a pickled `DetectionModel` (fp16) under
 //! `model`, or under `ema` in a training checkpoint. Tensors come from burn-store's reader;
-//! class names and FocalModulation attributes from [`pickle_meta`](super::pickle_meta).
+//! class names and FocalModulation attributes from [`pickle`](super::pickle).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -8,7 +8,7 @@ use std::path::Path;
 
 use burn_store::pytorch_reader::{DType, PytorchReader};
 
-use super::pickle_meta::read_checkpoint_meta;
+use super::pickle::read_checkpoint_meta;
 use super::{FloatEncoding, Result, WeightTensor, Weights, WeightsError, decode_floats};
 
 /// Top-level keys that may hold the model, in the order Ultralytics fills them.

@@ -5,10 +5,10 @@
 //! Blocks take their tensors through a [`WeightsView`], a prefix into the map
 //! (`view.pp("cv1")`), so the model tree mirrors Ultralytics' module paths.
 
+pub mod bundled;
 mod checkpoint;
 pub mod download;
-pub mod pickle_meta;
-mod pickle_vm;
+mod pickle;
 mod safetensors_file;
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-pub use pickle_meta::FocalAttributes;
+pub use pickle::{FocalAttributes, PickleMetaError};
 
 /// Why a weights file could not be used.
 #[derive(Debug, Error)]
@@ -31,7 +31,7 @@ pub enum WeightsError {
     #[error("{path}: {source}")]
     Pickle {
         path: PathBuf,
-        source: pickle_meta::PickleMetaError,
+        source: PickleMetaError,
     },
     #[error("the weights have no tensor `{0}`: is this a YOLO11 detection model?")]
     Missing(String),

@@ -11,9 +11,9 @@ use egui::Vec2;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus, SourceState};
-use focalyolo::default_model::Layer9Choice;
-use focalyolo::device::DeviceChoice;
+use focalyolo::compute::device::DeviceChoice;
 use focalyolo::source::SourceSpec;
+use focalyolo::weights::bundled::Layer9Choice;
 
 use crate::common::require_shared;
 
@@ -223,7 +223,7 @@ fn settings_survive_a_restart() {
         settings.iou = 0.5;
         settings.hidden_classes.insert(2);
         settings.overlays.insert("modulator".into());
-        settings.colormap = focalyolo::attention_maps::Colormap::Viridis;
+        settings.colormap = focalyolo::output::attention_maps::Colormap::Viridis;
         settings.last_source = Some("camera:1".into());
         settings.clone()
     };

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use focalyolo::detector::{Detector, InputSize};
-use focalyolo::device::ComputeDevice;
+use focalyolo::compute::device::ComputeDevice;
+use focalyolo::inference::detector::{Detector, InputSize};
+use focalyolo::inference::postprocess::NmsOptions;
 use focalyolo::model::Yolo;
-use focalyolo::postprocess::NmsOptions;
 use focalyolo::source::load_rgb;
 use focalyolo::weights::{WeightTensor, Weights, WeightsError};
 

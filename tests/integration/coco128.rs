@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use focalyolo::report::{DetectionRecord, ImageRecord};
+use focalyolo::output::report::{DetectionRecord, ImageRecord};
 
 use crate::common::require_shared;
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
-use focalyolo::device::{ComputeDevice, DeviceChoice};
+use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
 
 /// `../shared` beside the checkout (or `$FOCALYOLO_SHARED`), when it is there.
 pub fn shared_dir() -> Option<PathBuf> {

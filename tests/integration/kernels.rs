@@ -3,13 +3,12 @@
 //! against the CPU letterbox on odd frame sizes.
 
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use focalyolo::device::{ComputeDevice, DeviceChoice};
-use focalyolo::kernels::{
-    burn_depthwise_conv2d, channel_lanes, depthwise_conv2d, letterbox_on_device, runs_wgsl,
+use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
+use focalyolo::compute::kernels::{
+    Activation, burn_depthwise_conv2d, channel_lanes, depthwise_conv2d, runs_wgsl,
     set_channel_lanes,
 };
-use focalyolo::model::conv::Activation;
-use focalyolo::preprocess::{Canvas, Letterbox};
+use focalyolo::inference::preprocess::{Canvas, Letterbox, letterbox_on_device};
 
 use crate::common::{nan_max, to_vec};
 

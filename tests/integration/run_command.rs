@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use focalyolo::report::FrameRecord;
+use focalyolo::output::report::FrameRecord;
 use focalyolo::source::{FrameSource, VideoSource};
 
 use crate::common::require_shared;

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use focalyolo::postprocess::box_iou;
-use focalyolo::report::{DetectionRecord, FrameRecord};
+use focalyolo::inference::postprocess::box_iou;
+use focalyolo::output::report::{DetectionRecord, FrameRecord};
 use serde::Deserialize;
 
 use crate::common::require_shared;

@@ -1,7 +1,7 @@
 //! Every weights format loads to the same model, with the right architecture and names.
 
 use burn::tensor::{Tensor, TensorData};
-use focalyolo::device::ComputeDevice;
+use focalyolo::compute::device::ComputeDevice;
 use focalyolo::model::{Layer9, Yolo};
 use focalyolo::weights::Weights;
 

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-use crate::kernels::{check_kernels, set_channel_lanes, set_wgsl_enabled};
+use crate::compute::kernels::{check_kernels, set_channel_lanes, set_wgsl_enabled};
 
 #[derive(
     Debug,

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::postprocess::{Detection, class_name};
+use crate::inference::postprocess::{Detection, class_name};
 use crate::track::TrackedObject;
 
 /// One detection as written to JSON: the box in source pixels, confidence, class id and

@@ -3,12 +3,11 @@
 //! kernels are switched off and burn's own operations take their place.
 
 use burn::tensor::{Distribution, Tensor, TensorReadError};
-use image::RgbImage;
 use thiserror::Error;
 
-use super::{burn_depthwise_conv2d, depthwise_conv2d, letterbox_on_device};
-use crate::model::conv::Activation;
-use crate::preprocess::{Canvas, Letterbox};
+use super::{
+    Activation, ResizePlan, Tap, burn_depthwise_conv2d, depthwise_conv2d, resize_pad_on_device,
+};
 
 #[derive(Debug, Error)]
 pub enum KernelCheckError {
@@ -17,7 +16,7 @@ pub enum KernelCheckError {
         kernel: &'static str,
         source: TensorReadError,
     },
-    #[error("the depthwise kernel differs from burn's conv2d by {difference} ({case})")]
+    #[error("a kernel differs from its reference by {difference} ({case})")]
     Mismatch { case: String, difference: f32 },
 }
 
@@ -70,11 +69,34 @@ pub fn check_kernels(device: &burn::tensor::Device) -> Result<(), KernelCheckErr
             });
         }
     }
-    let image = RgbImage::from_pixel(5, 3, image::Rgb([10, 20, 30]));
-    let letterbox = Letterbox::new(5, 3, 32, Canvas::Square).expect("a 5×3 image fits a 32 square");
-    read(
-        letterbox_on_device(image.as_raw(), 3, &letterbox, device),
-        "letterbox",
-    )?;
+    // A 5×3 frame kept at its size (each tap its own pixel) in the middle of a 32 square.
+    let pixels = [10u8, 20, 30].repeat(5 * 3);
+    let identity = |n: usize| -> Vec<Tap> { (0..n).map(|i| (i, i, 2048, 0)).collect() };
+    let (x_taps, y_taps) = (identity(5), identity(3));
+    let plan = ResizePlan {
+        source: (5, 3),
+        resized: (5, 3),
+        canvas: (32, 32),
+        pad: (13, 14),
+        x_taps: &x_taps,
+        y_taps: &y_taps,
+    };
+    let input = read(resize_pad_on_device(&pixels, 3, &plan, device), "letterbox")?;
+    // The frame's first pixel at the pad offset, grey around it.
+    let at = |channel: usize, y: usize, x: usize| input[channel * 32 * 32 + y * 32 + x];
+    let expected = [
+        (at(0, 14, 13), 10.0),
+        (at(2, 14, 13), 30.0),
+        (at(1, 0, 0), 114.0),
+    ];
+    if let Some(&(got, want)) = expected
+        .iter()
+        .find(|(got, want)| (got * 255.0 - want).abs() > 0.5)
+    {
+        return Err(KernelCheckError::Mismatch {
+            case: "letterbox of a 5×3 frame".into(),
+            difference: (got * 255.0 - want).abs(),
+        });
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::pickle_meta::PickleMetaError;
+use super::PickleMetaError;
 
 type Result<T> = std::result::Result<T, PickleMetaError>;
 

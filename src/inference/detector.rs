@@ -7,10 +7,10 @@ use burn::tensor::Device;
 use image::RgbImage;
 use thiserror::Error;
 
-use crate::kernels::letterbox_on_device;
+use super::preprocess::letterbox_on_device;
+use crate::inference::postprocess::{Detection, NmsOptions, non_max_suppression, unletterbox};
+use crate::inference::preprocess::{Canvas, Letterbox, PreprocessError};
 use crate::model::{FocalTaps, ModelError, ModelInfo, ModelOutput, Yolo};
-use crate::postprocess::{Detection, NmsOptions, non_max_suppression, unletterbox};
-use crate::preprocess::{Canvas, Letterbox, PreprocessError};
 use crate::weights::Weights;
 
 #[derive(Debug, Error)]

@@ -1,5 +1,6 @@
 //! Frame pre-processing on the device: the frame crosses to the GPU once, as bytes, and
-//! `shaders/letterbox.wgsl` turns it into the model input. Elsewhere the CPU letterbox runs.
+//! `shaders/letterbox.wgsl` resizes and pads it into the model input, as the plan the
+//! caller computed (`inference::preprocess` decides the letterbox) says.
 
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::wgpu::{
@@ -10,8 +11,7 @@ use burn::cubecl::prelude::KernelId;
 use burn::cubecl::server::KernelArguments;
 use burn::tensor::{DType, Device, Int, Shape, Tensor, TensorData};
 
-use super::{grid, runs_wgsl};
-use crate::preprocess::{Letterbox, RgbFrame, axis_taps};
+use super::grid;
 
 fn letterbox_meta(
     _pixels: &TensorSpec,
@@ -37,7 +37,7 @@ struct LetterboxKernel;
 
 impl KernelSource for LetterboxKernel {
     fn source(&self) -> SourceTemplate {
-        SourceTemplate::new(include_str!("../../shaders/letterbox.wgsl"))
+        SourceTemplate::new(include_str!("../../../shaders/letterbox.wgsl"))
     }
     fn id(&self) -> KernelId {
         KernelId::new::<Self>()
@@ -78,37 +78,34 @@ impl LetterboxBackend for CubeBackend {
     }
 }
 
-/// The model input `(1, 3, canvas_height, canvas_width)` for a packed 8-bit frame with
-/// `bytes_per_pixel` 3 (RGB) or 4 (RGBA), rows `letterbox.source_width` pixels long.
-pub fn letterbox_on_device(
+/// One bilinear tap along an axis: the two source indices and their fixed-point weights.
+pub type Tap = (usize, usize, i32, i32);
+
+/// How a frame becomes the model input: resized by `x_taps`/`y_taps` (one per resized
+/// column/row) to `resized`, placed at `pad` (left, top) on a grey `canvas`. The caller
+/// decides the geometry and the resampling; the kernel only carries it out.
+pub struct ResizePlan<'a> {
+    pub source: (usize, usize),
+    pub resized: (usize, usize),
+    pub canvas: (usize, usize),
+    pub pad: (usize, usize),
+    pub x_taps: &'a [Tap],
+    pub y_taps: &'a [Tap],
+}
+
+/// The model input `(1, 3, canvas height, canvas width)` made by the WGSL kernel from a
+/// packed 8-bit frame with `bytes_per_pixel` 3 (RGB) or 4 (RGBA), rows `plan.source.0`
+/// pixels long. Only for a device that [runs our WGSL](super::runs_wgsl).
+pub fn resize_pad_on_device(
     bytes: &[u8],
     bytes_per_pixel: usize,
-    letterbox: &Letterbox,
+    plan: &ResizePlan,
     device: &Device,
 ) -> Tensor<4> {
-    let (width, height) = (
-        letterbox.source_width as usize,
-        letterbox.source_height as usize,
-    );
+    let (width, height) = plan.source;
     assert!(matches!(bytes_per_pixel, 3 | 4), "frames are RGB or RGBA");
     assert_eq!(bytes.len(), width * height * bytes_per_pixel, "frame size");
-    let shape = [1, 3, letterbox.canvas_height, letterbox.canvas_width];
-    if !runs_wgsl(device) {
-        let packed;
-        let rgb_bytes: &[u8] = if bytes_per_pixel == 3 {
-            bytes
-        } else {
-            packed = bytes
-                .chunks_exact(4)
-                .flat_map(|p| [p[0], p[1], p[2]])
-                .collect::<Vec<u8>>();
-            &packed
-        };
-        let rgb =
-            RgbFrame::from_raw(width as u32, height as u32, rgb_bytes).expect("size checked above");
-        return Tensor::from_data(TensorData::new(letterbox.apply(&rgb), shape), device);
-    }
-
+    let (canvas_width, canvas_height) = plan.canvas;
     let words: Vec<i32> = bytes
         .chunks(4)
         .map(|chunk| {
@@ -120,18 +117,15 @@ pub fn letterbox_on_device(
     let mut layout: Vec<usize> = vec![
         bytes_per_pixel,
         width * bytes_per_pixel,
-        letterbox.resized_width,
-        letterbox.resized_height,
-        letterbox.canvas_width,
-        letterbox.canvas_height,
-        letterbox.pad_left,
-        letterbox.pad_top,
-        3 * letterbox.canvas_width * letterbox.canvas_height,
+        plan.resized.0,
+        plan.resized.1,
+        canvas_width,
+        canvas_height,
+        plan.pad.0,
+        plan.pad.1,
+        3 * canvas_width * canvas_height,
     ];
-    for (a, b, wa, wb) in axis_taps(width, letterbox.resized_width)
-        .into_iter()
-        .chain(axis_taps(height, letterbox.resized_height))
-    {
+    for &(a, b, wa, wb) in plan.x_taps.iter().chain(plan.y_taps) {
         layout.extend([a, b, wa as usize, wb as usize]);
     }
     let layout: Vec<i32> = layout
@@ -145,7 +139,7 @@ pub fn letterbox_on_device(
     Tensor::from_dispatch(<Dispatch as LetterboxBackend>::letterbox(
         pixels.into_dispatch(),
         layout.into_dispatch(),
-        letterbox.canvas_width,
-        letterbox.canvas_height,
+        canvas_width,
+        canvas_height,
     ))
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::preprocess::Letterbox;
+use crate::inference::preprocess::Letterbox;
 
 /// Offset that keeps boxes of different classes apart in class-aware NMS (Ultralytics' `max_wh`).
 const CLASS_OFFSET: f32 = 7680.0;
@@ -194,7 +194,13 @@ mod tests {
 
     #[test]
     fn boxes_map_back_through_the_letterbox() {
-        let lb = Letterbox::new(1280, 720, 640, crate::preprocess::Canvas::Minimal).unwrap();
+        let lb = Letterbox::new(
+            1280,
+            720,
+            640,
+            crate::inference::preprocess::Canvas::Minimal,
+        )
+        .unwrap();
         let mut d = vec![Detection {
             xyxy: [0.0, 12.0, 640.0, 372.0],
             conf: 0.5,

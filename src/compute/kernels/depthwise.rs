@@ -11,8 +11,8 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor};
 
+use super::Activation;
 use super::{WORKGROUP, channel_lanes, runs_wgsl};
-use crate::model::conv::Activation;
 
 fn output_shape(input: &Shape, weight: &Shape, stride: &usize) -> Shape {
     let out = |size: usize| (size + 2 * (weight[2] / 2) - weight[2]) / stride + 1;
@@ -176,14 +176,14 @@ impl DepthwiseConvKernel {
 impl KernelSource for DepthwiseConvKernel {
     fn source(&self) -> SourceTemplate {
         let rows = if self.vec4_rows() {
-            include_str!("../../shaders/depthwise_rows_vec4.wgsl")
+            include_str!("../../../shaders/depthwise_rows_vec4.wgsl")
         } else {
-            include_str!("../../shaders/depthwise_rows.wgsl")
+            include_str!("../../../shaders/depthwise_rows.wgsl")
         };
         let [_, channels, height, width] = self.input;
         let size = self.workgroup_size();
         let axis = self.axes().map(|axis| ["x", "y", "z"][axis]);
-        SourceTemplate::new(include_str!("../../shaders/depthwise_conv.wgsl").to_string() + rows)
+        SourceTemplate::new(include_str!("../../../shaders/depthwise_conv.wgsl").to_string() + rows)
             .register("channels", channels.to_string())
             .register("channel_groups", self.channel_groups().to_string())
             .register("height", height.to_string())

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::activation::silu_slice;
 use super::{flex_tensor, values};
-use crate::model::conv::Activation;
+use crate::compute::kernels::Activation;
 
 /// im2col floats per band (512 KiB): the band's columns stay in L2 while gemm packs them.
 const BAND_FLOATS: usize = 1 << 17;
@@ -312,7 +312,7 @@ fn finish(values: &mut [f32], bias: Option<f32>, activation: Activation) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::ComputeDevice;
+    use crate::compute::device::ComputeDevice;
     use burn::tensor::Distribution;
     use burn::tensor::module::conv2d as burn_conv2d;
     use burn::tensor::ops::ConvOptions;

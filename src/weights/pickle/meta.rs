@@ -3,25 +3,11 @@
 //!
 //! burn-store's reader turns each pickled `nn.Module` into its state_dict and drops every
 //! other attribute, so this module walks the same pickle a second time with the value-only
-//! interpreter of [`pickle_vm`](super::pickle_vm), refusing any global that a model
-//! checkpoint has no business referencing.
+//! interpreter of [`vm`](super::vm), refusing any global that a model checkpoint has no
+//! business referencing.
 
-use thiserror::Error;
-
-use super::pickle_vm::{Interpreter, Value};
-
-/// A pickle this interpreter refuses to read.
-#[derive(Debug, Error)]
-pub enum PickleMetaError {
-    /// The pickle references a callable that no model checkpoint needs (`os.system`, `eval`, ...).
-    #[error(
-        "the checkpoint references `{0}`, which no model checkpoint needs: refusing to load it"
-    )]
-    ForbiddenGlobal(String),
-    /// The bytes are not a pickle this interpreter understands.
-    #[error("malformed pickle: {0}")]
-    Malformed(String),
-}
+use super::PickleMetaError;
+use super::vm::{Interpreter, Value};
 
 type Result<T> = std::result::Result<T, PickleMetaError>;
 

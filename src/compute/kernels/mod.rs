@@ -8,14 +8,16 @@
 //! `Tensor`s and fall back to burn's own operations on every other device (the CPU
 //! backend, autodiff during training).
 
+mod activation;
 pub mod benchmark;
 pub mod cpu;
 mod depthwise;
 mod letterbox;
 mod self_check;
 
+pub use activation::Activation;
 pub use depthwise::{burn_depthwise_conv2d, depthwise_conv2d};
-pub use letterbox::letterbox_on_device;
+pub use letterbox::{ResizePlan, Tap, resize_pad_on_device};
 pub use self_check::{KernelCheckError, check_kernels};
 
 use std::sync::atomic::{AtomicBool, Ordering};

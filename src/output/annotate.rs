@@ -6,12 +6,12 @@ use std::sync::LazyLock;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
-use crate::postprocess::{Detection, class_name};
+use crate::inference::postprocess::{Detection, class_name};
 use crate::track::TrackedObject;
 
 /// The bundled font, parsed once rather than per label.
 static FONT: LazyLock<FontRef<'static>> = LazyLock::new(|| {
-    FontRef::try_from_slice(include_bytes!("../assets/fonts/DejaVuSans.ttf"))
+    FontRef::try_from_slice(include_bytes!("../../assets/fonts/DejaVuSans.ttf"))
         .expect("the bundled font parses")
 });
 

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Distribution, ExecutionError, Tensor};
 
+use super::Activation;
 use super::{burn_depthwise_conv2d, depthwise_conv2d};
-use crate::model::conv::Activation;
 
 /// One depthwise layer shape of YOLO11n: `(channels, height, width)`, kernel size, activation.
 #[derive(Debug, Clone, Copy)]

@@ -5,8 +5,8 @@
 use burn::tensor::{Tensor, TensorReadError};
 use image::{Rgb, RgbImage};
 
+use crate::inference::preprocess::Letterbox;
 use crate::model::FocalTaps;
-use crate::preprocess::Letterbox;
 
 /// A map over layer 9's grid (stride 32 of the letterbox canvas), with its range.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +200,7 @@ pub fn overlay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preprocess::Canvas;
+    use crate::inference::preprocess::Canvas;
 
     #[test]
     fn overlays_follow_the_letterbox() {

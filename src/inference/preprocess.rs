@@ -4,9 +4,12 @@
 
 use std::ops::Deref;
 
+use burn::tensor::{Device, Tensor, TensorData};
 use image::{ImageBuffer, Rgb};
 use rayon::prelude::*;
 use thiserror::Error;
+
+use crate::compute::kernels::{ResizePlan, Tap, resize_pad_on_device, runs_wgsl};
 
 /// Packed RGB pixels, owned (`RgbImage`) or borrowed from a decoded frame.
 pub type RgbFrame<Pixels> = ImageBuffer<Rgb<u8>, Pixels>;
@@ -172,6 +175,51 @@ impl Letterbox {
     }
 }
 
+/// The model input `(1, 3, canvas_height, canvas_width)` for a packed 8-bit frame with
+/// `bytes_per_pixel` 3 (RGB) or 4 (RGBA), rows `letterbox.source_width` pixels long: on a
+/// device that runs our WGSL the frame crosses as bytes and the letterbox kernel does the
+/// rest; elsewhere the CPU letterbox runs.
+pub fn letterbox_on_device(
+    bytes: &[u8],
+    bytes_per_pixel: usize,
+    letterbox: &Letterbox,
+    device: &Device,
+) -> Tensor<4> {
+    let (width, height) = (
+        letterbox.source_width as usize,
+        letterbox.source_height as usize,
+    );
+    if runs_wgsl(device) {
+        let x_taps = axis_taps(width, letterbox.resized_width);
+        let y_taps = axis_taps(height, letterbox.resized_height);
+        let plan = ResizePlan {
+            source: (width, height),
+            resized: (letterbox.resized_width, letterbox.resized_height),
+            canvas: (letterbox.canvas_width, letterbox.canvas_height),
+            pad: (letterbox.pad_left, letterbox.pad_top),
+            x_taps: &x_taps,
+            y_taps: &y_taps,
+        };
+        return resize_pad_on_device(bytes, bytes_per_pixel, &plan, device);
+    }
+    assert!(matches!(bytes_per_pixel, 3 | 4), "frames are RGB or RGBA");
+    assert_eq!(bytes.len(), width * height * bytes_per_pixel, "frame size");
+    let packed;
+    let rgb_bytes: &[u8] = if bytes_per_pixel == 3 {
+        bytes
+    } else {
+        packed = bytes
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect::<Vec<u8>>();
+        &packed
+    };
+    let rgb =
+        RgbFrame::from_raw(width as u32, height as u32, rgb_bytes).expect("size checked above");
+    let shape = [1, 3, letterbox.canvas_height, letterbox.canvas_width];
+    Tensor::from_data(TensorData::new(letterbox.apply(&rgb), shape), device)
+}
+
 /// The canvases Ultralytics' rectangular validation batches use, per image in input order:
 /// images sorted by aspect ratio are cut into batches of `batch`, and each batch gets the
 /// stride-32 canvas (with half a stride of slack) that fits its most extreme aspect ratio.
@@ -212,7 +260,7 @@ const COEF_SCALE: f32 = 2048.0;
 
 /// Source index and fixed-point weights along one axis, as OpenCV's `resize` computes them
 /// (half-pixel centres, edges clamped).
-pub(crate) fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, i32, i32)> {
+fn axis_taps(src: usize, dst: usize) -> Vec<Tap> {
     let scale = src as f64 / dst as f64;
     (0..dst)
         .map(|d| {

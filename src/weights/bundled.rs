@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::weights::{Weights, WeightsError};
 
-static YOLO11N_FOCAL: &[u8] = include_bytes!("../weights/yolo11n-focal.safetensors");
+static YOLO11N_FOCAL: &[u8] = include_bytes!("../../weights/yolo11n-focal.safetensors");
 
 /// The bundled layer, as `model.9.*` tensors.
 pub fn yolo11n_focal() -> Weights {

@@ -36,7 +36,7 @@ pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::ComputeDevice;
+    use crate::compute::device::ComputeDevice;
     use burn::tensor::Distribution;
     use burn::tensor::module::interpolate;
     use burn::tensor::ops::{InterpolateMode, InterpolateOptions};

@@ -1,0 +1,8 @@
+//! What detections become outside the window: boxes and labels drawn on frames
+//! ([`annotate`]), FocalModulation's maps as images and overlays ([`attention_maps`]), the
+//! per-frame JSON records ([`report`]) and the annotated video ([`video_writer`]).
+
+pub mod annotate;
+pub mod attention_maps;
+pub mod report;
+pub mod video_writer;

@@ -1,0 +1,24 @@
+//! Reading a PyTorch checkpoint's pickle without running it: [`vm`] interprets the opcodes
+//! into plain values (globals checked against an allowlist, calls kept as inert records),
+//! and [`meta`] finds in them what the tensors do not carry (class names, FocalModulation
+//! settings).
+
+pub mod meta;
+mod vm;
+
+use thiserror::Error;
+
+pub use meta::{FocalAttributes, read_checkpoint_meta};
+
+/// A pickle this interpreter refuses to read.
+#[derive(Debug, Error)]
+pub enum PickleMetaError {
+    /// The pickle references a callable that no model checkpoint needs (`os.system`, `eval`, ...).
+    #[error(
+        "the checkpoint references `{0}`, which no model checkpoint needs: refusing to load it"
+    )]
+    ForbiddenGlobal(String),
+    /// The bytes are not a pickle this interpreter understands.
+    #[error("malformed pickle: {0}")]
+    Malformed(String),
+}
