@@ -83,7 +83,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         let (mut image, frame) = match result {
             Ok(ok) => ok,
             Err(err) => {
-                progress.println(format!("skipped {}: {err:#}", path.display()));
+                // A hidden bar (one image) prints nothing of its own: write past it.
+                progress.suspend(|| eprintln!("skipped {}: {err:#}", path.display()));
                 failures += 1;
                 continue;
             }

@@ -43,6 +43,10 @@ pub fn image_paths(source: &str) -> Result<Vec<PathBuf>, SourceError> {
     Ok(paths)
 }
 
+/// The most pixels an image may claim before anything is allocated for it: Pillow's
+/// decompression-bomb limit (a 60000×60000 header would otherwise take 10.8 GB to decode).
+const MAX_PIXELS: u64 = 178_956_970;
+
 fn open_decoder(path: &Path) -> Result<(impl ImageDecoder, Orientation), SourceError> {
     let decode_error = |reason: String| SourceError::Decode {
         path: path.into(),
@@ -55,6 +59,13 @@ fn open_decoder(path: &Path) -> Result<(impl ImageDecoder, Orientation), SourceE
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| decode_error(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(decode_error(format!(
+            "its header claims {width}×{height} pixels, more than the {MAX_PIXELS} an image \
+             may have here (a decompression bomb, or a damaged header)"
+        )));
+    }
     let orientation = decoder
         .orientation()
         .map_err(|e| decode_error(e.to_string()))?;

@@ -196,6 +196,67 @@ fn files_that_are_not_images_are_clear_errors() {
     }
 }
 
+/// Headers that claim 60000×60000 pixels (10.8 GB as RGB): a real COCO JPEG with its frame
+/// size rewritten, and a PNG of a few hundred bytes. Refused from the header, before any
+/// pixel buffer exists; the JPEG decoder would otherwise allocate it all.
+#[test]
+fn decompression_bomb_headers_are_refused_before_decoding() {
+    let shared = require_shared!();
+    let dir = tempfile::tempdir().unwrap();
+    let mut jpeg = std::fs::read(shared.join("coco128/images/000000000009.jpg")).unwrap();
+    let mut at = 2;
+    loop {
+        let (marker, length) = (
+            jpeg[at + 1],
+            u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]),
+        );
+        if matches!(marker, 0xC0 | 0xC2) {
+            jpeg[at + 5..at + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+            break;
+        }
+        at += 2 + usize::from(length);
+    }
+    let png_chunk = |kind: &[u8], data: &[u8]| {
+        let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+        chunk.extend_from_slice(kind);
+        chunk.extend_from_slice(data);
+        let crc = crc32(&chunk[4..]);
+        chunk.extend_from_slice(&crc.to_be_bytes());
+        chunk
+    };
+    let mut header = 60000u32.to_be_bytes().repeat(2);
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(png_chunk(b"IHDR", &header));
+    // The decoder reads up to the first image data: one zlib-stored zero byte.
+    png.extend(png_chunk(
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x01, 0x00, 0xFE, 0xFF, 0x00, 0x00, 0x01, 0x00, 0x01,
+        ],
+    ));
+    png.extend(png_chunk(b"IEND", &[]));
+    for (name, bytes) in [("bomb.jpg", jpeg), ("bomb.png", png)] {
+        // Only the header check words it so: a decoder's own failure would read otherwise.
+        let err = load_rgb(&write(&dir, name, &bytes))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("60000×60000") && err.contains("decompression bomb"),
+            "{name}: {err}"
+        );
+    }
+}
+
+/// PNG's CRC-32 (ISO-HDLC), for hand-made chunks.
+fn crc32(bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(!0u32, |crc, &byte| {
+        (0..8).fold(crc ^ u32::from(byte), |crc, _| {
+            (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg())
+        })
+    })
+}
+
 #[test]
 fn degenerate_image_sizes_are_detected_on() {
     let shared = require_shared!();
