@@ -12,8 +12,8 @@ use crate::inference::postprocess::{Detection, NmsOptions};
 use crate::inference::preprocess::Letterbox;
 use crate::output::attention_maps::{Heatmap, heatmaps};
 use crate::pipeline::{
-    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
-    spawn_worker,
+    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, catch_panic,
+    spawn_capture, spawn_worker,
 };
 use crate::source::{CameraMode, Frame, SourceSpec};
 use crate::track::{SequenceTracker, TrackError, TrackedFrame, TrackerConfig};
@@ -222,7 +222,18 @@ fn infer(
         return processed;
     };
     let taps = knobs.taps && detector.info().has_focal();
-    match detector.run_sized(&processed.frame.image, knobs.input, &knobs.nms, taps) {
+    let run =
+        catch_panic(|| detector.run_sized(&processed.frame.image, knobs.input, &knobs.nms, taps));
+    let run = match run {
+        Ok(run) => run,
+        Err(panic) => {
+            processed.error = Some(format!(
+                "the model failed on this frame ({panic}); this is a bug, please report it"
+            ));
+            return processed;
+        }
+    };
+    match run {
         Ok(result) => {
             match result.taps.as_ref().map(heatmaps).transpose() {
                 Ok(maps) => processed.maps = maps.unwrap_or_default(),

@@ -30,6 +30,8 @@ struct StageAverages {
 #[derive(Default)]
 pub struct Stats {
     averages: StageAverages,
+    /// The last frame's letterbox was a queued GPU kernel (see [`StageTimes`]).
+    preprocess_queued: bool,
     /// (seconds since start, frames per second) per displayed frame.
     fps: VecDeque<[f64; 2]>,
     last_shown: Option<f64>,
@@ -51,6 +53,7 @@ impl Stats {
         blend(&mut self.averages.preprocess, times.preprocess);
         blend(&mut self.averages.inference, times.inference);
         blend(&mut self.averages.postprocess, times.postprocess);
+        self.preprocess_queued = times.preprocess_queued;
         match self.last_shown.replace(now) {
             Some(last) if now - last > PLOT_GAP_SECONDS => self.fps.clear(),
             Some(last) if now > last => self.fps.push_back([now, 1.0 / (now - last)]),
@@ -100,14 +103,25 @@ impl Stats {
         }
         let a = self.averages;
         egui::Grid::new("timings").num_columns(2).show(ui, |ui| {
+            let preprocess = if self.preprocess_queued {
+                "pre-process (queued)"
+            } else {
+                "pre-process"
+            };
             for (stage, ms) in [
                 ("capture", a.capture),
-                ("pre-process", a.preprocess),
+                (preprocess, a.preprocess),
                 ("inference", a.inference),
                 ("post-process", a.postprocess),
                 ("draw", a.draw),
             ] {
-                ui.label(stage);
+                let label = ui.label(stage);
+                if stage == preprocess && self.preprocess_queued {
+                    label.on_hover_text(
+                        "The letterbox runs on the GPU: this is the frame's upload and the \
+                         kernel's queueing; the kernel's own time is counted in inference.",
+                    );
+                }
                 ui.label(format!("{ms:.1} ms"));
                 ui.end_row();
             }

@@ -8,6 +8,7 @@ use image::RgbImage;
 use thiserror::Error;
 
 use super::preprocess::letterbox_on_device;
+use crate::compute::kernels::runs_wgsl;
 use crate::inference::postprocess::{Detection, NmsOptions, non_max_suppression, unletterbox};
 use crate::inference::preprocess::{Canvas, Letterbox, PreprocessError};
 use crate::model::{FocalTaps, ModelError, ModelInfo, ModelOutput, Yolo};
@@ -45,6 +46,9 @@ pub struct StageTimes {
     pub preprocess: Duration,
     pub inference: Duration,
     pub postprocess: Duration,
+    /// The letterbox ran as a GPU kernel: `preprocess` is only the upload and the queueing,
+    /// and the kernel's own time is in `inference`, which waits for the device.
+    pub preprocess_queued: bool,
 }
 
 /// Everything one frame produced.
@@ -173,6 +177,7 @@ impl Detector {
                 preprocess: preprocessed - start,
                 inference: inferred - preprocessed,
                 postprocess: done - inferred,
+                preprocess_queued: runs_wgsl(&self.device),
             },
         })
     }

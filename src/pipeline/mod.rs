@@ -46,3 +46,35 @@ where
         })
         .expect("spawning the inference thread")
 }
+
+/// `work()`, or what it panicked with as an error message: the last guard of a worker
+/// thread, so that a bug on one frame becomes a message on screen rather than a dead
+/// thread. Errors that can be foreseen are returned as errors long before this.
+pub fn catch_panic<R>(work: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::catch_panic;
+
+    #[test]
+    fn a_panic_becomes_its_message_and_a_result_passes_through() {
+        assert_eq!(catch_panic(|| 7), Ok(7));
+        assert_eq!(
+            catch_panic(|| -> u8 { panic!("static text") }),
+            Err("static text".into())
+        );
+        let index = 3;
+        assert_eq!(
+            catch_panic(|| -> u8 { panic!("formatted {index}") }),
+            Err("formatted 3".into())
+        );
+    }
+}
