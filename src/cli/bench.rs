@@ -9,7 +9,7 @@ use burn::tensor::{Device, ExecutionError, Tensor, TensorData};
 use clap::Args;
 use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
 use focalyolo::compute::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
-use focalyolo::compute::kernels::{runs_wgsl, set_wgsl_enabled, wgsl_enabled};
+use focalyolo::compute::kernels::{KernelSettings, configure, runs_wgsl, settings};
 use focalyolo::model::{LAST_LAYER, LayerObserver, Yolo};
 
 use super::Layer9Args;
@@ -65,18 +65,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "{:<72} {:>6} {:>10} {:>10}",
         "device", "imgsz", "median ms", "mean ms"
     );
-    // Opening a wgpu device checked the kernels: where they failed they stay off, and the
-    // device's description says why.
-    let kernels_passed = wgsl_enabled();
     for device in devices {
-        // On wgpu, time the model with the WGSL kernels and with burn's own operations.
-        let variants: &[bool] = if device.is_gpu && kernels_passed {
+        // Opening a wgpu device checked the kernels: where they failed they stay off, and
+        // the device's description says why. Where they passed, time the model with them
+        // and with burn's own operations.
+        let chosen = settings(&device.device);
+        let variants: &[bool] = if device.is_gpu && chosen.wgsl {
             &[true, false]
         } else {
             &[false]
         };
         for &wgsl in variants {
-            set_wgsl_enabled(wgsl);
+            configure(&device.device, KernelSettings { wgsl, ..chosen });
             let label = match (device.is_gpu, wgsl) {
                 (true, true) => format!("{} + WGSL kernels", device.description),
                 (true, false) => format!("{} + burn conv2d", device.description),
@@ -95,8 +95,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 println!("{label:<72} {imgsz:>6} {median:>10.1} {mean:>10.1}");
             }
         }
+        configure(&device.device, chosen);
     }
-    set_wgsl_enabled(kernels_passed);
     Ok(ExitCode::SUCCESS)
 }
 

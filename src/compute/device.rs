@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-use crate::compute::kernels::{check_kernels, set_channel_lanes, set_wgsl_enabled};
+use crate::compute::kernels::{KernelSettings, check_kernels, configure, settings};
 
 #[derive(
     Debug,
@@ -92,7 +92,6 @@ impl ComputeDevice {
         );
         let options =
             RuntimeOptions::try_default().map_err(|e| DeviceError::NoAdapter(e.to_string()))?;
-        set_channel_lanes(software);
         let device = match try_init_device(setup, options) {
             Ok(device) => device,
             // burn registered the default adapter already (it does so lazily, e.g. when
@@ -100,8 +99,16 @@ impl ComputeDevice {
             Err(WgpuInitError::Registration { .. }) => WgpuDevice::default(),
             Err(e) => return Err(DeviceError::NoAdapter(e.to_string())),
         };
+        let device = device.into();
+        configure(
+            &device,
+            KernelSettings {
+                wgsl: true,
+                channel_lanes: software,
+            },
+        );
         Ok(Self {
-            device: device.into(),
+            device,
             description,
             is_gpu: true,
             is_software: software,
@@ -113,7 +120,13 @@ impl ComputeDevice {
     /// [`check_kernels`] on this device: burn's own operations then take their place.
     fn with_kernels_checked(mut self) -> Self {
         if let Err(err) = check_kernels(&self.device) {
-            set_wgsl_enabled(false);
+            configure(
+                &self.device,
+                KernelSettings {
+                    wgsl: false,
+                    ..settings(&self.device)
+                },
+            );
             tracing::warn!("WGSL kernels switched off on {}: {err}", self.description);
             // The reason's first line; the whole of it (a driver's message) is in the log.
             let reason = err.to_string();

@@ -5,8 +5,8 @@
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
 use focalyolo::compute::kernels::{
-    Activation, burn_depthwise_conv2d, channel_lanes, depthwise_conv2d, runs_wgsl,
-    set_channel_lanes,
+    Activation, KernelSettings, burn_depthwise_conv2d, configure, depthwise_conv2d, runs_wgsl,
+    settings,
 };
 use focalyolo::inference::preprocess::{Canvas, Letterbox, letterbox_on_device};
 
@@ -127,9 +127,15 @@ fn depthwise_kernel_matches_burn_conv2d() {
     }
     // Both workgroup layouts (a row's blocks along x for GPUs, channels along x for
     // software adapters), whichever this adapter chose.
-    let chosen = channel_lanes();
+    let chosen = settings(&gpu.device);
     for channels_along_x in [false, true] {
-        set_channel_lanes(channels_along_x);
+        configure(
+            &gpu.device,
+            KernelSettings {
+                channel_lanes: channels_along_x,
+                ..chosen
+            },
+        );
         for &case in &cases {
             let worst = kernel_error(case, &gpu.device, &cpu);
             assert!(
@@ -138,7 +144,7 @@ fn depthwise_kernel_matches_burn_conv2d() {
             );
         }
     }
-    set_channel_lanes(chosen);
+    configure(&gpu.device, chosen);
     println!("{} depthwise cases match in both layouts", cases.len());
 }
 

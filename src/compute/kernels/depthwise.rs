@@ -12,7 +12,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor};
 
 use super::Activation;
-use super::{WORKGROUP, channel_lanes, runs_wgsl};
+use super::{BackendDevice, WORKGROUP, runs_wgsl, settings_by_id};
 
 fn output_shape(input: &Shape, weight: &Shape, stride: &usize) -> Shape {
     let out = |size: usize| (size + 2 * (weight[2] / 2) - weight[2]) / stride + 1;
@@ -86,6 +86,7 @@ impl DepthwiseConvKernel {
         kernel: usize,
         stride: usize,
         activation: u32,
+        channel_lanes: bool,
     ) -> Self {
         let mut variant = Self {
             input,
@@ -96,7 +97,7 @@ impl DepthwiseConvKernel {
             activation,
             lanes: LaneAxis::Blocks,
         };
-        if channel_lanes() && variant.blocks() < MAX_TILE_BLOCKS as usize {
+        if channel_lanes && variant.blocks() < MAX_TILE_BLOCKS as usize {
             variant.lanes = LaneAxis::Channels;
         }
         variant
@@ -239,6 +240,7 @@ impl DepthwiseConvBackend for CubeBackend {
             weight.meta.shape()[2],
             stride,
             activation,
+            settings_by_id(BackendDevice::to_id(&input.device)).channel_lanes,
         );
         let [x, y, z] = kernel.workgroup_size();
         client.launch(

@@ -20,9 +20,9 @@ pub use depthwise::{burn_depthwise_conv2d, depthwise_conv2d};
 pub use letterbox::{ResizePlan, Tap, resize_pad_on_device};
 pub use self_check::{KernelCheckError, check_kernels};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-use burn::backend::{DispatchDevice, RuntimeId};
+use burn::backend::{Device as BackendDevice, DeviceId, DispatchDevice, RuntimeId};
 use burn::cubecl::prelude::{CubeCount, CubeDim};
 use burn::tensor::Device;
 
@@ -31,38 +31,68 @@ const WORKGROUP: u32 = 256;
 /// WebGPU's minimum guaranteed workgroups per grid dimension.
 const MAX_GROUPS_PER_DIM: u32 = 65_535;
 
-static WGSL_ENABLED: AtomicBool = AtomicBool::new(true);
-
-/// Turn the WGSL kernels off (or back on) process-wide, so benchmarks can time the model
-/// with burn's own operations on the same device.
-pub fn set_wgsl_enabled(enabled: bool) {
-    WGSL_ENABLED.store(enabled, Ordering::Relaxed);
+/// How our kernels behave on one wgpu device. Set when the device opens (from its check
+/// and its kind) and read at every launch on it, so one device failing its check turns the
+/// kernels off for that device alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSettings {
+    /// Our WGSL runs; off, burn's own operations take its place.
+    pub wgsl: bool,
+    /// The depthwise kernel lays its workgroups out with channels along x, for a software
+    /// adapter (llvmpipe runs only a workgroup's x axis across its SIMD lanes), rather than
+    /// a row's blocks along x, for a GPU. Both compute the same.
+    pub channel_lanes: bool,
 }
 
-/// Whether the WGSL kernels are on: they are unless [`set_wgsl_enabled`] turned them off,
-/// as a device whose kernel check fails does.
-pub fn wgsl_enabled() -> bool {
-    WGSL_ENABLED.load(Ordering::Relaxed)
+impl Default for KernelSettings {
+    fn default() -> Self {
+        Self {
+            wgsl: true,
+            channel_lanes: false,
+        }
+    }
 }
 
-static CHANNEL_LANES: AtomicBool = AtomicBool::new(false);
+/// Every wgpu device's settings, by the device's id; a device not here has the defaults.
+static SETTINGS: Mutex<Vec<(DeviceId, KernelSettings)>> = Mutex::new(Vec::new());
 
-/// Lay the depthwise kernel's workgroups out with channels along x, for a software adapter
-/// (llvmpipe runs only a workgroup's x axis across its SIMD lanes), or with a row's blocks
-/// along x, for a GPU. Both compute the same; the device sets it when it opens.
-pub fn set_channel_lanes(on: bool) {
-    CHANNEL_LANES.store(on, Ordering::Relaxed);
+/// The wgpu device under `device`, by id; none for any other backend.
+fn wgpu_id(device: &Device) -> Option<DeviceId> {
+    match device.as_dispatch() {
+        DispatchDevice::Cube(cube) if cube.runtime() == RuntimeId::Wgpu => {
+            Some(BackendDevice::to_id(cube))
+        }
+        _ => None,
+    }
 }
 
-/// Whether the depthwise kernel runs channels along x (see [`set_channel_lanes`]).
-pub fn channel_lanes() -> bool {
-    CHANNEL_LANES.load(Ordering::Relaxed)
+fn settings_by_id(id: DeviceId) -> KernelSettings {
+    let table = SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
+    table
+        .iter()
+        .find(|(known, _)| *known == id)
+        .map_or_else(KernelSettings::default, |(_, settings)| *settings)
 }
 
-/// Whether `device` runs our WGSL: a plain wgpu device (not autodiff, not the CPU backend).
+/// The kernel settings of `device` (the defaults for a device never configured).
+pub fn settings(device: &Device) -> KernelSettings {
+    wgpu_id(device).map_or_else(KernelSettings::default, settings_by_id)
+}
+
+/// Set the kernel settings of `device`; nothing for a device that is not wgpu.
+pub fn configure(device: &Device, settings: KernelSettings) {
+    let Some(id) = wgpu_id(device) else {
+        return;
+    };
+    let mut table = SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
+    table.retain(|(known, _)| *known != id);
+    table.push((id, settings));
+}
+
+/// Whether `device` runs our WGSL: a plain wgpu device (not autodiff, not the CPU backend)
+/// whose settings have it on.
 pub fn runs_wgsl(device: &Device) -> bool {
-    wgsl_enabled()
-        && matches!(device.as_dispatch(), DispatchDevice::Cube(cube) if cube.runtime() == RuntimeId::Wgpu)
+    wgpu_id(device).is_some_and(|id| settings_by_id(id).wgsl)
 }
 
 /// A 2-D grid of 256-wide workgroups covering `invocations` (the kernels flatten it back).
