@@ -185,6 +185,29 @@ mod tests {
         p
     }
 
+    /// Python's pickler, as `torch.save` runs it (protocol 2), on a checkpoint whose name
+    /// table and FocalModulation module are reached first from its training arguments, then
+    /// from the model (`testdata/make_shared_references.py`): the model's references are
+    /// memo lookups of objects filled after they were memoized.
+    #[test]
+    fn a_second_reference_to_an_object_reads_it_filled() {
+        let pickle = include_bytes!("testdata/shared_references.pkl");
+        let meta = read_checkpoint_meta(pickle, &["model"]).unwrap();
+        assert_eq!(
+            meta.class_names,
+            Some(vec!["cat".into(), "dog".into(), "bird".into()])
+        );
+        assert_eq!(
+            meta.focal,
+            Some(FocalAttributes {
+                normalize_modulator: Some(true),
+                focal_level: Some(3),
+                focal_window: Some(5),
+                focal_factor: Some(4),
+            })
+        );
+    }
+
     #[test]
     fn reads_names_of_the_pickled_model() {
         let meta = read_checkpoint_meta(

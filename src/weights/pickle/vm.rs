@@ -49,10 +49,20 @@ impl Value {
 /// Upper bound on values held at once, against memo-copy bombs.
 const MAX_NODES: usize = 20_000_000;
 
+/// A value on the stack, with the memo entries that name it: pickle memoizes a dict, list
+/// or object as soon as it exists and fills it afterwards (`SETITEMS`, `APPENDS`, `BUILD`),
+/// so the memo's copies are brought up to date each time the value is filled, and a later
+/// reference (`BINGET`) reads the filled object, as Python's unpickler, which shares it,
+/// would.
+struct Slot {
+    value: Value,
+    memo: Vec<u32>,
+}
+
 pub struct Interpreter {
     /// Which `module.name` globals the pickle may reference.
     allowed: fn(&str, &str) -> bool,
-    stack: Vec<Value>,
+    stack: Vec<Slot>,
     /// Positions in `stack` of the open marks.
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
@@ -144,22 +154,47 @@ impl Interpreter {
         if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
             return Err(malformed("pop across a mark"));
         }
-        self.stack.pop().ok_or_else(|| malformed("stack underflow"))
+        self.stack
+            .pop()
+            .map(|slot| slot.value)
+            .ok_or_else(|| malformed("stack underflow"))
     }
 
-    fn top(&mut self) -> Result<&mut Value> {
-        self.stack
+    /// Change the value on top of the stack (fill it), and the memo's copies of it.
+    fn fill_top(&mut self, fill: impl FnOnce(&mut Value) -> Result<()>) -> Result<()> {
+        let top = self
+            .stack
             .last_mut()
-            .ok_or_else(|| malformed("stack underflow"))
+            .ok_or_else(|| malformed("stack underflow"))?;
+        fill(&mut top.value)?;
+        for &index in &top.memo {
+            self.nodes += node_count(&top.value);
+            self.memo.insert(index, top.value.clone());
+        }
+        if self.nodes > MAX_NODES {
+            return Err(malformed("object graph too large"));
+        }
+        Ok(())
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
         let mark = self.marks.pop().ok_or_else(|| malformed("no mark"))?;
-        Ok(self.stack.split_off(mark))
+        if mark > self.stack.len() {
+            return Err(malformed("mark above the stack"));
+        }
+        Ok(self
+            .stack
+            .split_off(mark)
+            .into_iter()
+            .map(|slot| slot.value)
+            .collect())
     }
 
     fn push(&mut self, value: Value) {
-        self.stack.push(value);
+        self.stack.push(Slot {
+            value,
+            memo: Vec::new(),
+        });
     }
 
     fn global(&mut self, module: &str, name: &str) -> Result<()> {
@@ -198,12 +233,12 @@ impl Interpreter {
     }
 
     fn memo_put(&mut self, index: u32) -> Result<()> {
-        let value = self
+        let top = self
             .stack
-            .last()
-            .cloned()
+            .last_mut()
             .ok_or_else(|| malformed("memoize on empty stack"))?;
-        self.memo.insert(index, value);
+        top.memo.push(index);
+        self.memo.insert(index, top.value.clone());
         Ok(())
     }
 
@@ -217,7 +252,10 @@ impl Interpreter {
         if self.nodes > MAX_NODES {
             return Err(malformed("object graph too large"));
         }
-        self.push(value);
+        self.stack.push(Slot {
+            value,
+            memo: vec![index],
+        });
         Ok(())
     }
 
@@ -230,25 +268,29 @@ impl Interpreter {
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
             pairs.push((k, v));
         }
-        match self.top()? {
-            Value::Dict(d) => d.extend(pairs),
-            // `__setitem__` on an object (a dict subclass): keep the items as its state.
-            Value::Object { state, .. } => match state.as_mut() {
+        self.fill_top(|top| {
+            match top {
                 Value::Dict(d) => d.extend(pairs),
-                s => *s = Value::Dict(pairs),
-            },
-            _ => return Err(malformed("SETITEM on a non-dict")),
-        }
-        Ok(())
+                // `__setitem__` on an object (a dict subclass): keep the items as its state.
+                Value::Object { state, .. } => match state.as_mut() {
+                    Value::Dict(d) => d.extend(pairs),
+                    s => *s = Value::Dict(pairs),
+                },
+                _ => return Err(malformed("SETITEM on a non-dict")),
+            }
+            Ok(())
+        })
     }
 
     fn append(&mut self, items: Vec<Value>) -> Result<()> {
-        match self.top()? {
-            Value::List(l) => l.extend(items),
-            Value::Object { .. } => {}
-            _ => return Err(malformed("APPEND on a non-list")),
-        }
-        Ok(())
+        self.fill_top(|top| {
+            match top {
+                Value::List(l) => l.extend(items),
+                Value::Object { .. } => {}
+                _ => return Err(malformed("APPEND on a non-list")),
+            }
+            Ok(())
+        })
     }
 
     /// Interpret `bytes` up to `STOP`, returning the pickled object.
@@ -455,15 +497,18 @@ impl Interpreter {
                 }
                 b'b' => {
                     let state = self.pop()?;
-                    match self.top()? {
-                        Value::Object { state: slot, .. } => **slot = state,
-                        Value::Dict(d) => {
-                            if let Value::Dict(items) = state {
-                                d.extend(items);
+                    self.fill_top(|top| {
+                        match top {
+                            Value::Object { state: slot, .. } => **slot = state,
+                            Value::Dict(d) => {
+                                if let Value::Dict(items) = state {
+                                    d.extend(items);
+                                }
                             }
+                            _ => return Err(malformed("BUILD on a non-object")),
                         }
-                        _ => return Err(malformed("BUILD on a non-object")),
-                    }
+                        Ok(())
+                    })?;
                 }
                 b'Q' => {
                     self.pop()?;
@@ -506,12 +551,16 @@ impl Interpreter {
                     self.pop()?;
                 }
                 b'2' => {
+                    // The same object twice: filling either fills what the memo holds.
                     let top = self
                         .stack
                         .last()
-                        .cloned()
+                        .map(|slot| Slot {
+                            value: slot.value.clone(),
+                            memo: slot.memo.clone(),
+                        })
                         .ok_or_else(|| malformed("DUP on empty stack"))?;
-                    self.push(top);
+                    self.stack.push(top);
                 }
                 b'1' => {
                     self.pop_mark()?;
