@@ -1,9 +1,10 @@
 //! Reading a PyTorch checkpoint's pickle without running it: [`vm`] interprets the opcodes
-//! into plain values (globals checked against an allowlist, calls kept as inert records),
+//! ([`opcodes`] names them) into plain values (globals checked against an allowlist, calls kept as inert records),
 //! and [`meta`] finds in them what the tensors do not carry (class names, FocalModulation
 //! settings).
 
 pub mod meta;
+mod opcodes;
 mod vm;
 
 use thiserror::Error;

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use super::PickleMetaError;
+use super::opcodes::*;
 
 type Result<T> = std::result::Result<T, PickleMetaError>;
 
@@ -299,30 +300,30 @@ impl Interpreter {
         loop {
             let op = c.u8()?;
             match op {
-                0x80 => {
-                    c.u8()?; // PROTO
+                PROTO => {
+                    c.u8()?; // the protocol version
                 }
-                0x95 => {
-                    c.u64()?; // FRAME
+                FRAME => {
+                    c.u64()?; // the frame length
                 }
-                b'.' => return self.pop(), // STOP
-                b'(' => self.marks.push(self.stack.len()),
-                b'N' => self.push(Value::None),
-                0x88 => self.push(Value::Bool(true)),
-                0x89 => self.push(Value::Bool(false)),
-                b'J' => {
+                STOP => return self.pop(),
+                MARK => self.marks.push(self.stack.len()),
+                NONE => self.push(Value::None),
+                NEWTRUE => self.push(Value::Bool(true)),
+                NEWFALSE => self.push(Value::Bool(false)),
+                BININT => {
                     let v = i32::from_le_bytes(c.take(4)?.try_into().expect("4 bytes"));
                     self.push(Value::Int(v.into()));
                 }
-                b'K' => {
+                BININT1 => {
                     let v = c.u8()?;
                     self.push(Value::Int(v.into()));
                 }
-                b'M' => {
+                BININT2 => {
                     let v = c.u16()?;
                     self.push(Value::Int(v.into()));
                 }
-                0x8a | 0x8b => {
+                LONG1 | LONG4 => {
                     // LONG1 / LONG4: little-endian two's complement.
                     let n = if op == 0x8a {
                         c.u8()? as usize
@@ -346,7 +347,7 @@ impl Interpreter {
                     };
                     self.push(value);
                 }
-                b'I' => {
+                INT => {
                     let line = c.line()?;
                     let value = match line {
                         "00" => Value::Bool(false),
@@ -355,73 +356,74 @@ impl Interpreter {
                     };
                     self.push(value);
                 }
-                b'L' => {
+                LONG => {
                     let line = c.line()?.trim_end_matches('L');
                     self.push(Value::Int(line.parse().map_err(|_| malformed("bad LONG"))?));
                 }
-                b'G' => {
+                BINFLOAT => {
                     let v = f64::from_be_bytes(c.take(8)?.try_into().expect("8 bytes"));
                     self.push(Value::Float(v));
                 }
-                b'F' => {
+                FLOAT => {
                     let v = c.line()?.parse().map_err(|_| malformed("bad FLOAT"))?;
                     self.push(Value::Float(v));
                 }
-                b'X' => {
+                BINUNICODE => {
                     let n = to_len(c.u32()?.into())?;
                     let s = c.string(n)?;
                     self.push(Value::Str(s));
                 }
-                0x8c => {
+                SHORT_BINUNICODE => {
                     let n = c.u8()? as usize;
                     let s = c.string(n)?;
                     self.push(Value::Str(s));
                 }
-                0x8d => {
+                BINUNICODE8 => {
                     let n = to_len(c.u64()?)?;
                     let s = c.string(n)?;
                     self.push(Value::Str(s));
                 }
-                b'V' => {
+                UNICODE => {
                     let s = c.line()?.to_string();
                     self.push(Value::Str(s));
                 }
-                b'S' => {
+                STRING => {
                     let s = c
                         .line()?
                         .trim_matches(|ch| ch == '\'' || ch == '"')
                         .to_string();
                     self.push(Value::Str(s));
                 }
-                b'T' | b'U' | b'B' | b'C' | 0x8e | 0x96 => {
+                BINSTRING | SHORT_BINSTRING | BINBYTES | SHORT_BINBYTES | BINBYTES8
+                | BYTEARRAY8 => {
                     let n = match op {
-                        b'T' | b'B' => to_len(c.u32()?.into())?,
-                        0x8e => to_len(c.u64()?)?,
-                        b'U' | b'C' => c.u8()? as usize,
-                        _ => to_len(c.u64()?)?, // BYTEARRAY8
+                        BINSTRING | BINBYTES => to_len(c.u32()?.into())?,
+                        SHORT_BINSTRING | SHORT_BINBYTES => c.u8()? as usize,
+                        // BINBYTES8, BYTEARRAY8
+                        _ => to_len(c.u64()?)?,
                     };
                     let b = c.take(n)?.to_vec();
                     self.push(Value::Bytes(b));
                 }
-                b']' => self.push(Value::List(Vec::new())),
-                b'}' => self.push(Value::Dict(Vec::new())),
-                b')' => self.push(Value::Tuple(Vec::new())),
-                0x8f => self.push(Value::List(Vec::new())), // EMPTY_SET
-                b'l' => {
+                EMPTY_LIST => self.push(Value::List(Vec::new())),
+                EMPTY_DICT => self.push(Value::Dict(Vec::new())),
+                EMPTY_TUPLE => self.push(Value::Tuple(Vec::new())),
+                EMPTY_SET => self.push(Value::List(Vec::new())),
+                LIST => {
                     let items = self.pop_mark()?;
                     self.push(Value::List(items));
                 }
-                b't' => {
+                TUPLE => {
                     let items = self.pop_mark()?;
                     self.push(Value::Tuple(items));
                 }
-                b'd' => {
+                DICT => {
                     let items = self.pop_mark()?;
                     self.push(Value::Dict(Vec::new()));
                     self.set_items(items)?;
                 }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
+                TUPLE1 | TUPLE2 | TUPLE3 => {
+                    let n = usize::from(op - TUPLE1) + 1;
                     let mut items = Vec::with_capacity(n);
                     for _ in 0..n {
                         items.push(self.pop()?);
@@ -429,33 +431,33 @@ impl Interpreter {
                     items.reverse();
                     self.push(Value::Tuple(items));
                 }
-                0x91 => {
+                FROZENSET => {
                     let items = self.pop_mark()?;
-                    self.push(Value::List(items)); // FROZENSET
+                    self.push(Value::List(items));
                 }
-                b'a' => {
+                APPEND => {
                     let item = self.pop()?;
                     self.append(vec![item])?;
                 }
-                b'e' | 0x90 => {
+                APPENDS | ADDITEMS => {
                     let items = self.pop_mark()?;
-                    self.append(items)?; // APPENDS / ADDITEMS
+                    self.append(items)?;
                 }
-                b's' => {
+                SETITEM => {
                     let v = self.pop()?;
                     let k = self.pop()?;
                     self.set_items(vec![k, v])?;
                 }
-                b'u' => {
+                SETITEMS => {
                     let items = self.pop_mark()?;
                     self.set_items(items)?;
                 }
-                b'c' => {
+                GLOBAL => {
                     let module = c.line()?.to_string();
                     let name = c.line()?.to_string();
                     self.global(&module, &name)?;
                 }
-                0x93 => {
+                STACK_GLOBAL => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
@@ -463,23 +465,23 @@ impl Interpreter {
                         _ => return Err(malformed("STACK_GLOBAL needs two strings")),
                     }
                 }
-                b'R' => {
+                REDUCE => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     self.call(callable, args)?;
                 }
-                0x81 => {
+                NEWOBJ => {
                     let args = self.pop()?;
                     let class = self.pop()?;
                     self.call(class, args)?;
                 }
-                0x92 => {
+                NEWOBJ_EX => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
                     self.call(class, args)?;
                 }
-                b'i' => {
+                INST => {
                     let module = c.line()?.to_string();
                     let name = c.line()?.to_string();
                     self.global(&module, &name)?;
@@ -487,7 +489,7 @@ impl Interpreter {
                     let args = Value::Tuple(self.pop_mark()?);
                     self.call(class, args)?;
                 }
-                b'o' => {
+                OBJ => {
                     let mut items = self.pop_mark()?;
                     if items.is_empty() {
                         return Err(malformed("OBJ without a class"));
@@ -495,7 +497,7 @@ impl Interpreter {
                     let class = items.remove(0);
                     self.call(class, Value::Tuple(items))?;
                 }
-                b'b' => {
+                BUILD => {
                     let state = self.pop()?;
                     self.fill_top(|top| {
                         match top {
@@ -510,47 +512,47 @@ impl Interpreter {
                         Ok(())
                     })?;
                 }
-                b'Q' => {
+                BINPERSID => {
                     self.pop()?;
                     self.push(Value::Persistent);
                 }
-                b'P' => {
+                PERSID => {
                     c.line()?;
                     self.push(Value::Persistent);
                 }
-                b'p' => {
+                PUT => {
                     let index = c.line()?.parse().map_err(|_| malformed("bad PUT"))?;
                     self.memo_put(index)?;
                 }
-                b'q' => {
+                BINPUT => {
                     let index = c.u8()?.into();
                     self.memo_put(index)?;
                 }
-                b'r' => {
+                LONG_BINPUT => {
                     let index = c.u32()?;
                     self.memo_put(index)?;
                 }
-                0x94 => {
+                MEMOIZE => {
                     let index =
                         u32::try_from(self.memo.len()).map_err(|_| malformed("memo overflow"))?;
                     self.memo_put(index)?;
                 }
-                b'g' => {
+                GET => {
                     let index = c.line()?.parse().map_err(|_| malformed("bad GET"))?;
                     self.memo_get(index)?;
                 }
-                b'h' => {
+                BINGET => {
                     let index = c.u8()?.into();
                     self.memo_get(index)?;
                 }
-                b'j' => {
+                LONG_BINGET => {
                     let index = c.u32()?;
                     self.memo_get(index)?;
                 }
-                b'0' => {
+                POP => {
                     self.pop()?;
                 }
-                b'2' => {
+                DUP => {
                     // The same object twice: filling either fills what the memo holds.
                     let top = self
                         .stack
@@ -562,7 +564,7 @@ impl Interpreter {
                         .ok_or_else(|| malformed("DUP on empty stack"))?;
                     self.stack.push(top);
                 }
-                b'1' => {
+                POP_MARK => {
                     self.pop_mark()?;
                 }
                 other => {
