@@ -63,7 +63,10 @@ pub struct Session {
     pub capture_stats: Arc<CaptureStats>,
     frames: Arc<HandOff<Frame>>,
     results: Arc<HandOff<Processed>>,
-    inferred: Arc<AtomicU64>,
+    /// Frames the worker took, with or without a model.
+    processed: Arc<AtomicU64>,
+    /// Of those, the ones no model ran on (none loaded yet, or it failed to load).
+    without_model: Arc<AtomicU64>,
     events: Receiver<CaptureEvent>,
     capture: Option<JoinHandle<()>>,
 }
@@ -85,7 +88,9 @@ impl Session {
         let results = Arc::new(HandOff::new(Delivery::LatestWins));
         let control = Arc::new(PlaybackControl::default());
         let capture_stats = Arc::new(CaptureStats::default());
-        let inferred = Arc::new(AtomicU64::new(0));
+        let processed = Arc::new(AtomicU64::new(0));
+        let without_model = Arc::new(AtomicU64::new(0));
+        let no_model = without_model.clone();
         let (events_tx, events) = channel();
         let opened = spec.clone();
         let capture = spawn_capture(
@@ -105,8 +110,8 @@ impl Session {
         spawn_worker(
             frames.clone(),
             results.clone(),
-            inferred.clone(),
-            move |frame| infer(frame, &model, &knobs, &mut tracker),
+            processed.clone(),
+            move |frame| infer(frame, &model, &knobs, &mut tracker, &no_model),
             repaint,
         );
         Self {
@@ -119,7 +124,8 @@ impl Session {
             capture_stats,
             frames,
             results,
-            inferred,
+            processed,
+            without_model,
             events,
             capture: Some(capture),
         }
@@ -169,8 +175,18 @@ impl Session {
         self.capture_stats.captured.load(Ordering::Relaxed)
     }
 
+    /// Frames the model ran on.
     pub fn inferred(&self) -> u64 {
-        self.inferred.load(Ordering::Relaxed)
+        // Read in this order: a frame is counted without a model before it is processed.
+        let without_model = self.shown_without_model();
+        self.processed
+            .load(Ordering::Relaxed)
+            .saturating_sub(without_model)
+    }
+
+    /// Frames passed on with no model to run (none loaded, or it failed to load).
+    pub fn shown_without_model(&self) -> u64 {
+        self.without_model.load(Ordering::Relaxed)
     }
 
     /// Captured frames replaced before the model got to them.
@@ -206,6 +222,7 @@ fn infer(
     model: &ModelSlot,
     knobs: &Mutex<InferenceKnobs>,
     tracker: &mut Option<SequenceTracker>,
+    without_model: &AtomicU64,
 ) -> Processed {
     let detector = model.read().unwrap_or_else(|e| e.into_inner()).clone();
     let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -219,6 +236,7 @@ fn infer(
         error: None,
     };
     let Some(detector) = detector else {
+        without_model.fetch_add(1, Ordering::Relaxed);
         return processed;
     };
     let taps = knobs.taps && detector.info().has_focal();

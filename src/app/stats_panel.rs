@@ -93,6 +93,11 @@ impl Stats {
                 ui.label("inferred");
                 ui.label(session.inferred().to_string());
                 ui.end_row();
+                if session.shown_without_model() > 0 {
+                    ui.label("passed on without a model");
+                    ui.label(session.shown_without_model().to_string());
+                    ui.end_row();
+                }
                 ui.label("dropped before inference");
                 ui.label(session.dropped_before_inference().to_string());
                 ui.end_row();

@@ -15,9 +15,11 @@ impl FocalYoloApp {
                 ui.label(RichText::new(note).weak());
             }
             ui.separator();
+            let mut offer_download = false;
             match &self.models.status {
                 ModelStatus::Missing => {
                     ui.label("no weights");
+                    offer_download = true;
                 }
                 ModelStatus::Downloading { received, total } => {
                     let text = match total {
@@ -42,6 +44,15 @@ impl FocalYoloApp {
                 }
                 ModelStatus::Failed(reason) => {
                     ui.label(RichText::new(reason).color(Color32::RED));
+                    offer_download = true;
+                }
+            }
+            // With a source playing and no model, say so where the eye is, and offer the
+            // model the welcome screen offers.
+            if offer_download && self.session.is_some() {
+                ui.label(RichText::new("no model runs: frames are shown without boxes").strong());
+                if ui.button("Download yolo11n.pt").clicked() {
+                    self.download_default_weights(ui.ctx());
                 }
             }
             if let Some(session) = &self.session {
