@@ -9,6 +9,7 @@ mod bad_input;
 mod coco128;
 mod common;
 mod distill;
+mod fuzz;
 mod golden;
 mod kernels;
 mod pipeline;

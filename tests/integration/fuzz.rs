@@ -1,0 +1,205 @@
+//! Mutation fuzzing of the parsers that read untrusted files: `.pt` checkpoints (zip and
+//! pickle), safetensors (header and data), and images through our decoding path. Each case
+//! mutates a real file from `../shared` (bit flips, truncation, a section spliced in from
+//! elsewhere in the file, a huge length written over four or eight bytes, bytes inserted
+//! or cut) and loads it; the load may fail, with an error, but must not panic, and a case
+//! that runs past [`CASE_LIMIT`] aborts the run, naming the case.
+//!
+//! CI runs a few thousand cases; `.ci/fuzz` runs it for ten minutes under a memory limit
+//! (`FOCALYOLO_FUZZ_SECONDS=600`). A failure prints the target and seed that reproduce it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use focalyolo::compute::device::ComputeDevice;
+use focalyolo::model::Yolo;
+use focalyolo::source::{load_rgb, upright_size};
+use focalyolo::weights::Weights;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::common::require_shared;
+
+/// Cases per target when no duration is asked for.
+const CI_CASES: u64 = 3_000;
+/// The longest one case may take before the run counts it as a hang.
+const CASE_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    Checkpoint,
+    Safetensors,
+    Image,
+}
+
+/// One mutation of `original`, drawn from `rng`, and what it did.
+fn mutate(original: &[u8], rng: &mut ChaCha8Rng) -> (Vec<u8>, String) {
+    let mut bytes = original.to_vec();
+    let len = bytes.len().max(1);
+    // Half the edits land in the first or last 64 KiB, where headers, the pickle and the
+    // zip directory live; the rest anywhere.
+    let position = |rng: &mut ChaCha8Rng| -> usize {
+        let edge = 65_536.min(len);
+        match rng.random_range(0..4) {
+            0 => rng.random_range(0..edge),
+            1 => len - 1 - rng.random_range(0..edge),
+            _ => rng.random_range(0..len),
+        }
+    };
+    let what = match rng.random_range(0..6) {
+        0 => {
+            let flips = rng.random_range(1..=8);
+            for _ in 0..flips {
+                let at = position(rng).min(bytes.len() - 1);
+                bytes[at] ^= 1 << rng.random_range(0..8);
+            }
+            format!("{flips} bit flips")
+        }
+        1 => {
+            let keep = rng.random_range(0..bytes.len());
+            bytes.truncate(keep);
+            format!("truncated to {keep}")
+        }
+        2 => {
+            let (from, to) = (position(rng), position(rng));
+            let span = rng.random_range(1..=4096).min(len - from).min(len - to);
+            let section = original[from..from + span].to_vec();
+            bytes[to..to + span].copy_from_slice(&section);
+            format!("{span} bytes from {from} spliced at {to}")
+        }
+        3 => {
+            let huge: &[&[u8]] = &[
+                &u32::MAX.to_le_bytes(),
+                &0x7FFF_FFFFu32.to_le_bytes(),
+                &u32::MAX.to_be_bytes(),
+                &u64::MAX.to_le_bytes(),
+                &(1u64 << 40).to_le_bytes(),
+            ];
+            let value = *huge.choose(rng).expect("non-empty");
+            let at = position(rng).min(bytes.len().saturating_sub(value.len()));
+            bytes[at..at + value.len()].copy_from_slice(value);
+            format!("huge length {value:02x?} at {at}")
+        }
+        4 => {
+            let at = position(rng);
+            let count = rng.random_range(1..=64);
+            let inserted: Vec<u8> = (0..count).map(|_| rng.random()).collect();
+            bytes.splice(at..at, inserted);
+            format!("{count} random bytes inserted at {at}")
+        }
+        _ => {
+            let at = position(rng);
+            let count = rng.random_range(1..=64).min(len - at);
+            bytes.drain(at..at + count);
+            format!("{count} bytes cut at {at}")
+        }
+    };
+    (bytes, what)
+}
+
+/// Load `path` as `target` does in the program. Weights that load also build the model
+/// (the whole-graph check), as opening them in the app would.
+fn load(target: Target, path: &Path) {
+    match target {
+        Target::Checkpoint | Target::Safetensors => {
+            if let Ok(weights) = Weights::load(path) {
+                let _ = Yolo::load(&weights, &ComputeDevice::cpu().device);
+            }
+        }
+        Target::Image => {
+            let _ = upright_size(path);
+            let _ = load_rgb(path);
+        }
+    }
+}
+
+#[test]
+fn mutated_weights_and_images_give_errors_never_panics_or_hangs() {
+    let shared = require_shared!();
+    let seconds: Option<u64> = std::env::var("FOCALYOLO_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let mut images: Vec<PathBuf> = std::fs::read_dir(shared.join("coco128/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    images.sort();
+    let corpus: Vec<(Target, Vec<u8>)> = [
+        (Target::Checkpoint, shared.join("weights/yolo11n.pt")),
+        (
+            Target::Checkpoint,
+            shared.join("weights/yolo11n-fm-random.pt"),
+        ),
+        (
+            Target::Safetensors,
+            shared.join("weights/yolo11n.safetensors"),
+        ),
+        (Target::Image, images[0].clone()),
+        (Target::Image, images[1].clone()),
+    ]
+    .into_iter()
+    .chain(std::iter::once((
+        Target::Image,
+        // A PNG too: the first of coco128's images re-encoded.
+        {
+            let png = std::env::temp_dir().join("focalyolo-fuzz-seed.png");
+            load_rgb(&images[2]).unwrap().save(&png).unwrap();
+            png
+        },
+    )))
+    .map(|(target, path)| (target, std::fs::read(&path).unwrap()))
+    .collect();
+
+    // The watchdog: a case that runs past the limit ends the run, naming itself.
+    let current: &'static Mutex<(Instant, String)> =
+        Box::leak(Box::new(Mutex::new((Instant::now(), String::new()))));
+    let finished: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    std::thread::spawn(move || {
+        while !finished.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_secs(1));
+            let (started, case) = current.lock().unwrap().clone();
+            if started.elapsed() > CASE_LIMIT {
+                eprintln!("fuzz: hang, over {CASE_LIMIT:?} on {case}");
+                std::process::abort();
+            }
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let deadline = seconds.map(|s| Instant::now() + Duration::from_secs(s));
+    let mut failures = Vec::new();
+    let mut cases = 0u64;
+    'run: for round in 0.. {
+        for (index, (target, original)) in corpus.iter().enumerate() {
+            let done = match deadline {
+                Some(deadline) => Instant::now() >= deadline,
+                None => round >= CI_CASES / corpus.len() as u64,
+            };
+            if done {
+                break 'run;
+            }
+            let seed = round * corpus.len() as u64 + index as u64;
+            let (bytes, what) = mutate(original, &mut ChaCha8Rng::seed_from_u64(seed));
+            let case = format!("{target:?} #{index}, seed {seed}: {what}");
+            *current.lock().unwrap() = (Instant::now(), case.clone());
+            let extension = match target {
+                Target::Checkpoint => "pt",
+                Target::Safetensors => "safetensors",
+                Target::Image if original.starts_with(b"\x89PNG") => "png",
+                Target::Image => "jpg",
+            };
+            let path = dir.path().join(format!("case.{extension}"));
+            std::fs::write(&path, &bytes).unwrap();
+            if let Err(panic) = focalyolo::pipeline::catch_panic(|| load(*target, &path)) {
+                failures.push(format!("{case}: panicked: {panic}"));
+            }
+            cases += 1;
+        }
+    }
+    finished.store(true, Ordering::Relaxed);
+    println!("fuzz: {cases} cases, {} panics", failures.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
