@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill};
 use focalyolo::inference::preprocess::Canvas;
-use focalyolo::source::image_paths;
+use focalyolo::source::image_paths_recursive;
 use focalyolo::weights::Weights;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -17,7 +17,8 @@ pub struct DistillArgs {
     /// The stock (SPPF) YOLO11 checkpoint whose layer 9 is replaced.
     #[arg(long)]
     teacher: PathBuf,
-    /// Training images: folders, files or quoted globs; no labels needed. Repeatable.
+    /// Training images: folders (searched recursively), files or quoted globs; no labels
+    /// needed. Repeatable.
     #[arg(long, required = true)]
     images: Vec<String>,
     /// Where to write the trained layer (default: beside the teacher, `<name>-focal.safetensors`).
@@ -35,8 +36,8 @@ pub struct DistillArgs {
     start_from: Option<PathBuf>,
     #[arg(long, default_value_t = 640)]
     imgsz: usize,
-    #[arg(long, default_value_t = 30)]
-    epochs: usize,
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: u64,
     #[arg(long, default_value_t = 16)]
     batch: usize,
     /// Fresh augmented views of each image per epoch.
@@ -92,11 +93,11 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot load {}", args.teacher.display()))?;
     let mut images = Vec::new();
     for source in &args.images {
-        images.extend(image_paths(source)?);
+        images.extend(image_paths_recursive(source)?);
     }
     let mut validation = Vec::new();
     for source in &args.val_images {
-        validation.extend(image_paths(source)?);
+        validation.extend(image_paths_recursive(source)?);
     }
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
@@ -112,7 +113,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         train_through: args.train_through as usize,
         start_from: args.start_from.clone(),
         imgsz: args.imgsz,
-        epochs: args.epochs,
+        epochs: args.epochs as usize,
         batch: args.batch,
         views: args.views,
         mosaic: args.mosaic,
@@ -145,7 +146,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
     );
     // One bar over the whole run, so its ETA is the run's.
     let steps_per_epoch = (images.len() * args.views).div_ceil(args.batch);
-    let bar = ProgressBar::new((steps_per_epoch * args.epochs) as u64);
+    let bar = ProgressBar::new(steps_per_epoch as u64 * args.epochs);
     bar.set_style(
         ProgressStyle::with_template("{msg:28} {bar:30} {pos}/{len} {elapsed_precise} eta {eta}")
             .expect("valid template"),

@@ -47,6 +47,26 @@ pub fn image_paths(source: &str) -> Result<Vec<PathBuf>, SourceError> {
 /// decompression-bomb limit (a 60000×60000 header would otherwise take 10.8 GB to decode).
 const MAX_PIXELS: u64 = 178_956_970;
 
+/// As [`image_paths`], with a folder's subfolders searched too (training images sorted
+/// into folders by class or source).
+pub fn image_paths_recursive(source: &str) -> Result<Vec<PathBuf>, SourceError> {
+    let path = Path::new(source);
+    if !path.is_dir() {
+        return image_paths(source);
+    }
+    let pattern = format!("{}/**/*", glob::Pattern::escape(source));
+    let mut paths: Vec<PathBuf> = glob::glob(&pattern)
+        .map_err(|e| SourceError::BadPattern(source.into(), e.to_string()))?
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(SourceError::Empty(source.into()));
+    }
+    Ok(paths)
+}
+
 fn open_decoder(path: &Path) -> Result<(impl ImageDecoder, Orientation), SourceError> {
     let decode_error = |reason: String| SourceError::Decode {
         path: path.into(),

@@ -11,7 +11,7 @@ use image::RgbImage;
 use thiserror::Error;
 
 pub use camera::{CameraDescription, CameraMode, CameraSource, list_cameras};
-pub use images::{ImageSequence, image_paths, load_rgb, upright_size};
+pub use images::{ImageSequence, image_paths, image_paths_recursive, load_rgb, upright_size};
 pub use video::VideoSource;
 
 #[derive(Debug, Error)]
