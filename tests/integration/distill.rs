@@ -459,3 +459,42 @@ fn distillation_is_judged_by_map_on_a_labelled_folder_and_the_file_says_so() {
         "{student_report:?} against {scored:?}"
     );
 }
+
+/// What the app, `info` and the README say of the bundled layer is what `val` measures on
+/// the COCO val2017 images in `../shared/coco_val_dev`: the layer's mAP and stock's.
+#[test]
+fn the_bundled_layers_recorded_scores_are_what_val_measures() {
+    let shared = require_shared!();
+    let stock = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let (bundled, applied) =
+        focalyolo::weights::bundled::with_default_focal(stock.clone()).unwrap();
+    assert!(applied);
+    let scores = bundled
+        .scores
+        .clone()
+        .expect("the bundled layer records its scores");
+    assert_eq!(scores.data, "coco_val_dev");
+    let set = focalyolo::eval::LabelledSet::open(&shared.join("coco_val_dev")).unwrap();
+    let measure = |weights: &Weights| {
+        let detector = focalyolo::inference::detector::Detector::from_weights(
+            weights,
+            ComputeDevice::cpu().device,
+            focalyolo::inference::detector::InputSize::default(),
+        )
+        .unwrap();
+        focalyolo::eval::validate(&detector, &set, &mut || {}).unwrap()
+    };
+    let (ours, theirs) = (measure(&bundled), measure(&stock));
+    println!("bundled {ours:?}\nstock {theirs:?}");
+    for (measured, recorded) in [
+        (ours.map50_95, scores.map50_95),
+        (ours.map50, scores.map50),
+        (theirs.map50_95, scores.teacher_map50_95),
+        (theirs.map50, scores.teacher_map50),
+    ] {
+        assert!(
+            (measured - recorded).abs() < 1e-3,
+            "measured {measured}, recorded {recorded}"
+        );
+    }
+}
