@@ -20,7 +20,8 @@ use focalyolo::output::attention_maps::{heatmaps, overlay, select};
 use focalyolo::output::report::{FrameRecord, records, tracked_records};
 use focalyolo::output::video_writer::VideoWriter;
 use focalyolo::pipeline::{
-    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, spawn_capture,
+    CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, catch_panic,
+    spawn_capture,
 };
 use focalyolo::source::{Frame, Looping, SourceSpec};
 use focalyolo::track::{SequenceTracker, TRACKING_CONF, TrackerConfig};
@@ -206,9 +207,18 @@ impl<'a> Run<'a> {
 
     fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
         let names = &self.detector.info().class_names;
-        let result = self
-            .detector
-            .run(&frame.image, &self.nms, !self.args.overlay.is_empty())?;
+        // The last guard: a bug that panics on one frame ends the run with a message, and
+        // what was written so far is kept.
+        let result = catch_panic(|| {
+            self.detector
+                .run(&frame.image, &self.nms, !self.args.overlay.is_empty())
+        })
+        .map_err(|panic| {
+            anyhow::anyhow!(
+                "the model failed on frame {} ({panic}); this is a bug, please report it",
+                frame.index
+            )
+        })??;
         let tracked = match self.tracker.as_mut() {
             Some(tracker) => Some(tracker.track(&frame, &result.detections)?),
             None => None,
