@@ -215,18 +215,18 @@ pub fn distill(
         device: &device,
     };
     let val_set = options.val.as_deref().map(LabelledSet::open).transpose()?;
-    let judge = |model: &Yolo, info: &ModelInfo| -> Result<MapReport, DistillError> {
+    let judge = |model: Yolo, info: &ModelInfo| -> Result<MapReport, DistillError> {
         let set = val_set.as_ref().expect("judged only with --val");
         let input = InputSize {
             imgsz: options.imgsz,
             canvas: Canvas::Minimal,
         };
-        let detector = Detector::from_model(model.clone(), info.clone(), device.clone(), input);
+        let detector = Detector::from_model(model, info.clone(), device.clone(), input);
         Ok(validate(&detector, set, &mut || {})?)
     };
     let mut teacher_score = None;
     if val_set.is_some() {
-        let report = judge(&teacher_model, &info)?;
+        let report = judge(teacher_model.clone(), &info)?;
         teacher_score = Some((report.map50_95, report.map50));
         on_event(DistillEvent::Scored {
             epoch: None,
@@ -329,7 +329,7 @@ pub fn distill(
         });
         let done = epoch + 1 == options.epochs;
         let score = if val_set.is_some() && (done || (epoch + 1) % options.val_every.max(1) == 0) {
-            let report = judge(&student.valid(), &twin_info)?;
+            let report = judge(student.valid(), &twin_info)?;
             let score = (report.map50_95, report.map50);
             on_event(DistillEvent::Scored {
                 epoch: Some(epoch),

@@ -19,7 +19,7 @@ pub(crate) fn is_image(path: &Path) -> bool {
 /// The images `source` names, sorted: one file, a folder's images, or a glob's matches.
 pub fn image_paths(source: &str) -> Result<Vec<PathBuf>, SourceError> {
     let path = Path::new(source);
-    let mut paths = if path.is_file() {
+    let paths = if path.is_file() {
         vec![path.to_path_buf()]
     } else if path.is_dir() {
         std::fs::read_dir(path)
@@ -36,6 +36,14 @@ pub fn image_paths(source: &str) -> Result<Vec<PathBuf>, SourceError> {
     } else {
         return Err(SourceError::NotFound(source.into()));
     };
+    sorted_or_empty_error(paths, source)
+}
+
+/// `paths` sorted, or an error naming `source` when it matched no image.
+fn sorted_or_empty_error(
+    mut paths: Vec<PathBuf>,
+    source: &str,
+) -> Result<Vec<PathBuf>, SourceError> {
     paths.sort();
     if paths.is_empty() {
         return Err(SourceError::Empty(source.into()));
@@ -55,16 +63,12 @@ pub fn image_paths_recursive(source: &str) -> Result<Vec<PathBuf>, SourceError> 
         return image_paths(source);
     }
     let pattern = format!("{}/**/*", glob::Pattern::escape(source));
-    let mut paths: Vec<PathBuf> = glob::glob(&pattern)
+    let paths: Vec<PathBuf> = glob::glob(&pattern)
         .map_err(|e| SourceError::BadPattern(source.into(), e.to_string()))?
         .filter_map(Result::ok)
         .filter(|p| p.is_file() && is_image(p))
         .collect();
-    paths.sort();
-    if paths.is_empty() {
-        return Err(SourceError::Empty(source.into()));
-    }
-    Ok(paths)
+    sorted_or_empty_error(paths, source)
 }
 
 fn open_decoder(path: &Path) -> Result<(impl ImageDecoder, Orientation), SourceError> {
