@@ -10,7 +10,7 @@ use clap::Args;
 use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
 use focalyolo::compute::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
 use focalyolo::compute::kernels::{KernelSettings, configure, runs_wgsl, settings};
-use focalyolo::model::{LAST_LAYER, LayerObserver, Yolo};
+use focalyolo::model::{Activations, LAST_LAYER, Observer, Yolo};
 
 use super::Layer9Args;
 
@@ -139,7 +139,7 @@ impl LayerTimer {
     }
 }
 
-impl LayerObserver for LayerTimer {
+impl Observer for LayerTimer {
     fn layer_done(&mut self, index: usize, output: &Tensor<4>) {
         self.mark(index, output.dims().to_vec());
     }
@@ -169,7 +169,9 @@ fn profile_layers(
         }
         timer.last = Instant::now();
         model
-            .forward_observed(input.clone(), &mut timer)
+            .run(Activations::input(input.clone()), LAST_LAYER, &mut timer)
+            .into_predictions()
+            .expect("the pass ran Detect")
             .try_into_data()
             .with_context(|| format!("forward pass on {label}"))?;
     }

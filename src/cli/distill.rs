@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill};
 use focalyolo::inference::preprocess::Canvas;
+use focalyolo::model::FocalModulationConfig;
 use focalyolo::source::image_paths_recursive;
 use focalyolo::weights::Weights;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -77,10 +78,13 @@ pub struct DistillArgs {
     val_every: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value_t = 2)]
-    focal_level: usize,
+    /// Focal levels of a fresh layer (cascaded depthwise convolutions).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    focal_level: u64,
+    /// The first level's kernel size (odd).
     #[arg(long, default_value_t = 3)]
     focal_window: usize,
+    /// How much each level's kernel grows over the previous one's (even, so kernels stay odd).
     #[arg(long, default_value_t = 2)]
     focal_factor: usize,
     /// Continue from the checkpoint an interrupted run left beside --out.
@@ -125,10 +129,19 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         val: args.val.clone(),
         val_every: args.val_every as usize,
         seed: args.seed,
-        focal_level: args.focal_level,
-        focal_window: args.focal_window,
-        focal_factor: args.focal_factor,
+        focal: FocalModulationConfig::new()
+            .with_focal_level(args.focal_level as usize)
+            .with_focal_window(args.focal_window)
+            .with_focal_factor(args.focal_factor),
     };
+    if args.focal_window.is_multiple_of(2) || !args.focal_factor.is_multiple_of(2) {
+        anyhow::bail!(
+            "--focal-window {} and --focal-factor {} give even kernels: the window must be odd \
+             and the factor even",
+            args.focal_window,
+            args.focal_factor
+        );
+    }
     if args.min_scale > args.max_scale {
         anyhow::bail!(
             "--min-scale {} is above --max-scale {}",

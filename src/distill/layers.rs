@@ -1,56 +1,11 @@
-//! The layers `distill` trains, as Ultralytics-named tensors: a fresh FocalModulation to
-//! start from, and the trained layers to write.
+//! The layers `distill` trains, as Ultralytics-named tensors, to write and to start from.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::Tensor;
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
-
-use super::DistillOptions;
 use crate::model::{FocalModulation, LAST_LAYER, LAYER9, Yolo};
 use crate::weights::{WeightTensor, Weights};
-
-/// PyTorch's default initialisation for a conv of `fan_in` inputs: U(±1/√fan_in).
-fn uniform(rng: &mut ChaCha8Rng, shape: Vec<usize>, fan_in: usize) -> WeightTensor {
-    let bound = 1.0 / (fan_in as f32).sqrt();
-    let values = (0..shape.iter().product())
-        .map(|_| rng.random_range(-bound..bound))
-        .collect();
-    WeightTensor { shape, values }
-}
-
-/// A freshly initialised FocalModulation of width `dim`, as `model.9.*` tensors.
-pub fn init_focal(
-    dim: usize,
-    options: &DistillOptions,
-    rng: &mut ChaCha8Rng,
-) -> BTreeMap<String, WeightTensor> {
-    let level = options.focal_level;
-    let mut t = BTreeMap::new();
-    let out = 2 * dim + level + 1;
-    t.insert(
-        "model.9.f_linear.weight".into(),
-        uniform(rng, vec![out, dim, 1, 1], dim),
-    );
-    t.insert("model.9.f_linear.bias".into(), uniform(rng, vec![out], dim));
-    for l in 0..level {
-        let k = options.focal_factor * l + options.focal_window;
-        t.insert(
-            format!("model.9.focal_layers.{l}.0.weight"),
-            uniform(rng, vec![dim, 1, k, k], k * k),
-        );
-    }
-    for name in ["h", "proj"] {
-        t.insert(
-            format!("model.9.{name}.weight"),
-            uniform(rng, vec![dim, dim, 1, 1], dim),
-        );
-        t.insert(format!("model.9.{name}.bias"), uniform(rng, vec![dim], dim));
-    }
-    t
-}
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
 
 /// A module's parameters named by its field path under `prefix` (`model.10.cv1.conv.weight`):
 /// the module tree mirrors Ultralytics', so these are Ultralytics' names. Enum variants

@@ -26,7 +26,7 @@ mod layers;
 mod recipe;
 mod targets;
 
-pub use layers::{focal_tensors, init_focal, module_tensors};
+pub use layers::{focal_tensors, module_tensors};
 pub use recipe::Recipe;
 
 use augment::Augmentation;
@@ -37,7 +37,7 @@ use crate::eval::metrics::MapReport;
 use crate::eval::{EvalError, LabelledSet, validate};
 use crate::inference::detector::{Detector, InputSize};
 use crate::inference::preprocess::Canvas;
-use crate::model::{LAYER9, ModelError, ModelInfo, Yolo};
+use crate::model::{FocalModulationConfig, LAYER9, ModelError, ModelInfo, Yolo};
 use crate::weights::{FocalAttributes, MeasuredScores, WeightTensor, Weights, WeightsError};
 
 #[derive(Debug, Error)]
@@ -95,9 +95,8 @@ pub struct DistillOptions {
     /// Measure `val` after every this many epochs (and after the last).
     pub val_every: usize,
     pub seed: u64,
-    pub focal_level: usize,
-    pub focal_window: usize,
-    pub focal_factor: usize,
+    /// The FocalModulation to start from when there is no `start_from`.
+    pub focal: FocalModulationConfig,
 }
 
 impl Default for DistillOptions {
@@ -119,9 +118,7 @@ impl Default for DistillOptions {
             val: None,
             val_every: 1,
             seed: 0,
-            focal_level: 2,
-            focal_window: 3,
-            focal_factor: 2,
+            focal: FocalModulationConfig::new(),
         }
     }
 }
@@ -132,16 +129,6 @@ impl DistillOptions {
             imgsz: self.imgsz,
             canvas: self.canvas,
             scale: self.scale,
-        }
-    }
-
-    /// The settings of the layer being trained, as its file records them.
-    fn focal_attributes(&self) -> FocalAttributes {
-        FocalAttributes {
-            normalize_modulator: Some(false),
-            focal_level: Some(self.focal_level),
-            focal_window: Some(self.focal_window),
-            focal_factor: Some(self.focal_factor),
         }
     }
 }
@@ -249,8 +236,9 @@ pub fn distill(
         // SPPF's input width, which FocalModulation keeps.
         let dim = teacher.get("model.9.cv1.conv.weight")?.shape[1];
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-        let mut fresh = Weights::from_tensors(init_focal(dim, options, &mut rng), Vec::new());
-        fresh.focal = options.focal_attributes();
+        let layer = options.focal.init(dim, &mut rng, &device);
+        let mut fresh = Weights::from_tensors(focal_tensors(&layer), Vec::new());
+        fresh.focal = options.focal.record();
         (fresh, 0)
     };
     // The layer's settings: the starting file's when there is one, else the options'.

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::augment::{View, augment};
 use super::{DistillEvent, DistillOptions, Recipe};
-use crate::model::Yolo;
+use crate::model::{Activations, LAST_LAYER, LAYER9, Yolo};
 use crate::source::{SourceError, load_rgb};
 
 /// One augmented view: what the teacher's backbone made of it (layers 4 and 6 only
@@ -32,35 +32,35 @@ pub(super) struct Sample {
 
 impl Sample {
     pub(super) fn teach(teacher: &Yolo, input: Tensor<4>, recipe: Recipe) -> Self {
-        let [layer4, layer6, layer8] = teacher.backbone(input);
-        match recipe {
-            Recipe::Layer9 | Recipe::Layer9And10 => {
-                let layer9 = teacher.layer9(layer8.clone());
-                Self {
-                    skips: None,
-                    layer8,
-                    layer10: teacher.layer10(layer9.clone()),
-                    layer9,
-                    features: None,
-                    head: None,
-                }
-            }
+        let backbone = teacher.run(Activations::input(input), LAYER9 - 1, &mut ());
+        let layer_output = |activations: &Activations, index: usize| {
+            activations.output(index).expect("kept").clone()
+        };
+        let layer8 = backbone.last().clone();
+        let skips = [4, 6].map(|index| layer_output(&backbone, index));
+        let after9 = teacher.run(backbone, LAYER9, &mut ());
+        let layer9 = after9.last().clone();
+        let after10 = teacher.run(after9, LAYER9 + 1, &mut ());
+        let layer10 = after10.last().clone();
+        let (features, head) = match recipe {
+            Recipe::Layer9 | Recipe::Layer9And10 => (None, None),
             Recipe::Neck | Recipe::Outputs => {
-                let neck = teacher.neck([layer4.clone(), layer6.clone(), layer8.clone()]);
-                let (features, head) = if recipe == Recipe::Neck {
-                    (Some(neck.features), None)
+                let neck = teacher.run(after10, LAST_LAYER - 1, &mut ());
+                let features = neck.detect_inputs().expect("the neck ran");
+                if recipe == Recipe::Neck {
+                    (Some(features), None)
                 } else {
-                    (None, Some(teacher.detect().forward_raw(neck.features)))
-                };
-                Self {
-                    skips: Some([layer4, layer6]),
-                    layer8,
-                    layer9: neck.layer9,
-                    layer10: neck.layer10,
-                    features,
-                    head,
+                    (None, Some(teacher.detect().forward_raw(features)))
                 }
             }
+        };
+        Self {
+            skips: matches!(recipe, Recipe::Neck | Recipe::Outputs).then_some(skips),
+            layer8,
+            layer9,
+            layer10,
+            features,
+            head,
         }
     }
 }
@@ -131,20 +131,32 @@ fn same_size_loss(student: &Yolo, batch: &[&Sample], recipe: Recipe) -> Tensor<1
     let layer9_target = || cat4(&|s| s.layer9.clone());
     let layer10_target = || cat4(&|s| s.layer10.clone());
     match recipe {
-        Recipe::Layer9 => feature_loss(student.layer9(layer8), layer9_target()),
+        Recipe::Layer9 => {
+            let layer9 = student.run(Activations::resume(LAYER9, layer8, []), LAYER9, &mut ());
+            feature_loss(layer9.last().clone(), layer9_target())
+        }
         Recipe::Layer9And10 => {
-            let layer9 = student.layer9(layer8);
-            let layer10 = student.layer10(layer9.clone());
-            feature_loss(layer9, layer9_target()) + feature_loss(layer10, layer10_target())
+            let after9 = student.run(Activations::resume(LAYER9, layer8, []), LAYER9, &mut ());
+            let layer9 = after9.last().clone();
+            let after10 = student.run(after9, LAYER9 + 1, &mut ());
+            feature_loss(layer9, layer9_target())
+                + feature_loss(after10.last().clone(), layer10_target())
         }
         Recipe::Neck | Recipe::Outputs => {
             let skip = |i: usize| cat4(&|s| s.skips.as_ref().expect("taught")[i].clone());
-            let neck = student.neck([skip(0), skip(1), layer8]);
-            let backbone_loss = feature_loss(neck.layer9, layer9_target())
-                + feature_loss(neck.layer10, layer10_target());
+            let resumed = Activations::resume(LAYER9, layer8, [(4, skip(0)), (6, skip(1))]);
+            let after9 = student.run(resumed, LAYER9, &mut ());
+            let layer9 = after9.last().clone();
+            let after10 = student.run(after9, LAYER9 + 1, &mut ());
+            let backbone_loss = feature_loss(layer9, layer9_target())
+                + feature_loss(after10.last().clone(), layer10_target());
+            let features = student
+                .run(after10, LAST_LAYER - 1, &mut ())
+                .detect_inputs()
+                .expect("the neck ran");
             if recipe == Recipe::Neck {
                 let level = |i: usize| cat4(&|s| s.features.as_ref().expect("taught")[i].clone());
-                neck.features
+                features
                     .into_iter()
                     .enumerate()
                     .fold(backbone_loss, |loss, (i, output)| {
@@ -155,7 +167,7 @@ fn same_size_loss(student: &Yolo, batch: &[&Sample], recipe: Recipe) -> Tensor<1
                     cat3(|s| s.head.as_ref().expect("taught").0.clone()),
                     cat3(|s| s.head.as_ref().expect("taught").1.clone()),
                 );
-                let student_head = student.detect().forward_raw(neck.features);
+                let student_head = student.detect().forward_raw(features);
                 backbone_loss + output_loss(student_head, teacher_head)
             }
         }

@@ -11,7 +11,9 @@ use super::preprocess::letterbox_on_device;
 use crate::compute::kernels::runs_wgsl;
 use crate::inference::postprocess::{Detection, NmsOptions, non_max_suppression, unletterbox};
 use crate::inference::preprocess::{Canvas, Letterbox, PreprocessError};
-use crate::model::{FocalTaps, ModelError, ModelInfo, ModelOutput, Yolo};
+use crate::model::{
+    Activations, FocalTaps, LAST_LAYER, ModelError, ModelInfo, TakeFocalTaps, Yolo,
+};
 use crate::weights::Weights;
 
 #[derive(Debug, Error)]
@@ -152,16 +154,16 @@ impl Detector {
         let input = letterbox_on_device(image.as_raw(), 3, &letterbox, &self.device);
         let preprocessed = Instant::now();
 
-        let output = if taps {
-            self.model.forward_with_taps(input)
+        let mut focal = TakeFocalTaps::default();
+        let predictions = if taps {
+            self.model
+                .run(Activations::input(input), LAST_LAYER, &mut focal)
+                .into_predictions()
+                .expect("the pass ran Detect")
         } else {
-            ModelOutput {
-                predictions: self.model.forward(input),
-                focal: None,
-            }
+            self.model.forward(input)
         };
-        let predictions = output
-            .predictions
+        let predictions = predictions
             .try_into_vec_as::<f32>()
             .map_err(|e| DetectError::Readback(e.to_string()))?;
         let inferred = Instant::now();
@@ -172,7 +174,7 @@ impl Detector {
         Ok(FrameResult {
             detections,
             letterbox,
-            taps: output.focal,
+            taps: focal.0,
             times: StageTimes {
                 preprocess: preprocessed - start,
                 inference: inferred - preprocessed,

@@ -5,6 +5,7 @@ use burn::module::{Module, Param};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::Rng;
 
 use super::ModelError;
 use crate::compute::kernels::{Activation, cpu, depthwise_conv2d};
@@ -96,6 +97,35 @@ impl Conv2dLayer {
             groups: if depthwise { out_channels } else { 1 },
             activation,
         })
+    }
+
+    /// A fresh convolution of `shape` (`[out, in / groups, k, k]`), initialised as PyTorch
+    /// initialises `nn.Conv2d`: U(±1/√fan_in).
+    pub fn init_uniform(
+        shape: [usize; 4],
+        groups: usize,
+        bias: bool,
+        activation: Activation,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Self {
+        let [out_channels, in_per_group, kh, kw] = shape;
+        let bound = 1.0 / ((in_per_group * kh * kw) as f32).sqrt();
+        let mut uniform = |shape: &[usize]| {
+            let values: Vec<f32> = (0..shape.iter().product())
+                .map(|_| rng.random_range(-bound..bound))
+                .collect();
+            TensorData::new(values, shape.to_vec())
+        };
+        let weight = uniform(&shape);
+        let bias = bias.then(|| uniform(&[out_channels]));
+        Self {
+            weight: Param::from_tensor(Tensor::from_data(weight, device)),
+            bias: bias.map(|b| Param::from_tensor(Tensor::from_data(b, device))),
+            stride: 1,
+            groups,
+            activation,
+        }
     }
 
     pub fn out_channels(&self) -> usize {

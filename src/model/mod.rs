@@ -23,7 +23,7 @@ use attention::C2Psa;
 use blocks::{C3k2, Sppf};
 use conv::Conv;
 use detect::Detect;
-pub use focal::{FocalModulation, FocalSettings, FocalTaps};
+pub use focal::{FocalModulation, FocalModulationConfig, FocalTaps};
 
 #[derive(Debug, Error)]
 pub enum ModelError {
@@ -104,17 +104,23 @@ pub enum Layer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer9 {
     Sppf,
-    FocalModulation(FocalSettings),
+    FocalModulation {
+        dim: usize,
+        config: FocalModulationConfig,
+    },
 }
 
 impl std::fmt::Display for Layer9 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Sppf => f.write_str("SPPF"),
-            Self::FocalModulation(s) => write!(
+            Self::FocalModulation { dim, config } => write!(
                 f,
-                "FocalModulation (dim {}, focal_level {}, focal_window {}, focal_factor {}, normalize_modulator {})",
-                s.dim, s.focal_level, s.focal_window, s.focal_factor, s.normalize_modulator
+                "FocalModulation (dim {dim}, focal_level {}, focal_window {}, focal_factor {}, normalize_modulator {})",
+                config.focal_level,
+                config.focal_window,
+                config.focal_factor,
+                config.normalize_modulator
             ),
         }
     }
@@ -134,15 +140,8 @@ pub struct ModelInfo {
 impl ModelInfo {
     /// Whether layer 9 is a FocalModulation (and so has gate maps to show).
     pub fn has_focal(&self) -> bool {
-        matches!(self.layer9, Layer9::FocalModulation(_))
+        matches!(self.layer9, Layer9::FocalModulation { .. })
     }
-}
-
-/// The predictions of one forward pass, and FocalModulation's taps when asked for.
-pub struct ModelOutput {
-    /// `(B, 4 + nc, anchors)`: xywh in input pixels, then class probabilities.
-    pub predictions: Tensor<3>,
-    pub focal: Option<FocalTaps>,
 }
 
 #[derive(Module, Debug)]
@@ -186,17 +185,17 @@ impl Yolo {
     }
 
     fn describe(&self, weights: &Weights) -> Result<ModelInfo, ModelError> {
-        let Layer::Detect(detect) = &self.model[GRAPH.len() - 1] else {
-            unreachable!("layer 23 is Detect")
-        };
-        let num_classes = detect.num_classes;
+        let num_classes = self.detect().num_classes;
         let class_names = if weights.class_names.len() == num_classes {
             weights.class_names.clone()
         } else {
             (0..num_classes).map(|i| format!("class{i}")).collect()
         };
         let layer9 = match &self.model[LAYER9] {
-            Layer::FocalModulation(f) => Layer9::FocalModulation(f.settings()),
+            Layer::FocalModulation(f) => Layer9::FocalModulation {
+                dim: f.dim(),
+                config: f.config(),
+            },
             _ => Layer9::Sppf,
         };
         Ok(ModelInfo {
@@ -230,85 +229,19 @@ impl Yolo {
         }
     }
 
-    /// The outputs of layers 4, 6 and 8: what the neck reads from the backbone (layer 8's
-    /// through layer 9). Layers 0–8 are a plain chain.
-    pub fn backbone(&self, x: Tensor<4>) -> [Tensor<4>; 3] {
-        let mut taps = Vec::with_capacity(3);
-        let mut y = x;
-        for (index, layer) in self.model[..LAYER9].iter().enumerate() {
-            y = match layer {
-                Layer::Conv(m) => m.forward(y),
-                Layer::C3k2(m) => m.forward(y),
-                _ => unreachable!("layers 0-8 are Conv and C3k2"),
-            };
-            if matches!(index, 4 | 6 | 8) {
-                taps.push(y.clone());
-            }
-        }
-        taps.try_into().expect("layers 4, 6 and 8")
-    }
-
-    /// From the backbone's outputs (layers 4, 6, 8) through the neck: layer 9's and layer
-    /// 10's outputs and the P3/P4/P5 features Detect reads.
-    pub fn neck(&self, backbone: [Tensor<4>; 3]) -> NeckOutput {
-        let [layer4, layer6, layer8] = backbone;
-        let mut saved: Vec<Option<Tensor<4>>> = vec![None; GRAPH.len()];
-        saved[4] = Some(layer4);
-        saved[6] = Some(layer6);
-        let mut trace = Vec::new();
-        let (features, _) = self.run_layers(LAYER9, layer8, &mut saved, false, &mut trace);
-        let mut trace = trace.into_iter();
-        NeckOutput {
-            layer9: trace.next().expect("layer 9 ran"),
-            layer10: trace.next().expect("layer 10 ran"),
-            features,
-        }
-    }
-
     pub fn detect(&self) -> &Detect {
-        match &self.model[GRAPH.len() - 1] {
+        match &self.model[LAST_LAYER] {
             Layer::Detect(m) => m,
             _ => unreachable!("layer 23 is Detect"),
         }
     }
 
-    /// Layer 9 alone, SPPF or FocalModulation.
-    pub fn layer9(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.model[LAYER9] {
-            Layer::Sppf(m) => m.forward(x),
-            Layer::FocalModulation(m) => m.forward(x),
-            _ => unreachable!("layer 9 is SPPF or FocalModulation"),
-        }
-    }
-
-    /// Layer 10 (C2PSA), which reads layer 9's output.
-    pub fn layer10(&self, x: Tensor<4>) -> Tensor<4> {
-        match &self.model[LAYER9 + 1] {
-            Layer::C2Psa(m) => m.forward(x),
-            _ => unreachable!("layer 10 is C2PSA"),
-        }
-    }
-
-    /// Predictions for a batch of letterboxed images `(B, 3, H, W)`, H and W multiples of 32.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<3> {
-        self.run(x, false, &mut ()).predictions
-    }
-
-    /// Predictions, plus FocalModulation's taps from the same pass (none for an SPPF model).
-    pub fn forward_with_taps(&self, x: Tensor<4>) -> ModelOutput {
-        self.run(x, true, &mut ())
-    }
-
-    /// Every layer's output before Detect (index = layer), for checks against a reference.
-    pub fn forward_layers(&self, x: Tensor<4>) -> (ModelOutput, Vec<Tensor<4>>) {
-        let mut layers = Vec::with_capacity(GRAPH.len() - 1);
-        let output = self.run(x, true, &mut layers);
-        (output, layers)
-    }
-
-    /// Predictions, with `observer` told of every layer as it finishes (profiling).
-    pub fn forward_observed(&self, x: Tensor<4>, observer: &mut dyn LayerObserver) -> Tensor<3> {
-        self.run(x, false, observer).predictions
+    /// Predictions for a batch of letterboxed images `(B, 3, H, W)`, H and W multiples of
+    /// 32: `(B, 4 + nc, anchors)`, xywh in input pixels, then class probabilities.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
+        self.run(Activations::input(images), LAST_LAYER, &mut ())
+            .into_predictions()
+            .expect("the pass ran Detect")
     }
 
     /// What layer `index` is, as Ultralytics names its modules (`C3k2`, `FocalModulation`).
@@ -325,94 +258,202 @@ impl Yolo {
         }
     }
 
-    fn run(&self, x: Tensor<4>, want_taps: bool, observer: &mut dyn LayerObserver) -> ModelOutput {
-        let mut saved: Vec<Option<Tensor<4>>> = vec![None; GRAPH.len()];
-        let (features, focal) = self.run_layers(0, x, &mut saved, want_taps, observer);
-        let predictions = self.detect().forward(features);
-        observer.detect_done(&predictions);
-        ModelOutput { predictions, focal }
-    }
-
-    /// Layers `first..23` on `current` (layer `first - 1`'s output, or the image), reading
-    /// earlier layers' outputs from `saved`; the P3/P4/P5 features Detect reads, and
-    /// FocalModulation's taps when asked for. `observer` sees every layer's output.
-    fn run_layers(
+    /// The one way through the model: runs the layers from where `activations` stopped
+    /// through layer `through` (Detect is [`LAST_LAYER`]), and tells `observer` of each as it
+    /// finishes. A full pass starts from [`Activations::input`]; distillation stops after the
+    /// backbone and resumes a student at layer 9 with [`Activations::resume`].
+    ///
+    /// # Panics
+    /// If a layer reads an output `activations` does not keep (a resume without layers 4
+    /// and 6 that runs into the neck).
+    pub fn run(
         &self,
-        first: usize,
-        mut current: Tensor<4>,
-        saved: &mut [Option<Tensor<4>>],
-        want_taps: bool,
-        observer: &mut dyn LayerObserver,
-    ) -> ([Tensor<4>; 3], Option<FocalTaps>) {
-        // Keep only the outputs a later layer reads.
-        let referenced = |i: usize| GRAPH.iter().any(|(from, _)| from.contains(&(i as isize)));
-        let mut taps = None;
-        for (index, (layer, (from, _))) in
-            self.model.iter().zip(GRAPH.iter()).enumerate().skip(first)
-        {
-            let input = |f: isize| {
-                if f < 0 {
-                    current.clone()
-                } else {
-                    saved[f as usize].clone().expect("saved earlier")
+        activations: Activations,
+        through: usize,
+        observer: &mut impl Observer,
+    ) -> Activations {
+        let Activations {
+            mut kept,
+            mut last,
+            next,
+            mut predictions,
+        } = activations;
+        let read = |kept: &[Option<Tensor<4>>], index: usize, from: isize| {
+            kept[from as usize].clone().unwrap_or_else(|| {
+                panic!("layer {index} reads layer {from}, which these activations do not keep")
+            })
+        };
+        for index in next..=through.min(LAST_LAYER) {
+            let (from, _) = GRAPH[index];
+            last = match &self.model[index] {
+                Layer::Conv(m) => m.forward(last),
+                Layer::C3k2(m) => m.forward(last),
+                Layer::Sppf(m) => m.forward(last),
+                Layer::FocalModulation(m) if observer.wants_focal_taps() => {
+                    let (output, taps) = m.forward_with_taps(last);
+                    observer.focal_taps(taps);
+                    output
                 }
-            };
-            current = match layer {
-                Layer::Conv(m) => m.forward(current),
-                Layer::C3k2(m) => m.forward(current),
-                Layer::Sppf(m) => m.forward(current),
-                Layer::FocalModulation(m) if want_taps => {
-                    let (out, t) = m.forward_with_taps(current);
-                    taps = Some(t);
-                    out
-                }
-                Layer::FocalModulation(m) => m.forward(current),
-                Layer::C2Psa(m) => m.forward(current),
-                Layer::Upsample(_) if cpu::on_flex(&current) => cpu::upsample_nearest2x(current),
+                Layer::FocalModulation(m) => m.forward(last),
+                Layer::C2Psa(m) => m.forward(last),
+                Layer::Upsample(_) if cpu::on_flex(&last) => cpu::upsample_nearest2x(last),
                 Layer::Upsample(_) => {
-                    let [_, _, h, w] = current.dims();
+                    let [_, _, h, w] = last.dims();
                     interpolate(
-                        current,
+                        last,
                         InterpolateOptions::new(InterpolateMode::Nearest)
                             .with_output_size([2 * h, 2 * w]),
                     )
                 }
-                Layer::Concat(_) => Tensor::cat(from.iter().map(|&f| input(f)).collect(), 1),
-                Layer::Detect(_) => return ([from[0], from[1], from[2]].map(input), taps),
+                Layer::Concat(_) => {
+                    let inputs = from
+                        .iter()
+                        .map(|&f| {
+                            if f < 0 {
+                                last.clone()
+                            } else {
+                                read(&kept, index, f)
+                            }
+                        })
+                        .collect();
+                    Tensor::cat(inputs, 1)
+                }
+                Layer::Detect(m) => {
+                    let features = from
+                        .iter()
+                        .map(|&f| read(&kept, index, f))
+                        .collect::<Vec<_>>();
+                    let output = m.forward(features.try_into().expect("Detect reads three levels"));
+                    observer.detect_done(&output);
+                    predictions = Some(output);
+                    continue;
+                }
             };
-            if referenced(index) {
-                saved[index] = Some(current.clone());
+            if is_read_later(index) {
+                kept[index] = Some(last.clone());
             }
-            observer.layer_done(index, &current);
+            observer.layer_done(index, &last);
         }
-        unreachable!("the last layer is Detect")
+        Activations {
+            kept,
+            last,
+            next: next.max(through.min(LAST_LAYER) + 1),
+            predictions,
+        }
     }
 }
 
-/// Watches a forward pass layer by layer: collects outputs (a `Vec`), times layers.
-pub trait LayerObserver {
+/// Whether a later layer reads layer `index`'s output (Ultralytics' `save` list).
+fn is_read_later(index: usize) -> bool {
+    GRAPH
+        .iter()
+        .any(|(from, _)| from.contains(&(index as isize)))
+}
+
+/// What a pass through some of the layers has computed: the last layer's output, each
+/// output a later layer reads, and Detect's predictions once it has run. Only those are
+/// kept, so a pass holds no more memory than the graph needs.
+#[derive(Clone)]
+pub struct Activations {
+    /// By layer index; `Some` for the outputs a later layer reads.
+    kept: Vec<Option<Tensor<4>>>,
+    /// The output of the layer before `next` (the images before layer 0).
+    last: Tensor<4>,
+    next: usize,
+    predictions: Option<Tensor<3>>,
+}
+
+impl Activations {
+    /// A batch of letterboxed images `(B, 3, H, W)`, H and W multiples of 32, before layer 0.
+    pub fn input(images: Tensor<4>) -> Self {
+        Self {
+            kept: vec![None; GRAPH.len()],
+            last: images,
+            next: 0,
+            predictions: None,
+        }
+    }
+
+    /// Outputs computed elsewhere, to run on from layer `next`: `last` is layer `next - 1`'s
+    /// output, `earlier` the outputs of earlier layers that later ones read (4 and 6, to
+    /// resume at layer 9 and run into the neck).
+    pub fn resume(
+        next: usize,
+        last: Tensor<4>,
+        earlier: impl IntoIterator<Item = (usize, Tensor<4>)>,
+    ) -> Self {
+        let mut kept = vec![None; GRAPH.len()];
+        for (index, output) in earlier {
+            kept[index] = Some(output);
+        }
+        Self {
+            kept,
+            last,
+            next,
+            predictions: None,
+        }
+    }
+
+    /// The output of the last layer run (the images, before any).
+    pub fn last(&self) -> &Tensor<4> {
+        &self.last
+    }
+
+    /// Layer `index`'s output, if kept: those a later layer reads, and the last one run.
+    pub fn output(&self, index: usize) -> Option<&Tensor<4>> {
+        if index + 1 == self.next && self.next <= LAST_LAYER {
+            return Some(&self.last);
+        }
+        self.kept.get(index)?.as_ref()
+    }
+
+    /// What Detect reads, P3/P4/P5 (layers 16, 19 and 22), once layer 22 has run.
+    pub fn detect_inputs(&self) -> Option<[Tensor<4>; 3]> {
+        let (from, _) = GRAPH[LAST_LAYER];
+        let [p3, p4, p5] = [from[0], from[1], from[2]].map(|f| self.kept[f as usize].clone());
+        Some([p3?, p4?, p5?])
+    }
+
+    /// Detect's predictions, once it has run: `(B, 4 + nc, anchors)`.
+    pub fn into_predictions(self) -> Option<Tensor<3>> {
+        self.predictions
+    }
+}
+
+/// Watches a pass layer by layer: collects outputs, takes FocalModulation's taps, times
+/// layers. Every method defaults to doing nothing.
+pub trait Observer {
+    /// Whether FocalModulation should compute and hand over its taps.
+    fn wants_focal_taps(&self) -> bool {
+        false
+    }
+    /// FocalModulation's taps from this pass (asked for by `wants_focal_taps`).
+    fn focal_taps(&mut self, _taps: FocalTaps) {}
     /// Layer `index` (0–22) has computed `output`.
-    fn layer_done(&mut self, index: usize, output: &Tensor<4>);
+    fn layer_done(&mut self, _index: usize, _output: &Tensor<4>) {}
     /// Detect (layer 23) has computed the predictions.
     fn detect_done(&mut self, _predictions: &Tensor<3>) {}
 }
 
 /// Watches nothing.
-impl LayerObserver for () {
-    fn layer_done(&mut self, _: usize, _: &Tensor<4>) {}
-}
+impl Observer for () {}
 
-/// Collects every layer's output in order.
-impl LayerObserver for Vec<Tensor<4>> {
+/// Collects every layer's output in order, for checks against a reference.
+impl Observer for Vec<Tensor<4>> {
     fn layer_done(&mut self, _: usize, output: &Tensor<4>) {
         self.push(output.clone());
     }
 }
 
-/// What [`Yolo::neck`] computes.
-pub struct NeckOutput {
-    pub layer9: Tensor<4>,
-    pub layer10: Tensor<4>,
-    /// P3, P4 and P5, as Detect reads them.
-    pub features: [Tensor<4>; 3],
+/// Takes FocalModulation's taps (none come from an SPPF model).
+#[derive(Default)]
+pub struct TakeFocalTaps(pub Option<FocalTaps>);
+
+impl Observer for TakeFocalTaps {
+    fn wants_focal_taps(&self) -> bool {
+        true
+    }
+    fn focal_taps(&mut self, taps: FocalTaps) {
+        self.0 = Some(taps);
+    }
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use burn::tensor::{Distribution, Tensor};
 use focalyolo::compute::device::ComputeDevice;
-use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill, init_focal};
-use focalyolo::model::{Layer9, Yolo};
+use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill, focal_tensors};
+use focalyolo::model::{Activations, FocalModulationConfig, LAYER9, Layer9, Yolo};
 use focalyolo::weights::{Weights, WeightsError};
 use rand::SeedableRng;
 
@@ -71,15 +71,15 @@ fn short_distillation_lowers_the_loss_and_writes_a_loadable_layer() {
     );
     let twin = teacher.with_focal_layer(&layer).unwrap();
     let (_, info) = Yolo::load(&twin, &ComputeDevice::cpu().device).unwrap();
-    let Layer9::FocalModulation(settings) = info.layer9 else {
+    let Layer9::FocalModulation { dim: width, config } = info.layer9 else {
         panic!("layer 9 is not FocalModulation")
     };
     assert_eq!(
         (
-            settings.dim,
-            settings.focal_level,
-            settings.focal_window,
-            settings.focal_factor
+            width,
+            config.focal_level,
+            config.focal_window,
+            config.focal_factor
         ),
         (256, 2, 3, 2)
     );
@@ -138,7 +138,11 @@ fn training_c2psa_too_writes_layer_10_in_ultralytics_names_and_it_loads() {
     let (twin_model, _) = Yolo::load(&twin, &device).unwrap();
     let (teacher_model, _) = Yolo::load(&teacher, &device).unwrap();
     let x = Tensor::<4>::random([1, 256, 10, 10], Distribution::Normal(0.0, 1.0), &device);
-    let change = (twin_model.layer10(x.clone()) - teacher_model.layer10(x))
+    let layer10 = |model: &Yolo| {
+        let resumed = Activations::resume(LAYER9 + 1, x.clone(), []);
+        model.run(resumed, LAYER9 + 1, &mut ()).last().clone()
+    };
+    let change = (layer10(&twin_model) - layer10(&teacher_model))
         .abs()
         .max()
         .into_scalar::<f32>();
@@ -314,10 +318,8 @@ fn a_layer_for_another_width_or_teacher_is_refused() {
     let shared = require_shared!();
     let n = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut layer = Weights::from_tensors(
-        init_focal(256, &DistillOptions::default(), &mut rng),
-        Vec::new(),
-    );
+    let fresh = FocalModulationConfig::new().init(256, &mut rng, &ComputeDevice::cpu().device);
+    let mut layer = Weights::from_tensors(focal_tensors(&fresh), Vec::new());
 
     let s = Weights::load(shared.join("weights/yolo11s-fm-nc3-random.pt")).unwrap();
     let err = s.with_focal_layer(&layer).unwrap_err();
@@ -343,7 +345,10 @@ fn stock_yolo11n_gets_the_bundled_focal_layer() {
         .unwrap();
         assert!(applied, "{file}");
         let (_, info) = Yolo::load(&weights, &ComputeDevice::cpu().device).unwrap();
-        assert!(matches!(info.layer9, Layer9::FocalModulation(_)), "{file}");
+        assert!(
+            matches!(info.layer9, Layer9::FocalModulation { .. }),
+            "{file}"
+        );
     }
     for file in ["yolo11n-fm-random.pt", "yolo11s-fm-nc3-random.pt"] {
         let (_, applied) = focalyolo::weights::bundled::with_default_focal(

@@ -3,8 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use burn::tensor::Tensor;
 use focalyolo::model::conv::upload;
-use focalyolo::model::{FocalModulation, FocalSettings, Yolo};
+use focalyolo::model::{
+    Activations, FocalModulation, FocalModulationConfig, FocalTaps, LAST_LAYER, LAYER9, Observer,
+    Yolo,
+};
 use focalyolo::weights::{FocalAttributes, Weights};
 
 use crate::common::{max_abs_diff, nan_max, require_shared, test_devices, to_vec};
@@ -30,14 +34,8 @@ fn focal_modulation_matches_pytorch_at_every_step() {
         )
         .unwrap();
         assert_eq!(
-            focal.settings(),
-            FocalSettings {
-                dim: 32,
-                focal_level: 2,
-                focal_window: 3,
-                focal_factor: 2,
-                normalize_modulator: false
-            }
+            (focal.dim(), focal.config()),
+            (32, FocalModulationConfig::new())
         );
         let input = upload::<4>(reference("input"), &device.device);
         let projected = focal
@@ -78,8 +76,13 @@ fn yolo11n_focal_modulation_matches_pytorch_end_to_end() {
         let (model, info) = Yolo::load(&weights, &device.device).unwrap();
         assert_eq!((info.scale.as_str(), info.num_classes), ("n", 80));
         let input = upload::<4>(reference("input"), &device.device);
-        let (output, layers) = model.forward_layers(input);
-        assert!(output.focal.is_some(), "a FocalModulation model gives taps");
+        let mut observer = LayersAndTaps::default();
+        let predictions = model
+            .run(Activations::input(input), LAST_LAYER, &mut observer)
+            .into_predictions()
+            .unwrap();
+        let LayersAndTaps { layers, taps } = observer;
+        assert!(taps.is_some(), "a FocalModulation model gives taps");
         for (name, layer, tolerance) in [
             ("layer9_input", 8, 1e-5),
             ("layer9_output", 9, 1e-5),
@@ -96,7 +99,7 @@ fn yolo11n_focal_modulation_matches_pytorch_end_to_end() {
         }
         // Box coordinates reach ~480 px, where one f32 ulp is 3e-5: allow 1e-4 plus the
         // rounding of the magnitude itself (2e-7·|x|, under 4 ulps).
-        let ours = to_vec(output.predictions);
+        let ours = to_vec(predictions);
         let expected = reference("output");
         assert_eq!(expected.shape, [1, 84, 2100]);
         let worst = ours
@@ -114,4 +117,52 @@ fn yolo11n_focal_modulation_matches_pytorch_end_to_end() {
             device.description
         );
     }
+}
+
+/// Every layer's output and FocalModulation's taps, from one pass.
+#[derive(Default)]
+struct LayersAndTaps {
+    layers: Vec<Tensor<4>>,
+    taps: Option<FocalTaps>,
+}
+
+impl Observer for LayersAndTaps {
+    fn wants_focal_taps(&self) -> bool {
+        true
+    }
+    fn focal_taps(&mut self, taps: FocalTaps) {
+        self.taps = Some(taps);
+    }
+    fn layer_done(&mut self, _: usize, output: &Tensor<4>) {
+        self.layers.push(output.clone());
+    }
+}
+
+#[test]
+fn a_pass_stopped_after_the_backbone_and_resumed_gives_the_same_predictions() {
+    let shared = require_shared!();
+    let weights = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let device = focalyolo::compute::device::ComputeDevice::cpu().device;
+    let (model, _) = Yolo::load(&weights, &device).unwrap();
+    let images = Tensor::<4>::random(
+        [1, 3, 96, 128],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let whole = to_vec(model.forward(images.clone()));
+
+    let backbone = model.run(Activations::input(images), LAYER9 - 1, &mut ());
+    let kept = |index: usize| backbone.output(index).unwrap().clone();
+    let resumed = Activations::resume(
+        LAYER9,
+        backbone.last().clone(),
+        [(4, kept(4)), (6, kept(6))],
+    );
+    let mut layers = Vec::new();
+    let predictions = model
+        .run(resumed, LAST_LAYER, &mut layers)
+        .into_predictions()
+        .unwrap();
+    assert_eq!(layers.len(), LAST_LAYER - LAYER9, "layers 9 to 22 reported");
+    assert_eq!(to_vec(predictions), whole);
 }

@@ -73,19 +73,19 @@ fn focal_checkpoints_load_with_their_architecture_and_names() {
         let (_, info) = Yolo::load(&weights, &device).unwrap();
         assert_eq!(info.scale, scale, "{file}");
         assert_eq!(info.num_classes, classes, "{file}");
-        let Layer9::FocalModulation(settings) = info.layer9 else {
+        let Layer9::FocalModulation { dim: width, config } = info.layer9 else {
             panic!("{file}: layer 9 is not FocalModulation")
         };
         assert_eq!(
             (
-                settings.dim,
-                settings.focal_level,
-                settings.focal_window,
-                settings.focal_factor
+                width,
+                config.focal_level,
+                config.focal_window,
+                config.focal_factor
             ),
             (dim, 2, 3, 2)
         );
-        assert!(!settings.normalize_modulator);
+        assert!(!config.normalize_modulator);
     }
     let nc3 = Weights::load(shared.join("weights/yolo11s-fm-nc3-random.pt")).unwrap();
     assert_eq!(nc3.class_names, ["helmet", "vest", "person"]);
