@@ -3,42 +3,56 @@
 
 use egui::Ui;
 
-use super::FocalYoloApp;
-use super::settings::IMAGE_SIZES;
+use super::session::Session;
+use super::settings::{IMAGE_SIZES, Settings};
+use super::stats_panel::Stats;
 use super::video_view::colour32;
 use crate::inference::postprocess::class_name;
 use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 
-impl FocalYoloApp {
-    pub(super) fn detection_panel(&mut self, ui: &mut Ui) {
+/// The left panel. It owns the performance figures it shows; the rest are settings.
+#[derive(Default)]
+pub struct DetectionPanel {
+    pub stats: Stats,
+}
+
+impl DetectionPanel {
+    /// `tracks`: the tracker's view of the frame on screen, when tracking.
+    pub fn show(
+        &self,
+        ui: &mut Ui,
+        settings: &mut Settings,
+        names: &[String],
+        tracks: Option<&TrackedFrame>,
+        session: Option<&Session>,
+    ) {
         ui.heading("Detection");
         ui.add_enabled(
-            !self.settings.track,
-            egui::Slider::new(&mut self.settings.conf, 0.01..=1.0).text("confidence"),
+            !settings.track,
+            egui::Slider::new(&mut settings.conf, 0.01..=1.0).text("confidence"),
         )
         .on_disabled_hover_text(format!(
             "While tracking, detections down to {TRACKING_CONF} feed the tracker \
              (as Ultralytics does); its thresholds decide which become tracks"
         ));
-        ui.add(egui::Slider::new(&mut self.settings.iou, 0.05..=1.0).text("NMS IoU"));
+        ui.add(egui::Slider::new(&mut settings.iou, 0.05..=1.0).text("NMS IoU"));
         egui::ComboBox::from_label("inference size")
-            .selected_text(self.settings.imgsz.to_string())
+            .selected_text(settings.imgsz.to_string())
             .show_ui(ui, |ui| {
                 for size in IMAGE_SIZES {
-                    ui.selectable_value(&mut self.settings.imgsz, size, size.to_string());
+                    ui.selectable_value(&mut settings.imgsz, size, size.to_string());
                 }
             });
-        ui.checkbox(&mut self.settings.show_labels, "labels");
-        let names = self.class_names();
+        ui.checkbox(&mut settings.show_labels, "labels");
         if !names.is_empty() {
             ui.separator();
             ui.horizontal(|ui| {
                 ui.label("Classes");
                 if ui.small_button("all").clicked() {
-                    self.settings.hidden_classes.clear();
+                    settings.hidden_classes.clear();
                 }
                 if ui.small_button("none").clicked() {
-                    self.settings.hidden_classes = (0..names.len()).collect();
+                    settings.hidden_classes = (0..names.len()).collect();
                 }
             });
             egui::ScrollArea::vertical()
@@ -46,7 +60,7 @@ impl FocalYoloApp {
                 .max_height(180.0)
                 .show(ui, |ui| {
                     for (class, name) in names.iter().enumerate() {
-                        let mut shown = !self.settings.hidden_classes.contains(&class);
+                        let mut shown = !settings.hidden_classes.contains(&class);
                         let toggled = ui
                             .horizontal(|ui| {
                                 let (swatch, _) = ui.allocate_exact_size(
@@ -63,41 +77,44 @@ impl FocalYoloApp {
                             .inner;
                         if toggled {
                             if shown {
-                                self.settings.hidden_classes.remove(&class);
+                                settings.hidden_classes.remove(&class);
                             } else {
-                                self.settings.hidden_classes.insert(class);
+                                settings.hidden_classes.insert(class);
                             }
                         }
                     }
                 });
         }
         ui.separator();
-        self.tracking_section(ui);
+        tracking_section(ui, settings, names, tracks);
         ui.separator();
-        ui.checkbox(&mut self.settings.show_performance, "performance");
-        if self.settings.show_performance {
-            self.stats.show(ui, self.session.as_ref());
+        ui.checkbox(&mut settings.show_performance, "performance");
+        if settings.show_performance {
+            self.stats.show(ui, session);
         }
     }
 }
 
-impl FocalYoloApp {
-    /// The Track toggle, ByteTrack's settings, and the track counts per class.
-    fn tracking_section(&mut self, ui: &mut Ui) {
-        ui.checkbox(&mut self.settings.track, "Track (ByteTrack)")
-            .on_hover_text("Follow objects across frames: IDs and trails on the boxes");
-        if !self.settings.track {
-            return;
-        }
-        egui::CollapsingHeader::new("tracker settings")
-            .id_salt("tracker settings")
-            .show(ui, |ui| tracker_settings(ui, &mut self.settings.tracker));
-        let Some(tracks) = self.current.as_ref().and_then(|c| c.tracks.as_ref()) else {
-            ui.label("waiting for a tracked frame");
-            return;
-        };
-        track_counts(ui, tracks, &self.class_names());
+/// The Track toggle, ByteTrack's settings, and the track counts per class.
+fn tracking_section(
+    ui: &mut Ui,
+    settings: &mut Settings,
+    names: &[String],
+    tracks: Option<&TrackedFrame>,
+) {
+    ui.checkbox(&mut settings.track, "Track (ByteTrack)")
+        .on_hover_text("Follow objects across frames: IDs and trails on the boxes");
+    if !settings.track {
+        return;
     }
+    egui::CollapsingHeader::new("tracker settings")
+        .id_salt("tracker settings")
+        .show(ui, |ui| tracker_settings(ui, &mut settings.tracker));
+    let Some(tracks) = tracks else {
+        ui.label("waiting for a tracked frame");
+        return;
+    };
+    track_counts(ui, tracks, names);
 }
 
 fn tracker_settings(ui: &mut Ui, config: &mut TrackerConfig) {

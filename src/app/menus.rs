@@ -2,11 +2,12 @@
 
 use egui::Ui;
 
+use super::Action;
+use super::session::Session;
+use super::settings::Settings;
 use crate::compute::device::DeviceChoice;
-use crate::source::{CameraMode, SourceSpec, list_cameras};
+use crate::source::{CameraDescription, CameraMode, SourceSpec, list_cameras};
 use crate::weights::bundled::Layer9Choice;
-
-use super::FocalYoloApp;
 
 /// Resolutions offered for cameras; nokhwa picks the closest the camera supports.
 const CAMERA_MODES: [CameraMode; 4] = [
@@ -32,17 +33,38 @@ const CAMERA_MODES: [CameraMode; 4] = [
     },
 ];
 
-impl FocalYoloApp {
-    pub(super) fn top_bar(&mut self, ui: &mut Ui) {
+/// The menu bar: Source and Model menus, then the playback controls.
+#[derive(Default)]
+pub struct MenuBar {
+    /// Cameras found the last time the Camera menu looked (it looks when first opened).
+    cameras: Option<Vec<CameraDescription>>,
+}
+
+impl MenuBar {
+    /// `session` and `position` (the frame on screen's time) drive the playback controls.
+    pub fn show(
+        &mut self,
+        ui: &mut Ui,
+        settings: &mut Settings,
+        session: Option<&Session>,
+        position: Option<f64>,
+        model_busy: bool,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
         egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("Source", |ui| self.source_menu(ui));
-            ui.menu_button("Model", |ui| self.model_menu(ui));
+            ui.menu_button("Source", |ui| self.source_menu(ui, settings, &mut actions));
+            ui.menu_button("Model", |ui| {
+                model_menu(ui, settings, model_busy, &mut actions)
+            });
             ui.separator();
-            self.playback_controls(ui);
+            if let Some(session) = session {
+                playback_controls(ui, settings, session, position, &mut actions);
+            }
         });
+        actions
     }
 
-    fn source_menu(&mut self, ui: &mut Ui) {
+    fn source_menu(&mut self, ui: &mut Ui, settings: &mut Settings, actions: &mut Vec<Action>) {
         if ui.button("Open video or image…").clicked() {
             ui.close();
             if let Some(path) = rfd::FileDialog::new()
@@ -56,27 +78,31 @@ impl FocalYoloApp {
                 .add_filter("all files", &["*"])
                 .pick_file()
             {
-                self.open_source(ui.ctx(), SourceSpec::parse(&path.to_string_lossy()));
+                actions.push(Action::OpenSource(SourceSpec::parse(
+                    &path.to_string_lossy(),
+                )));
             }
         }
         if ui.button("Open image folder…").clicked() {
             ui.close();
             if let Some(folder) = rfd::FileDialog::new().pick_folder() {
-                self.open_source(ui.ctx(), SourceSpec::Images(folder.display().to_string()));
+                actions.push(Action::OpenSource(SourceSpec::Images(
+                    folder.display().to_string(),
+                )));
             }
         }
-        if let Some(last) = self.settings.last_source.clone()
+        if let Some(last) = &settings.last_source
             && ui.button(format!("Reopen {last}")).clicked()
         {
             ui.close();
-            self.open_source(ui.ctx(), SourceSpec::parse(&last));
+            actions.push(Action::OpenSource(SourceSpec::parse(last)));
         }
         ui.separator();
         ui.menu_button("Camera", |ui| {
             if self.cameras.is_none() || ui.button("Look for cameras again").clicked() {
                 self.cameras = Some(list_cameras().unwrap_or_default());
             }
-            let cameras = self.cameras.clone().unwrap_or_default();
+            let cameras = self.cameras.as_deref().unwrap_or_default();
             if cameras.is_empty() {
                 ui.label("No camera found.");
             }
@@ -86,110 +112,109 @@ impl FocalYoloApp {
                     .clicked()
                 {
                     ui.close();
-                    self.open_source(ui.ctx(), SourceSpec::Camera(camera.index));
+                    actions.push(Action::OpenSource(SourceSpec::Camera(camera.index)));
                 }
             }
             ui.separator();
             ui.label("Resolution (closest the camera offers):");
-            ui.radio_value(&mut self.settings.camera_mode, None, "highest frame rate");
+            ui.radio_value(&mut settings.camera_mode, None, "highest frame rate");
             for mode in CAMERA_MODES {
-                ui.radio_value(&mut self.settings.camera_mode, Some(mode), mode.to_string());
+                ui.radio_value(&mut settings.camera_mode, Some(mode), mode.to_string());
             }
         });
     }
+}
 
-    fn model_menu(&mut self, ui: &mut Ui) {
-        if ui.button("Open weights…").clicked() {
-            ui.close();
-            if let Some(path) = rfd::FileDialog::new()
-                .add_filter("YOLO11 weights", &["pt", "safetensors"])
-                .pick_file()
-            {
-                self.open_weights(ui.ctx(), &path);
-            }
-        }
-        if ui.button("Open trained FocalModulation layer…").clicked() {
-            ui.close();
-            if let Some(path) = rfd::FileDialog::new()
-                .add_filter("distilled layer 9", &["safetensors"])
-                .pick_file()
-            {
-                self.settings.layer9 = Layer9Choice::Focal(path);
-                self.reload_model(ui.ctx());
-            }
-        }
-        let mut stock = self.settings.layer9 == Layer9Choice::Stock;
-        if ui
-            .checkbox(
-                &mut stock,
-                "Keep SPPF (no bundled FocalModulation for YOLO11n)",
-            )
-            .changed()
+fn model_menu(ui: &mut Ui, settings: &mut Settings, model_busy: bool, actions: &mut Vec<Action>) {
+    if ui.button("Open weights…").clicked() {
+        ui.close();
+        if let Some(path) = rfd::FileDialog::new()
+            .add_filter("YOLO11 weights", &["pt", "safetensors"])
+            .pick_file()
         {
-            self.settings.layer9 = if stock {
-                Layer9Choice::Stock
-            } else {
-                Layer9Choice::Bundled
-            };
-            self.reload_model(ui.ctx());
-        }
-        if ui
-            .add_enabled(
-                !self.models.is_busy(),
-                egui::Button::new("Download yolo11n.pt (Ultralytics, COCO)"),
-            )
-            .clicked()
-        {
-            ui.close();
-            self.download_default_weights(ui.ctx());
-        }
-        ui.separator();
-        ui.label("Run on (takes effect at the next start):");
-        for (choice, label) in [
-            (DeviceChoice::Auto, "auto: hardware GPU, else CPU"),
-            (DeviceChoice::Gpu, "GPU, even a software one"),
-            (DeviceChoice::Cpu, "CPU"),
-        ] {
-            ui.radio_value(&mut self.settings.device, choice, label);
+            actions.push(Action::OpenWeights(path));
         }
     }
-
-    fn playback_controls(&mut self, ui: &mut Ui) {
-        let Some(session) = &mut self.session else {
-            return;
-        };
-        let control = session.control.clone();
-        let paused = control.is_paused();
-        if ui.button(if paused { "Play" } else { "Pause" }).clicked() {
-            control.set_paused(!paused);
-        }
-        if ui
-            .add_enabled(paused, egui::Button::new("Step"))
-            .on_hover_text("Show the next frame")
-            .clicked()
+    if ui.button("Open trained FocalModulation layer…").clicked() {
+        ui.close();
+        if let Some(path) = rfd::FileDialog::new()
+            .add_filter("distilled layer 9", &["safetensors"])
+            .pick_file()
         {
-            control.step();
+            actions.push(Action::UseLayer9(Layer9Choice::Focal(path)));
         }
-        ui.checkbox(&mut self.settings.looping, "Loop");
-        if let (Some(duration), false) = (session.duration, session.live) {
-            let mut position = self.current.as_ref().map_or(0.0, |p| p.frame.pts);
-            let slider = ui.add(
-                egui::Slider::new(&mut position, 0.0..=duration)
-                    .show_value(false)
-                    .trailing_fill(true),
-            );
-            // The bar shows no text; screen readers still need its name.
-            slider.widget_info(|| egui::WidgetInfo::slider(true, position, "playback position"));
-            if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
-                session.seek(position);
-                if paused {
-                    control.step();
-                }
-            }
-            ui.label(format!("{} / {}", clock(position), clock(duration)));
-        } else if let Some(current) = &self.current {
-            ui.label(clock(current.frame.pts));
+    }
+    let mut stock = settings.layer9 == Layer9Choice::Stock;
+    if ui
+        .checkbox(
+            &mut stock,
+            "Keep SPPF (no bundled FocalModulation for YOLO11n)",
+        )
+        .changed()
+    {
+        actions.push(Action::UseLayer9(if stock {
+            Layer9Choice::Stock
+        } else {
+            Layer9Choice::Bundled
+        }));
+    }
+    if ui
+        .add_enabled(
+            !model_busy,
+            egui::Button::new("Download yolo11n.pt (Ultralytics, COCO)"),
+        )
+        .clicked()
+    {
+        ui.close();
+        actions.push(Action::DownloadWeights);
+    }
+    ui.separator();
+    ui.label("Run on (takes effect at the next start):");
+    for (choice, label) in [
+        (DeviceChoice::Auto, "auto: hardware GPU, else CPU"),
+        (DeviceChoice::Gpu, "GPU, even a software one"),
+        (DeviceChoice::Cpu, "CPU"),
+    ] {
+        ui.radio_value(&mut settings.device, choice, label);
+    }
+}
+
+/// Play/Pause, Step, Loop, and for a file the position bar.
+fn playback_controls(
+    ui: &mut Ui,
+    settings: &mut Settings,
+    session: &Session,
+    position: Option<f64>,
+    actions: &mut Vec<Action>,
+) {
+    let control = &session.control;
+    let paused = control.is_paused();
+    if ui.button(if paused { "Play" } else { "Pause" }).clicked() {
+        control.set_paused(!paused);
+    }
+    if ui
+        .add_enabled(paused, egui::Button::new("Step"))
+        .on_hover_text("Show the next frame")
+        .clicked()
+    {
+        control.step();
+    }
+    ui.checkbox(&mut settings.looping, "Loop");
+    if let (Some(duration), false) = (session.duration, session.live) {
+        let mut position = position.unwrap_or(0.0);
+        let slider = ui.add(
+            egui::Slider::new(&mut position, 0.0..=duration)
+                .show_value(false)
+                .trailing_fill(true),
+        );
+        // The bar shows no text; screen readers still need its name.
+        slider.widget_info(|| egui::WidgetInfo::slider(true, position, "playback position"));
+        if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
+            actions.push(Action::Seek(position));
         }
+        ui.label(format!("{} / {}", clock(position), clock(duration)));
+    } else if let Some(position) = position {
+        ui.label(clock(position));
     }
 }
 

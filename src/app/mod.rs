@@ -24,18 +24,21 @@ use crate::compute::device::{ComputeDevice, DeviceChoice};
 use crate::inference::detector::InputSize;
 use crate::inference::postprocess::NmsOptions;
 use crate::inference::preprocess::Canvas;
-use crate::source::{CameraDescription, SourceSpec};
+use crate::source::SourceSpec;
 use crate::track::TRACKING_CONF;
 use crate::weights::bundled::Layer9Choice;
 use crate::weights::download::YOLO11N_URL;
 
 use attention_panel::{AttentionPanel, PanelContent};
+use detection_panel::DetectionPanel;
 use gpu::choose_device;
 pub use gpu::wgpu_setup;
+use menus::MenuBar;
 pub use model_manager::{ModelManager, ModelStatus, ModelSummary};
 pub use session::{InferenceKnobs, Processed, Session, SourceState};
 pub use settings::{IMAGE_SIZES, Settings};
 use stats_panel::Stats;
+use status_bar::{StatusBar, welcome};
 use video_view::VideoView;
 
 /// What the command line asked for; anything unset comes from the saved settings.
@@ -64,24 +67,29 @@ impl LaunchOptions {
     }
 }
 
-/// A message in the status bar.
-struct Notice {
-    text: String,
-    is_error: bool,
+/// What a panel asks of the app; [`FocalYoloApp::apply`] carries it out.
+pub enum Action {
+    OpenSource(SourceSpec),
+    OpenWeights(PathBuf),
+    /// Reload the weights with this layer 9.
+    UseLayer9(Layer9Choice),
+    /// Fetch Ultralytics' yolo11n.pt into the weights folder, then load it.
+    DownloadWeights,
+    /// Jump to this many seconds into the video (and show that frame when paused).
+    Seek(f64),
 }
 
 pub struct FocalYoloApp {
     settings: Settings,
     models: ModelManager,
-    device_note: Option<String>,
     knobs: Arc<Mutex<InferenceKnobs>>,
     session: Option<Session>,
     current: Option<Processed>,
+    menu_bar: MenuBar,
+    status_bar: StatusBar,
+    detection: DetectionPanel,
     view: VideoView,
-    panel: AttentionPanel,
-    stats: Stats,
-    cameras: Option<Vec<CameraDescription>>,
-    notice: Option<Notice>,
+    attention: AttentionPanel,
     weights_folder: PathBuf,
     download_url: String,
     started: Instant,
@@ -122,15 +130,14 @@ impl FocalYoloApp {
         let mut app = Self {
             settings,
             models: ModelManager::new(device),
-            device_note,
             knobs,
             session: None,
             current: None,
+            menu_bar: MenuBar::default(),
+            status_bar: StatusBar::new(device_note),
+            detection: DetectionPanel::default(),
             view: VideoView::default(),
-            panel: AttentionPanel::default(),
-            stats: Stats::default(),
-            cameras: None,
-            notice: None,
+            attention: AttentionPanel::default(),
             weights_folder: launch.weights_folder,
             download_url: launch.download_url,
             started: Instant::now(),
@@ -182,8 +189,7 @@ impl FocalYoloApp {
         let repaint = ctx.clone();
         self.session = None;
         self.current = None;
-        self.stats = Stats::default();
-        self.notice = None;
+        self.detection.stats = Stats::default();
         self.session = Some(Session::start(
             spec,
             camera_mode,
@@ -238,8 +244,11 @@ impl FocalYoloApp {
                     .last_read_us
                     .load(std::sync::atomic::Ordering::Relaxed),
             );
-            self.stats
-                .frame_shown(self.started.elapsed().as_secs_f64(), &processed.times, read);
+            self.detection.stats.frame_shown(
+                self.started.elapsed().as_secs_f64(),
+                &processed.times,
+                read,
+            );
             self.current = Some(processed);
             self.dirty = true;
         }
@@ -260,6 +269,28 @@ impl FocalYoloApp {
             && (session.control.is_paused() || session.state == SourceState::Ended)
         {
             session.reprocess(current.frame.clone());
+        }
+    }
+
+    fn apply(&mut self, ctx: &egui::Context, action: Action) {
+        match action {
+            Action::OpenSource(spec) => self.open_source(ctx, spec),
+            Action::OpenWeights(path) => self.open_weights(ctx, &path),
+            Action::UseLayer9(choice) => {
+                self.settings.layer9 = choice;
+                if let Some(weights) = self.settings.weights.clone() {
+                    self.open_weights(ctx, &weights);
+                }
+            }
+            Action::DownloadWeights => self.download_default_weights(ctx),
+            Action::Seek(seconds) => {
+                if let Some(session) = &mut self.session {
+                    session.seek(seconds);
+                    if session.control.is_paused() {
+                        session.control.step();
+                    }
+                }
+            }
         }
     }
 
@@ -292,12 +323,6 @@ impl FocalYoloApp {
             .map(|s| s.info.class_names.clone())
             .unwrap_or_default()
     }
-
-    fn reload_model(&mut self, ctx: &egui::Context) {
-        if let Some(weights) = self.settings.weights.clone() {
-            self.open_weights(ctx, &weights);
-        }
-    }
 }
 
 impl eframe::App for FocalYoloApp {
@@ -307,14 +332,40 @@ impl eframe::App for FocalYoloApp {
         self.handle_dropped_files(ui);
         self.apply_knobs();
 
-        egui::Panel::top("menu").show(ui, |ui| self.top_bar(ui));
-        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        let mut actions = Vec::new();
+        let position = self.current.as_ref().map(|current| current.frame.pts);
+        let busy = self.models.is_busy();
+        egui::Panel::top("menu").show(ui, |ui| {
+            actions.extend(self.menu_bar.show(
+                ui,
+                &mut self.settings,
+                self.session.as_ref(),
+                position,
+                busy,
+            ));
+        });
+        egui::Panel::bottom("status").show(ui, |ui| {
+            actions.extend(
+                self.status_bar
+                    .show(ui, &self.models, self.session.as_ref()),
+            );
+        });
+        let names = self.class_names();
         egui::Panel::left("detection")
             .default_size(230.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
                     .id_salt("detection panel")
-                    .show(ui, |ui| self.detection_panel(ui));
+                    .show(ui, |ui| {
+                        let tracks = self.current.as_ref().and_then(|c| c.tracks.as_ref());
+                        self.detection.show(
+                            ui,
+                            &mut self.settings,
+                            &names,
+                            tracks,
+                            self.session.as_ref(),
+                        );
+                    });
             });
         let has_focal = self.models.summary.as_ref().map(|s| s.info.has_focal());
         let mut look_changed = false;
@@ -329,27 +380,29 @@ impl eframe::App for FocalYoloApp {
                     }
                     (Some(true), _) => PanelContent::Waiting,
                 };
-                look_changed = self.panel.show(ui, content, &mut self.settings);
+                look_changed = self.attention.show(ui, content, &mut self.settings);
             });
         if let Some(current) = &self.current {
             if self.dirty {
                 self.view.update(ui, current);
             }
             if self.dirty || look_changed {
-                self.panel.update(ui, current, self.settings.colormap);
+                self.attention.update(ui, current, self.settings.colormap);
             }
         }
         self.dirty = false;
-        let names = self.class_names();
         egui::CentralPanel::default().show(ui, |ui| {
             if self.current.is_some() {
                 self.view
                     .show(ui, self.current.as_ref(), &self.settings, &names);
             } else {
-                self.welcome(ui);
+                actions.extend(welcome(ui, &self.models));
             }
         });
-        self.stats.drawn(draw_started.elapsed());
+        for action in actions {
+            self.apply(ui.ctx(), action);
+        }
+        self.detection.stats.drawn(draw_started.elapsed());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

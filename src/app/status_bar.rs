@@ -1,22 +1,38 @@
-//! The status bar (device, model, source, messages) and what the window says before
+//! The status bar (device, model, source, errors) and what the window says before
 //! there is anything to show.
 
 use egui::{Color32, RichText, Ui};
 
-use super::FocalYoloApp;
-use super::model_manager::{ModelStatus, ModelSummary};
-use super::session::SourceState;
+use super::Action;
+use super::model_manager::{ModelManager, ModelStatus, ModelSummary};
+use super::session::{Session, SourceState};
 
-impl FocalYoloApp {
-    pub(super) fn status_bar(&mut self, ui: &mut Ui) {
+/// The bottom line: where the model runs, which model, the source, and what went wrong.
+pub struct StatusBar {
+    /// Why the model runs where it does, when that was not the user's choice.
+    device_note: Option<String>,
+}
+
+impl StatusBar {
+    pub fn new(device_note: Option<String>) -> Self {
+        Self { device_note }
+    }
+
+    pub fn show(
+        &self,
+        ui: &mut Ui,
+        models: &ModelManager,
+        session: Option<&Session>,
+    ) -> Option<Action> {
+        let mut action = None;
         ui.horizontal_wrapped(|ui| {
-            ui.label(format!("Model on {}", self.models.device().description));
+            ui.label(format!("Model on {}", models.device().description));
             if let Some(note) = &self.device_note {
                 ui.label(RichText::new(note).weak());
             }
             ui.separator();
             let mut offer_download = false;
-            match &self.models.status {
+            match &models.status {
                 ModelStatus::Missing => {
                     ui.label("no weights");
                     offer_download = true;
@@ -38,7 +54,7 @@ impl FocalYoloApp {
                     ui.label(format!("loading {}", path.display()));
                 }
                 ModelStatus::Ready => {
-                    if let Some(summary) = &self.models.summary {
+                    if let Some(summary) = &models.summary {
                         ui.label(model_line(summary));
                     }
                 }
@@ -49,13 +65,13 @@ impl FocalYoloApp {
             }
             // With a source playing and no model, say so where the eye is, and offer the
             // model the welcome screen offers.
-            if offer_download && self.session.is_some() {
+            if offer_download && session.is_some() {
                 ui.label(RichText::new("no model runs: frames are shown without boxes").strong());
                 if ui.button("Download yolo11n.pt").clicked() {
-                    self.download_default_weights(ui.ctx());
+                    action = Some(Action::DownloadWeights);
                 }
             }
-            if let Some(session) = &self.session {
+            if let Some(session) = session {
                 ui.separator();
                 let name = session.spec.short_name();
                 let text = match &session.state {
@@ -71,48 +87,36 @@ impl FocalYoloApp {
                 ui.label(RichText::new(text).color(colour))
                     .on_hover_text(session.spec.to_string());
             }
-            if let Some(notice) = &self.notice {
-                ui.separator();
-                let colour = if notice.is_error {
-                    Color32::RED
-                } else {
-                    ui.visuals().text_color()
-                };
-                ui.label(RichText::new(&notice.text).color(colour));
-            }
         });
+        action
     }
+}
 
-    /// What the central area says when there is nothing to show yet.
-    pub(super) fn welcome(&mut self, ui: &mut Ui) {
-        ui.vertical_centered(|ui| {
-            ui.add_space(ui.available_height() / 4.0);
-            ui.heading("focalyolo");
-            ui.label("YOLO11 with FocalModulation, live.");
-            ui.add_space(12.0);
-            if matches!(
-                self.models.status,
-                ModelStatus::Missing | ModelStatus::Failed(_)
-            ) {
-                ui.label(
-                    "No weights loaded. Open your own (Model > Open weights…, or drop a .pt or \
+/// What the central area says when there is nothing to show yet.
+pub fn welcome(ui: &mut Ui, models: &ModelManager) -> Option<Action> {
+    let mut action = None;
+    ui.vertical_centered(|ui| {
+        ui.add_space(ui.available_height() / 4.0);
+        ui.heading("focalyolo");
+        ui.label("YOLO11 with FocalModulation, live.");
+        ui.add_space(12.0);
+        if matches!(models.status, ModelStatus::Missing | ModelStatus::Failed(_)) {
+            ui.label(
+                "No weights loaded. Open your own (Model > Open weights…, or drop a .pt or \
                      .safetensors file here), or download Ultralytics' official yolo11n.pt \
                      (COCO, 80 classes, 5.4 MB) into the weights folder:",
-                );
-                if ui
-                    .add_enabled(
-                        !self.models.is_busy(),
-                        egui::Button::new("Download yolo11n.pt"),
-                    )
-                    .clicked()
-                {
-                    self.download_default_weights(ui.ctx());
-                }
-                ui.add_space(12.0);
+            );
+            if ui
+                .add_enabled(!models.is_busy(), egui::Button::new("Download yolo11n.pt"))
+                .clicked()
+            {
+                action = Some(Action::DownloadWeights);
             }
-            ui.label("Open a video, images or a camera from the Source menu, or drop a file here.");
-        });
-    }
+            ui.add_space(12.0);
+        }
+        ui.label("Open a video, images or a camera from the Source menu, or drop a file here.");
+    });
+    action
 }
 
 fn model_line(summary: &ModelSummary) -> String {
