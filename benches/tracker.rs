@@ -30,6 +30,7 @@ fn scene(count: usize, t: usize) -> Vec<Detection> {
                     0.9 - 0.001 * i as f32
                 },
                 class: i % 3,
+                ..Detection::default()
             }
         })
         .collect();

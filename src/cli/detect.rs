@@ -9,12 +9,16 @@ use anyhow::Context;
 use clap::Args;
 use focalyolo::compute::device::ComputeDevice;
 use focalyolo::output::annotate::draw_detections;
-use focalyolo::output::attention_maps::{heatmaps, overlay};
+use focalyolo::output::attention_maps::{Colormap, heatmaps, overlay};
+use focalyolo::output::explain::{Explanation, detail_tiles, strip};
 use focalyolo::output::report::{ImageRecord, records};
 use focalyolo::source::{image_paths, load_rgb};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ModelArgs, NmsArgs};
+
+/// Height of each picture in an `--explain` strip.
+const EXPLAIN_TILE_HEIGHT: u32 = 192;
 
 #[derive(Args)]
 pub struct DetectArgs {
@@ -35,6 +39,11 @@ pub struct DetectArgs {
     /// image (`<name>.gate-level-0.png`, ...).
     #[arg(long, requires = "save")]
     save_attention: bool,
+    /// Write into this folder, per box, the crop around it with each gate map and the
+    /// modulator laid over it (`<name>.box<N>.png`) and what explains it: pyramid level,
+    /// anchor, top-3 class scores, the modulator's energy inside it (`<name>.box<N>.json`).
+    #[arg(long)]
+    explain: Option<PathBuf>,
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
@@ -57,9 +66,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    if let Some(dir) = &args.save {
+    for dir in [&args.save, &args.explain].into_iter().flatten() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    let want_maps = args.save_attention || args.explain.is_some();
     let progress = if paths.len() > 1 {
         ProgressBar::new(paths.len() as u64)
     } else {
@@ -77,7 +87,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         let result = load_rgb(path)
             .map_err(anyhow::Error::from)
             .and_then(|image| {
-                let frame = detector.run(&image, &options, args.save_attention)?;
+                let frame = detector.run(&image, &options, want_maps)?;
                 Ok((image, frame))
             });
         let (mut image, frame) = match result {
@@ -100,16 +110,41 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
         }
-        if let (Some(dir), Some(taps)) = (&args.save, &frame.taps) {
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            for map in heatmaps(taps).context("reading the attention maps")? {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let maps = match &frame.taps {
+            Some(taps) => heatmaps(taps).context("reading the attention maps")?,
+            None => Vec::new(),
+        };
+        if let (Some(dir), true) = (&args.save, args.save_attention) {
+            for map in &maps {
                 let target = dir.join(format!("{stem}.{}.png", map.key()));
-                overlay(&image, &map, &frame.letterbox, 0.55)
+                overlay(&image, map, &frame.letterbox, 0.55)
                     .save(&target)
                     .with_context(|| format!("cannot write {}", target.display()))?;
+            }
+        }
+        if let Some(dir) = &args.explain {
+            for (index, detection) in detections.iter().enumerate() {
+                let tiles = detail_tiles(
+                    &image,
+                    detection.xyxy,
+                    &maps,
+                    &frame.letterbox,
+                    Colormap::Turbo,
+                    EXPLAIN_TILE_HEIGHT,
+                );
+                let png = dir.join(format!("{stem}.box{index}.png"));
+                strip(&tiles)
+                    .save(&png)
+                    .with_context(|| format!("cannot write {}", png.display()))?;
+                let record = Explanation::new(detection, &maps, &frame.letterbox, &names);
+                let json_path = dir.join(format!("{stem}.box{index}.json"));
+                let file = File::create(&json_path)
+                    .with_context(|| format!("cannot create {}", json_path.display()))?;
+                serde_json::to_writer_pretty(BufWriter::new(file), &record)?;
             }
         }
         if let Some(dir) = &args.save {

@@ -211,7 +211,12 @@ mod tests {
     use super::*;
 
     fn det(xyxy: [f32; 4], conf: f32, class: usize) -> Detection {
-        Detection { xyxy, conf, class }
+        Detection {
+            xyxy,
+            conf,
+            class,
+            ..Detection::default()
+        }
     }
 
     #[test]

@@ -39,11 +39,51 @@ impl Default for NmsOptions {
 }
 
 /// One detected object, in source-image pixels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     pub xyxy: [f32; 4],
     pub conf: f32,
     pub class: usize,
+    /// The output anchor that produced it: its pyramid level and cell follow from the
+    /// input size ([`AnchorPlace::of`]).
+    #[serde(skip)]
+    pub anchor: usize,
+    /// The anchor's highest class probabilities, best first (three at most).
+    #[serde(skip)]
+    pub top_classes: Vec<(usize, f32)>,
+}
+
+/// Where an output anchor sits: Detect's pyramid level and the cell of its grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnchorPlace {
+    /// 3, 4 or 5 (P3/P4/P5).
+    pub level: usize,
+    /// Input pixels per cell (8, 16 or 32).
+    pub stride: usize,
+    pub column: usize,
+    pub row: usize,
+}
+
+impl AnchorPlace {
+    /// Where `anchor` sits for a `canvas_width`×`canvas_height` input (multiples of 32):
+    /// Detect lays out P3's cells, then P4's, then P5's, each row by row.
+    pub fn of(anchor: usize, canvas_width: usize, canvas_height: usize) -> Option<Self> {
+        let mut first = 0;
+        for (level, stride) in [(3, 8), (4, 16), (5, 32)] {
+            let (columns, rows) = (canvas_width / stride, canvas_height / stride);
+            if anchor < first + columns * rows {
+                let cell = anchor - first;
+                return Some(Self {
+                    level,
+                    stride,
+                    column: cell % columns,
+                    row: cell / columns,
+                });
+            }
+            first += columns * rows;
+        }
+        None
+    }
 }
 
 /// The name of `class` in `names`, or its number when the model names none.
@@ -60,6 +100,32 @@ pub fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let inter = w * h;
     let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
     inter / (area(a) + area(b) - inter + 1e-7)
+}
+
+/// IoU at which two models' boxes of one class count as the same object.
+pub const SAME_OBJECT_IOU: f32 = 0.5;
+
+/// Which boxes of `a` and of `b` the other model has no box for: one of the same class at
+/// [`SAME_OBJECT_IOU`] or more, each box matched once, the most confident pairs first.
+pub fn found_by_one(a: &[Detection], b: &[Detection]) -> (Vec<bool>, Vec<bool>) {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for (i, x) in a.iter().enumerate() {
+        for (j, y) in b.iter().enumerate() {
+            let overlap = box_iou(&x.xyxy, &y.xyxy);
+            if x.class == y.class && overlap >= SAME_OBJECT_IOU {
+                pairs.push((x.conf.min(y.conf), i, j));
+            }
+        }
+    }
+    pairs.sort_by(|p, q| q.0.total_cmp(&p.0));
+    let (mut only_a, mut only_b) = (vec![true; a.len()], vec![true; b.len()]);
+    for (_, i, j) in pairs {
+        if only_a[i] && only_b[j] {
+            only_a[i] = false;
+            only_b[j] = false;
+        }
+    }
+    (only_a, only_b)
 }
 
 /// Detections in canvas pixels from predictions laid out `(4 + nc) × anchors` (one image).
@@ -89,6 +155,8 @@ pub fn non_max_suppression(
                         xyxy,
                         conf: at(4 + class, a),
                         class,
+                        anchor: a,
+                        top_classes: Vec::new(),
                     }),
             );
         } else {
@@ -97,7 +165,13 @@ pub fn non_max_suppression(
                 |best, x| if x.1 > best.1 { x } else { best },
             );
             if wanted(class, conf) {
-                candidates.push(Detection { xyxy, conf, class });
+                candidates.push(Detection {
+                    xyxy,
+                    conf,
+                    class,
+                    anchor: a,
+                    top_classes: Vec::new(),
+                });
             }
         }
     }
@@ -119,7 +193,18 @@ pub fn non_max_suppression(
         if suppressed[i] {
             continue;
         }
-        kept.push(candidates[i].clone());
+        let mut detection = candidates[i].clone();
+        let mut scores: Vec<(usize, f32)> = (0..num_classes)
+            .map(|c| (c, at(4 + c, detection.anchor)))
+            .collect();
+        let top = scores.len().min(3);
+        if top > 0 {
+            scores.select_nth_unstable_by(top - 1, |a, b| b.1.total_cmp(&a.1));
+            scores.truncate(top);
+            scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        }
+        detection.top_classes = scores;
+        kept.push(detection);
         if kept.len() == options.max_det {
             break;
         }
@@ -174,6 +259,18 @@ mod tests {
         let summary: Vec<(usize, f32)> = kept.iter().map(|d| (d.class, d.conf)).collect();
         assert_eq!(summary, vec![(0, 0.9), (1, 0.7), (0, 0.6)]);
         assert_eq!(kept[0].xyxy, [40.0, 40.0, 60.0, 60.0]);
+        let provenance: Vec<(usize, Vec<(usize, f32)>)> = kept
+            .iter()
+            .map(|d| (d.anchor, d.top_classes.clone()))
+            .collect();
+        assert_eq!(
+            provenance,
+            [
+                (0, vec![(0, 0.9), (1, 0.1)]),
+                (2, vec![(1, 0.7), (0, 0.1)]),
+                (3, vec![(0, 0.6), (1, 0.1)])
+            ]
+        );
 
         let agnostic = NmsOptions {
             agnostic: true,
@@ -193,6 +290,37 @@ mod tests {
     }
 
     #[test]
+    fn boxes_only_one_model_finds_are_those_without_a_same_class_match() {
+        let at = |x: f32, class: usize, conf: f32| Detection {
+            xyxy: [x, 0.0, x + 10.0, 10.0],
+            conf,
+            class,
+            ..Detection::default()
+        };
+        // a[0] and b[0] are one object; a[1] overlaps b[1] but is another class; b[2] is
+        // a second box on a[0]'s object, which a[0] cannot match twice.
+        let a = [at(0.0, 0, 0.9), at(50.0, 1, 0.8), at(100.0, 0, 0.7)];
+        let b = [at(1.0, 0, 0.8), at(50.0, 2, 0.6), at(0.5, 0, 0.4)];
+        let (only_a, only_b) = found_by_one(&a, &b);
+        assert_eq!(only_a, [false, true, true]);
+        assert_eq!(only_b, [false, true, true]);
+        assert_eq!(found_by_one(&a, &a), (vec![false; 3], vec![false; 3]));
+    }
+
+    #[test]
+    fn anchors_are_placed_on_p3_then_p4_then_p5_row_by_row() {
+        // A 64×32 input: P3 is 8×4 cells (anchors 0–31), P4 4×2 (32–39), P5 2×1 (40–41).
+        let place = |anchor| AnchorPlace::of(anchor, 64, 32).map(|p| (p.level, p.column, p.row));
+        assert_eq!(place(0), Some((3, 0, 0)));
+        assert_eq!(place(9), Some((3, 1, 1)));
+        assert_eq!(place(31), Some((3, 7, 3)));
+        assert_eq!(place(32), Some((4, 0, 0)));
+        assert_eq!(place(39), Some((4, 3, 1)));
+        assert_eq!(place(41), Some((5, 1, 0)));
+        assert_eq!(place(42), None);
+    }
+
+    #[test]
     fn boxes_map_back_through_the_letterbox() {
         let lb = Letterbox::new(
             1280,
@@ -204,7 +332,7 @@ mod tests {
         let mut d = vec![Detection {
             xyxy: [0.0, 12.0, 640.0, 372.0],
             conf: 0.5,
-            class: 0,
+            ..Detection::default()
         }];
         unletterbox(&mut d, &lb);
         assert_eq!(d[0].xyxy, [0.0, 0.0, 1280.0, 720.0]);

@@ -80,14 +80,19 @@ pub fn track_label(object: &TrackedObject, names: &[String]) -> String {
 
 /// A box in its class colour with `label` on it.
 fn draw_box(image: &mut RgbImage, detection: &Detection, label: &str) {
-    let thickness = line_thickness(image);
     let colour = class_colour(detection.class);
-    let [x1, y1, x2, y2] = detection.xyxy.map(|v| v.round() as i64);
+    draw_rectangle(image, detection.xyxy, colour, line_thickness(image));
+    let [x1, y1, ..] = detection.xyxy.map(|v| v.round() as i64);
+    draw_label(image, label, x1, y1, colour);
+}
+
+/// The outline of `xyxy`, `thickness` pixels wide, inside it.
+pub fn draw_rectangle(image: &mut RgbImage, xyxy: [f32; 4], colour: [u8; 3], thickness: i64) {
+    let [x1, y1, x2, y2] = xyxy.map(|v| v.round() as i64);
     fill(image, x1, y1, x2, y1 + thickness, colour);
     fill(image, x1, y2 - thickness, x2, y2, colour);
     fill(image, x1, y1, x1 + thickness, y2, colour);
     fill(image, x2 - thickness, y1, x2, y2, colour);
-    draw_label(image, label, x1, y1, colour);
 }
 
 /// Draw every detection; `names[class]` labels it.
@@ -222,6 +227,7 @@ mod tests {
                 xyxy: [200.0, 100.0, 280.0, 220.0],
                 conf: 0.8,
                 class: 2,
+                ..Detection::default()
             },
             trail: vec![[40.0, 200.0], [120.0, 200.0], [240.0, 160.0]],
         };

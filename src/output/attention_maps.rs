@@ -160,15 +160,34 @@ pub fn colourise(
     width: u32,
     height: u32,
 ) -> RgbImage {
+    let whole = [
+        0.0,
+        0.0,
+        letterbox.source_width as f32,
+        letterbox.source_height as f32,
+    ];
+    colourise_region(heatmap, letterbox, colormap, whole, width, height)
+}
+
+/// As [`colourise`], for a `width`×`height` picture of `region` (`xyxy`, source pixels)
+/// of the source image; the colours keep the whole map's range.
+pub fn colourise_region(
+    heatmap: &Heatmap,
+    letterbox: &Letterbox,
+    colormap: Colormap,
+    region: [f32; 4],
+    width: u32,
+    height: u32,
+) -> RgbImage {
     let (gain, pad_x, pad_y) = letterbox.box_transform();
     // Source pixels per picture pixel, and canvas pixels per grid cell.
-    let scale_x = letterbox.source_width as f32 / width as f32;
-    let scale_y = letterbox.source_height as f32 / height as f32;
+    let scale_x = (region[2] - region[0]) / width as f32;
+    let scale_y = (region[3] - region[1]) / height as f32;
     let cell_x = letterbox.canvas_width as f32 / heatmap.width as f32;
     let cell_y = letterbox.canvas_height as f32 / heatmap.height as f32;
     RgbImage::from_fn(width, height, |x, y| {
-        let canvas_x = (x as f32 + 0.5) * scale_x * gain + pad_x;
-        let canvas_y = (y as f32 + 0.5) * scale_y * gain + pad_y;
+        let canvas_x = (region[0] + (x as f32 + 0.5) * scale_x) * gain + pad_x;
+        let canvas_y = (region[1] + (y as f32 + 0.5) * scale_y) * gain + pad_y;
         Rgb(colormap.colour(heatmap.sample(canvas_x / cell_x, canvas_y / cell_y)))
     })
 }

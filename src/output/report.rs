@@ -36,6 +36,9 @@ pub struct FrameRecord {
     pub width: u32,
     pub height: u32,
     pub detections: Vec<DetectionRecord>,
+    /// The second model's, when `run --compare` runs two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detections_b: Option<Vec<DetectionRecord>>,
 }
 
 impl DetectionRecord {

@@ -374,6 +374,7 @@ impl ByteTracker {
                     xyxy,
                     conf: track.score,
                     class: track.class,
+                    ..Detection::default()
                 },
                 trail: track.trail.iter().copied().collect(),
             });

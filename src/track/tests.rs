@@ -12,7 +12,7 @@ fn detection(cx: f32, cy: f32, w: f32, h: f32, conf: f32) -> Detection {
     Detection {
         xyxy: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
         conf,
-        class: 0,
+        ..Detection::default()
     }
 }
 
