@@ -55,6 +55,10 @@ struct AppArgs {
     /// Start with tracking on (ByteTrack IDs and trails on the boxes).
     #[arg(long)]
     track: bool,
+    /// Run these weights too, with their own layer 9, on the same frames (the weights
+    /// themselves for stock YOLO11n with SPPF beside the bundled FocalModulation).
+    #[arg(long)]
+    compare: Option<std::path::PathBuf>,
 }
 
 impl AppArgs {
@@ -69,6 +73,7 @@ impl AppArgs {
             device: self.device,
             imgsz: self.imgsz,
             track: self.track,
+            compare: self.compare,
             ..focalyolo::app::LaunchOptions::new()
         };
         focalyolo::app::run(launch).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
@@ -153,7 +158,35 @@ impl Layer9Args {
 
 impl ModelArgs {
     fn load_detector(&self, device: &ComputeDevice) -> anyhow::Result<Detector> {
-        let weights = self.layer9.load(&self.weights)?;
+        self.detector_with(&self.weights, &self.layer9, device)
+    }
+
+    /// Another checkpoint at the same size and place, for comparisons: with its own layer 9
+    /// when `stock`, else with what --focal/--stock ask of this one's.
+    fn load_other(
+        &self,
+        path: &std::path::Path,
+        stock: bool,
+        device: &ComputeDevice,
+    ) -> anyhow::Result<Detector> {
+        let layer9 = if stock {
+            Layer9Args {
+                focal: None,
+                stock: true,
+            }
+        } else {
+            self.layer9.clone()
+        };
+        self.detector_with(path, &layer9, device)
+    }
+
+    fn detector_with(
+        &self,
+        path: &std::path::Path,
+        layer9: &Layer9Args,
+        device: &ComputeDevice,
+    ) -> anyhow::Result<Detector> {
+        let weights = layer9.load(path)?;
         Ok(Detector::from_weights(
             &weights,
             device.device.clone(),

@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, channel};
 use anyhow::{Context, bail};
 use clap::Args;
 use focalyolo::compute::device::ComputeDevice;
-use focalyolo::inference::detector::Detector;
+use focalyolo::inference::detector::{Detector, FrameResult};
 use focalyolo::inference::postprocess::NmsOptions;
 use focalyolo::output::annotate::{draw_detections, draw_tracks, mosaic};
 use focalyolo::output::attention_maps::{heatmaps, overlay, select};
@@ -24,7 +24,8 @@ use focalyolo::pipeline::{
     spawn_capture,
 };
 use focalyolo::source::{Frame, Looping, SourceSpec};
-use focalyolo::track::{SequenceTracker, TRACKING_CONF, TrackerConfig};
+use focalyolo::track::{SequenceTracker, TRACKING_CONF, TrackedFrame, TrackerConfig};
+use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ModelArgs, NmsArgs, TrackArgs};
@@ -62,6 +63,14 @@ pub struct RunArgs {
     /// Stop after this many frames.
     #[arg(long)]
     max_frames: Option<u64>,
+    /// A second model on the same frames (often the same checkpoint with
+    /// --compare-stock): its boxes go to `"detections_b"` in the JSON, and --save writes
+    /// the two side by side, this one on the right.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// The --compare model keeps its checkpoint's own layer 9 (SPPF for stock YOLO11n).
+    #[arg(long, requires = "compare")]
+    compare_stock: bool,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -72,15 +81,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = SourceSpec::parse(&args.source);
     let device = ComputeDevice::select(args.model.device)?;
     let detector = args.model.load_detector(&device)?;
-    eprintln!(
-        "model: YOLO11{} ({} classes, layer 9 {}) on {}",
-        detector.info().scale,
-        detector.info().num_classes,
-        detector.info().layer9,
-        device.description
-    );
-    if !args.overlay.is_empty() && !detector.info().has_focal() {
-        bail!("--overlay: this model's layer 9 is SPPF; there is no FocalModulation to show");
+    let compared = match &args.compare {
+        Some(path) => Some(args.model.load_other(path, args.compare_stock, &device)?),
+        None => None,
+    };
+    for (which, detector) in [
+        ("model", Some(&detector)),
+        ("compared with", compared.as_ref()),
+    ] {
+        let Some(detector) = detector else { continue };
+        eprintln!(
+            "{which}: YOLO11{} ({} classes, layer 9 {}) on {}",
+            detector.info().scale,
+            detector.info().num_classes,
+            detector.info().layer9,
+            device.description
+        );
+        if !args.overlay.is_empty() && !detector.info().has_focal() {
+            bail!("--overlay: a model's layer 9 is SPPF; there is no FocalModulation to show");
+        }
     }
 
     let frames = Arc::new(HandOff::new(Delivery::EveryFrame {
@@ -117,7 +136,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => bail!("{}: the source ended before its first frame", args.source),
     };
 
-    let mut run = Run::new(&args, &detector, frame_rate, tracking)?;
+    let mut run = Run::new(&args, &detector, compared.as_ref(), frame_rate, tracking)?;
     let progress = match args.max_frames {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::no_length(),
@@ -163,13 +182,25 @@ fn source_failure(events: &Receiver<CaptureEvent>) -> anyhow::Result<()> {
     }
 }
 
+/// One model of the run, and its tracker.
+struct Side<'a> {
+    detector: &'a Detector,
+    tracker: Option<SequenceTracker>,
+}
+
+/// What one model made of a frame.
+struct SideOutput {
+    result: FrameResult,
+    tracked: Option<TrackedFrame>,
+}
+
 /// The outputs of one run and what has gone into them.
 struct Run<'a> {
     args: &'a RunArgs,
-    detector: &'a Detector,
+    /// The model, then the one it is compared with.
+    sides: Vec<Side<'a>>,
     frame_rate: f64,
     nms: NmsOptions,
-    tracker: Option<SequenceTracker>,
     json: Option<BufWriter<File>>,
     video: Option<VideoWriter>,
     frames_done: u64,
@@ -179,6 +210,7 @@ impl<'a> Run<'a> {
     fn new(
         args: &'a RunArgs,
         detector: &'a Detector,
+        compared: Option<&'a Detector>,
         frame_rate: f64,
         tracking: Option<TrackerConfig>,
     ) -> anyhow::Result<Self> {
@@ -190,27 +222,33 @@ impl<'a> Run<'a> {
             }
             None => None,
         };
+        let sides = std::iter::once(detector)
+            .chain(compared)
+            .map(|detector| Side {
+                detector,
+                tracker: tracking.map(SequenceTracker::new),
+            })
+            .collect();
         Ok(Self {
             args,
-            detector,
+            sides,
             frame_rate,
             nms: match tracking {
                 Some(_) => args.nms.options_with_default_conf(TRACKING_CONF),
                 None => args.nms.options(),
             },
-            tracker: tracking.map(SequenceTracker::new),
             json,
             video: None,
             frames_done: 0,
         })
     }
 
-    fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
-        let names = &self.detector.info().class_names;
+    /// One model on `frame`, and its tracker after it.
+    fn infer(&self, side: &mut Side, frame: &Frame) -> anyhow::Result<SideOutput> {
         // The last guard: a bug that panics on one frame ends the run with a message, and
         // what was written so far is kept.
         let result = catch_panic(|| {
-            self.detector
+            side.detector
                 .run(&frame.image, &self.nms, !self.args.overlay.is_empty())
         })
         .map_err(|panic| {
@@ -219,9 +257,27 @@ impl<'a> Run<'a> {
                 frame.index
             )
         })??;
-        let tracked = match self.tracker.as_mut() {
-            Some(tracker) => Some(tracker.track(&frame, &result.detections)?),
+        let tracked = match side.tracker.as_mut() {
+            Some(tracker) => Some(tracker.track(frame, &result.detections)?),
             None => None,
+        };
+        Ok(SideOutput { result, tracked })
+    }
+
+    fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
+        let mut sides = std::mem::take(&mut self.sides);
+        let outputs: anyhow::Result<Vec<SideOutput>> = sides
+            .iter_mut()
+            .map(|side| self.infer(side, &frame))
+            .collect();
+        self.sides = sides;
+        let outputs = outputs?;
+        let records_of = |side: &Side, output: &SideOutput| {
+            let names = &side.detector.info().class_names;
+            match &output.tracked {
+                Some(tracked) => tracked_records(&tracked.objects, names),
+                None => records(&output.result.detections, names),
+            }
         };
         if let Some(out) = self.json.as_mut() {
             let record = FrameRecord {
@@ -229,48 +285,24 @@ impl<'a> Run<'a> {
                 pts: frame.pts,
                 width: frame.image.width(),
                 height: frame.image.height(),
-                detections: match &tracked {
-                    Some(tracked) => tracked_records(&tracked.objects, names),
-                    None => records(&result.detections, names),
-                },
+                detections: records_of(&self.sides[0], &outputs[0]),
+                detections_b: self
+                    .sides
+                    .get(1)
+                    .zip(outputs.get(1))
+                    .map(|(side, output)| records_of(side, output)),
             };
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
         }
         if let Some(path) = &self.args.save {
-            let mut annotated = frame.image;
-            match &tracked {
-                Some(tracked) => draw_tracks(&mut annotated, &tracked.objects, names),
-                None => draw_detections(&mut annotated, &result.detections, names),
-            }
-            let picture = match &result.taps {
-                Some(taps) => {
-                    let maps = heatmaps(taps).context("reading the attention maps")?;
-                    let chosen = select(&maps, &self.args.overlay);
-                    if chosen.is_empty() {
-                        let known: Vec<String> = maps.iter().map(|m| m.key()).collect();
-                        bail!(
-                            "--overlay {}: no such map; choose from gates, {}",
-                            self.args.overlay.join(","),
-                            known.join(", ")
-                        );
-                    }
-                    let tiles: Vec<(String, image::RgbImage)> = chosen
-                        .iter()
-                        .map(|map| {
-                            let tile = overlay(
-                                &annotated,
-                                map,
-                                &result.letterbox,
-                                self.args.overlay_opacity,
-                            );
-                            (map.label.clone(), tile)
-                        })
-                        .collect();
-                    mosaic(&tiles)
-                }
-                None => annotated,
-            };
+            let halves = self
+                .sides
+                .iter()
+                .zip(&outputs)
+                .map(|(side, output)| self.picture(side, &frame, output))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let picture = side_by_side(&halves);
             let video = match self.video.as_mut() {
                 Some(video) => video,
                 None => self.video.insert(VideoWriter::create(
@@ -286,6 +318,42 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// The frame with one model's boxes (or tracks) and the chosen overlays.
+    fn picture(&self, side: &Side, frame: &Frame, output: &SideOutput) -> anyhow::Result<RgbImage> {
+        let names = &side.detector.info().class_names;
+        let mut annotated = frame.image.clone();
+        match &output.tracked {
+            Some(tracked) => draw_tracks(&mut annotated, &tracked.objects, names),
+            None => draw_detections(&mut annotated, &output.result.detections, names),
+        }
+        let Some(taps) = &output.result.taps else {
+            return Ok(annotated);
+        };
+        let maps = heatmaps(taps).context("reading the attention maps")?;
+        let chosen = select(&maps, &self.args.overlay);
+        if chosen.is_empty() {
+            let known: Vec<String> = maps.iter().map(|m| m.key()).collect();
+            bail!(
+                "--overlay {}: no such map; choose from gates, {}",
+                self.args.overlay.join(","),
+                known.join(", ")
+            );
+        }
+        let tiles: Vec<(String, RgbImage)> = chosen
+            .iter()
+            .map(|map| {
+                let tile = overlay(
+                    &annotated,
+                    map,
+                    &output.result.letterbox,
+                    self.args.overlay_opacity,
+                );
+                (map.label.clone(), tile)
+            })
+            .collect();
+        Ok(mosaic(&tiles))
+    }
+
     fn finish(self) -> anyhow::Result<()> {
         if let Some(mut json) = self.json {
             json.flush()?;
@@ -295,4 +363,17 @@ impl<'a> Run<'a> {
         }
         Ok(())
     }
+}
+
+/// Pictures of one height left to right (one picture as it is).
+fn side_by_side(pictures: &[RgbImage]) -> RgbImage {
+    let width = pictures.iter().map(RgbImage::width).sum();
+    let height = pictures.iter().map(RgbImage::height).max().unwrap_or(0);
+    let mut out = RgbImage::new(width, height);
+    let mut x = 0;
+    for picture in pictures {
+        image::imageops::replace(&mut out, picture, i64::from(x), 0);
+        x += picture.width();
+    }
+    out
 }

@@ -9,6 +9,7 @@ mod bad_input;
 mod coco128;
 mod common;
 mod distill;
+mod explain_and_compare;
 mod fuzz;
 mod golden;
 mod kernels;

@@ -221,6 +221,7 @@ fn the_agreement_measure_catches_an_id_switch_and_a_missing_box() {
                 1 => vec![record(a, 7), record(b, 8)],
                 _ => vec![record(a, 8), record(b, 7)],
             },
+            detections_b: None,
         })
         .collect();
     let result = agreement(&reference, &ours);
