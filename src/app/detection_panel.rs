@@ -4,28 +4,42 @@
 use egui::Ui;
 
 use super::session::Session;
-use super::settings::{IMAGE_SIZES, Settings};
-use super::stats_panel::Stats;
+use super::settings::{CompareLayout, IMAGE_SIZES, Settings};
+use super::stats_panel::{ComparisonStats, Stats};
 use super::video_view::colour32;
-use crate::inference::postprocess::class_name;
+use crate::inference::postprocess::{Detection, class_name};
+use crate::output::annotate::detection_label;
 use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 
-/// The left panel. It owns the performance figures it shows; the rest are settings.
+/// The left panel. It owns the performance and comparison figures it shows; the rest
+/// are settings.
 #[derive(Default)]
 pub struct DetectionPanel {
     pub stats: Stats,
+    pub comparison: ComparisonStats,
+}
+
+/// What the panel shows of the frame on screen.
+pub struct FrameView<'a> {
+    pub detections: &'a [Detection],
+    /// The tracker's view of the frame, when tracking.
+    pub tracks: Option<&'a TrackedFrame>,
+    /// The box the detail view explains.
+    pub selected: Option<usize>,
+    /// The two models' captions, when a second one runs.
+    pub compared: Option<&'a [String; 2]>,
 }
 
 impl DetectionPanel {
-    /// `tracks`: the tracker's view of the frame on screen, when tracking.
+    /// Returns the detection whose row was clicked.
     pub fn show(
         &self,
         ui: &mut Ui,
         settings: &mut Settings,
         names: &[String],
-        tracks: Option<&TrackedFrame>,
+        frame: FrameView,
         session: Option<&Session>,
-    ) {
+    ) -> Option<usize> {
         ui.heading("Detection");
         ui.add_enabled(
             !settings.track,
@@ -86,13 +100,71 @@ impl DetectionPanel {
                 });
         }
         ui.separator();
-        tracking_section(ui, settings, names, tracks);
+        let clicked = detections_list(ui, settings, names, &frame);
+        ui.separator();
+        tracking_section(ui, settings, names, frame.tracks);
+        if frame.compared.is_some() {
+            ui.separator();
+            ui.horizontal(|ui| {
+                ui.label("Two models:");
+                ui.radio_value(
+                    &mut settings.compare_layout,
+                    CompareLayout::Split,
+                    "side by side",
+                );
+                ui.radio_value(
+                    &mut settings.compare_layout,
+                    CompareLayout::Overlay,
+                    "one picture",
+                );
+            });
+        }
         ui.separator();
         ui.checkbox(&mut settings.show_performance, "performance");
         if settings.show_performance {
+            if let Some(captions) = frame.compared {
+                self.comparison.show(ui, captions);
+            }
             self.stats.show(ui, session);
         }
+        clicked
     }
+}
+
+/// The frame's boxes, one row each (a click explains it); the selected one highlighted.
+fn detections_list(
+    ui: &mut Ui,
+    settings: &Settings,
+    names: &[String],
+    frame: &FrameView,
+) -> Option<usize> {
+    let shown: Vec<(usize, &Detection)> = frame
+        .detections
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !settings.hidden_classes.contains(&d.class))
+        .collect();
+    let mut clicked = None;
+    egui::CollapsingHeader::new(format!("Detections ({})", shown.len()))
+        .id_salt("detections")
+        .default_open(true)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("detections list")
+                .max_height(160.0)
+                .show(ui, |ui| {
+                    for (index, detection) in shown {
+                        let label = detection_label(detection, names);
+                        let row = ui
+                            .selectable_label(frame.selected == Some(index), label)
+                            .on_hover_text("Why this box?");
+                        if row.clicked() {
+                            clicked = Some(index);
+                        }
+                    }
+                });
+        });
+    clicked
 }
 
 /// The Track toggle, ByteTrack's settings, and the track counts per class.

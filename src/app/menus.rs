@@ -49,12 +49,15 @@ impl MenuBar {
         session: Option<&Session>,
         position: Option<f64>,
         model_busy: bool,
+        comparing: bool,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("Source", |ui| self.source_menu(ui, settings, &mut actions));
             ui.menu_button("Model", |ui| {
-                model_menu(ui, settings, model_busy, &mut actions)
+                model_menu(ui, settings, model_busy, &mut actions);
+                ui.separator();
+                compare_menu(ui, settings, comparing, &mut actions);
             });
             ui.separator();
             if let Some(session) = session {
@@ -176,6 +179,34 @@ fn model_menu(ui: &mut Ui, settings: &mut Settings, model_busy: bool, actions: &
         (DeviceChoice::Cpu, "CPU"),
     ] {
         ui.radio_value(&mut settings.device, choice, label);
+    }
+}
+
+/// A second model on the same frames: the same weights with SPPF, or other weights.
+fn compare_menu(ui: &mut Ui, settings: &Settings, comparing: bool, actions: &mut Vec<Action>) {
+    if let Some(weights) = &settings.weights
+        && ui
+            .button("Compare with these weights' own layer 9 (SPPF for YOLO11n)")
+            .clicked()
+    {
+        ui.close();
+        actions.push(Action::Compare(weights.clone()));
+    }
+    if ui.button("Compare with other weights…").clicked() {
+        ui.close();
+        if let Some(path) = rfd::FileDialog::new()
+            .add_filter("YOLO11 weights", &["pt", "safetensors"])
+            .pick_file()
+        {
+            actions.push(Action::Compare(path));
+        }
+    }
+    if ui
+        .add_enabled(comparing, egui::Button::new("Stop comparing"))
+        .clicked()
+    {
+        ui.close();
+        actions.push(Action::StopComparing);
     }
 }
 

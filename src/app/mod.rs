@@ -3,6 +3,7 @@
 //! laid over the video.
 
 mod attention_panel;
+mod detail_view;
 mod detection_panel;
 mod gpu;
 mod menus;
@@ -24,22 +25,24 @@ use crate::compute::device::{ComputeDevice, DeviceChoice};
 use crate::inference::detector::InputSize;
 use crate::inference::postprocess::NmsOptions;
 use crate::inference::preprocess::Canvas;
+use crate::output::explain::Explanation;
 use crate::source::SourceSpec;
 use crate::track::TRACKING_CONF;
 use crate::weights::bundled::Layer9Choice;
 use crate::weights::download::YOLO11N_URL;
 
 use attention_panel::{AttentionPanel, PanelContent};
-use detection_panel::DetectionPanel;
+use detail_view::DetailView;
+use detection_panel::{DetectionPanel, FrameView};
 use gpu::choose_device;
 pub use gpu::wgpu_setup;
 use menus::MenuBar;
 pub use model_manager::{ModelManager, ModelStatus, ModelSummary};
 pub use session::{InferenceKnobs, Processed, Session, SourceState};
 pub use settings::{IMAGE_SIZES, Settings};
-use stats_panel::Stats;
+use stats_panel::{ComparisonStats, Stats};
 use status_bar::{StatusBar, welcome};
-use video_view::VideoView;
+use video_view::{Comparison, VideoView};
 
 /// What the command line asked for; anything unset comes from the saved settings.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +54,8 @@ pub struct LaunchOptions {
     pub imgsz: Option<usize>,
     /// Turn tracking on; otherwise the saved setting holds.
     pub track: bool,
+    /// Weights to run beside the model (with their own layer 9).
+    pub compare: Option<PathBuf>,
     /// Where downloaded weights go (`weights/`).
     pub weights_folder: PathBuf,
     /// Where Ultralytics' yolo11n.pt is downloaded from.
@@ -77,11 +82,18 @@ pub enum Action {
     DownloadWeights,
     /// Jump to this many seconds into the video (and show that frame when paused).
     Seek(f64),
+    /// Run these weights (with their own layer 9) beside the model, on the same frames.
+    Compare(PathBuf),
+    StopComparing,
+    /// Open "Why this box?" on this detection of the frame on screen.
+    Explain(usize),
 }
 
 pub struct FocalYoloApp {
     settings: Settings,
     models: ModelManager,
+    /// The model run beside the first, when comparing.
+    compared: ModelManager,
     knobs: Arc<Mutex<InferenceKnobs>>,
     session: Option<Session>,
     current: Option<Processed>,
@@ -90,6 +102,7 @@ pub struct FocalYoloApp {
     detection: DetectionPanel,
     view: VideoView,
     attention: AttentionPanel,
+    detail: DetailView,
     weights_folder: PathBuf,
     download_url: String,
     started: Instant,
@@ -129,7 +142,8 @@ impl FocalYoloApp {
         let knobs = Arc::new(Mutex::new(knobs_for(&settings)));
         let mut app = Self {
             settings,
-            models: ModelManager::new(device),
+            models: ModelManager::new(device.clone()),
+            compared: ModelManager::new(device),
             knobs,
             session: None,
             current: None,
@@ -138,6 +152,7 @@ impl FocalYoloApp {
             detection: DetectionPanel::default(),
             view: VideoView::default(),
             attention: AttentionPanel::default(),
+            detail: DetailView::default(),
             weights_folder: launch.weights_folder,
             download_url: launch.download_url,
             started: Instant::now(),
@@ -145,6 +160,9 @@ impl FocalYoloApp {
         };
         if let Some(weights) = app.settings.weights.clone() {
             app.open_weights(&cc.egui_ctx, &weights);
+        }
+        if let Some(compared) = &launch.compare {
+            app.compare_with(&cc.egui_ctx, compared);
         }
         if let Some(source) = &launch.source {
             app.open_source(&cc.egui_ctx, SourceSpec::parse(source));
@@ -182,6 +200,11 @@ impl FocalYoloApp {
         self.current.as_ref()
     }
 
+    /// What "Why this box?" says of the box it follows, while it is open.
+    pub fn explained(&self) -> Option<&Explanation> {
+        self.detail.explanation()
+    }
+
     /// Play `spec`, replacing whatever was playing.
     pub fn open_source(&mut self, ctx: &egui::Context, spec: SourceSpec) {
         self.settings.last_source = Some(spec.to_string());
@@ -190,10 +213,13 @@ impl FocalYoloApp {
         self.session = None;
         self.current = None;
         self.detection.stats = Stats::default();
+        self.detection.comparison = ComparisonStats::default();
+        self.detail.clear();
         self.session = Some(Session::start(
             spec,
             camera_mode,
             self.models.slot.clone(),
+            self.compared.slot.clone(),
             self.knobs.clone(),
             move || repaint.request_repaint(),
         ));
@@ -208,6 +234,16 @@ impl FocalYoloApp {
         });
     }
 
+    /// Run the weights at `path`, with their own layer 9, beside the model on the same
+    /// frames (loaded in the background).
+    pub fn compare_with(&mut self, ctx: &egui::Context, path: &Path) {
+        let repaint = ctx.clone();
+        self.compared.load(path, &Layer9Choice::Stock, move || {
+            repaint.request_repaint()
+        });
+        self.detection.comparison = ComparisonStats::default();
+    }
+
     /// Fetch Ultralytics' yolo11n.pt into the weights folder, then load it.
     pub fn download_default_weights(&mut self, ctx: &egui::Context) {
         let repaint = ctx.clone();
@@ -219,15 +255,20 @@ impl FocalYoloApp {
     }
 
     fn poll(&mut self, ui: &Ui) {
-        let was_ready = self.models.status == ModelStatus::Ready;
+        let ready = |app: &Self| {
+            [&app.models, &app.compared].map(|models| models.status == ModelStatus::Ready)
+        };
+        let ready_before = ready(self);
         if let Some(downloaded) = self.models.poll() {
             self.open_weights(ui.ctx(), &downloaded);
         }
+        self.compared.poll();
+        let arrived = ready(self)
+            .into_iter()
+            .zip(ready_before)
+            .any(|(now, before)| now && !before);
         // A model that arrives while a still image or paused frame is shown: run it there.
-        if !was_ready
-            && self.models.status == ModelStatus::Ready
-            && let (Some(session), Some(current)) = (&self.session, &self.current)
-        {
+        if arrived && let (Some(session), Some(current)) = (&self.session, &self.current) {
             session.reprocess(current.frame.clone());
         }
         let Some(session) = self.session.as_mut() else {
@@ -249,6 +290,7 @@ impl FocalYoloApp {
                 &processed.times,
                 read,
             );
+            self.detection.comparison.record(&processed);
             self.current = Some(processed);
             self.dirty = true;
         }
@@ -272,7 +314,8 @@ impl FocalYoloApp {
         }
     }
 
-    fn apply(&mut self, ctx: &egui::Context, action: Action) {
+    fn apply(&mut self, ui: &Ui, action: Action) {
+        let ctx = ui.ctx();
         match action {
             Action::OpenSource(spec) => self.open_source(ctx, spec),
             Action::OpenWeights(path) => self.open_weights(ctx, &path),
@@ -283,6 +326,15 @@ impl FocalYoloApp {
                 }
             }
             Action::DownloadWeights => self.download_default_weights(ctx),
+            Action::Compare(path) => self.compare_with(ctx, &path),
+            Action::StopComparing => self.compared.unload(),
+            Action::Explain(index) => {
+                if let Some(current) = &self.current {
+                    let names = self.class_names();
+                    self.detail
+                        .select(ui, current, index, &names, self.settings.colormap);
+                }
+            }
             Action::Seek(seconds) => {
                 if let Some(session) = &mut self.session {
                     session.seek(seconds);
@@ -315,6 +367,17 @@ impl FocalYoloApp {
         }
     }
 
+    /// Each model's caption, while a second one runs beside the first.
+    fn comparison(&self) -> Option<Comparison> {
+        let (Some(first), Some(second)) = (&self.models.summary, &self.compared.summary) else {
+            return None;
+        };
+        Some(Comparison {
+            names: second.info.class_names.clone(),
+            captions: [first.caption(), second.caption()],
+        })
+    }
+
     /// The loaded model's class names; none before a model is loaded.
     fn class_names(&self) -> Vec<String> {
         self.models
@@ -331,6 +394,14 @@ impl eframe::App for FocalYoloApp {
         self.poll(ui);
         self.handle_dropped_files(ui);
         self.apply_knobs();
+        let names = self.class_names();
+        // Find the explained object in a new frame before anything shows which box it is.
+        if self.dirty
+            && let Some(current) = &self.current
+        {
+            self.detail
+                .follow(ui, current, &names, self.settings.colormap);
+        }
 
         let mut actions = Vec::new();
         let position = self.current.as_ref().map(|current| current.frame.pts);
@@ -342,29 +413,41 @@ impl eframe::App for FocalYoloApp {
                 self.session.as_ref(),
                 position,
                 busy,
+                self.compared.summary.is_some() || self.compared.is_busy(),
             ));
         });
         egui::Panel::bottom("status").show(ui, |ui| {
-            actions.extend(
-                self.status_bar
-                    .show(ui, &self.models, self.session.as_ref()),
-            );
+            actions.extend(self.status_bar.show(
+                ui,
+                &self.models,
+                &self.compared,
+                self.session.as_ref(),
+            ));
         });
-        let names = self.class_names();
+        let comparison = self.comparison();
         egui::Panel::left("detection")
             .default_size(230.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
                     .id_salt("detection panel")
                     .show(ui, |ui| {
-                        let tracks = self.current.as_ref().and_then(|c| c.tracks.as_ref());
-                        self.detection.show(
+                        let frame = FrameView {
+                            detections: self
+                                .current
+                                .as_ref()
+                                .map_or(&[], |c| c.detections.as_slice()),
+                            tracks: self.current.as_ref().and_then(|c| c.tracks.as_ref()),
+                            selected: self.detail.selected(),
+                            compared: comparison.as_ref().map(|c| &c.captions),
+                        };
+                        let clicked = self.detection.show(
                             ui,
                             &mut self.settings,
                             &names,
-                            tracks,
+                            frame,
                             self.session.as_ref(),
                         );
+                        actions.extend(clicked.map(Action::Explain));
                     });
             });
         let has_focal = self.models.summary.as_ref().map(|s| s.info.has_focal());
@@ -389,18 +472,31 @@ impl eframe::App for FocalYoloApp {
             if self.dirty || look_changed {
                 self.attention.update(ui, current, self.settings.colormap);
             }
+            if look_changed {
+                self.detail
+                    .follow(ui, current, &names, self.settings.colormap);
+            }
         }
         self.dirty = false;
-        egui::CentralPanel::default().show(ui, |ui| {
-            if self.current.is_some() {
-                self.view
-                    .show(ui, self.current.as_ref(), &self.settings, &names);
-            } else {
-                actions.extend(welcome(ui, &self.models));
+        egui::CentralPanel::default().show(ui, |ui| match &self.current {
+            Some(current) => {
+                let clicked = self.view.show(
+                    ui,
+                    current,
+                    &self.settings,
+                    &names,
+                    comparison.as_ref(),
+                    self.detail.selected(),
+                );
+                actions.extend(clicked.map(Action::Explain));
             }
+            None => actions.extend(welcome(ui, &self.models)),
         });
+        if !self.detail.show(ui) {
+            self.detail.clear();
+        }
         for action in actions {
-            self.apply(ui.ctx(), action);
+            self.apply(ui, action);
         }
         self.detection.stats.drawn(draw_started.elapsed());
     }

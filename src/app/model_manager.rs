@@ -25,6 +25,22 @@ pub struct ModelSummary {
     pub scores: Option<MeasuredScores>,
 }
 
+impl ModelSummary {
+    /// The file and its layer 9, briefly: `yolo11n.pt, FocalModulation`.
+    pub fn caption(&self) -> String {
+        let layer9 = if self.info.has_focal() {
+            "FocalModulation"
+        } else {
+            "SPPF"
+        };
+        let file = self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        format!("{file}, {layer9}")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelStatus {
     /// No weights chosen yet.
@@ -90,6 +106,14 @@ impl ModelManager {
             let _ = tx.send(load(&path, &layer9, &device));
             repaint();
         });
+    }
+
+    /// Drop the model: the inference thread runs without it from its next frame.
+    pub fn unload(&mut self) {
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.messages = None;
+        self.summary = None;
+        self.status = ModelStatus::Missing;
     }
 
     /// Download `url` to `destination` on a background thread; the UI then loads it.

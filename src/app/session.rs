@@ -42,6 +42,15 @@ pub struct Processed {
     pub tracks: Option<TrackedFrame>,
     pub times: StageTimes,
     pub error: Option<String>,
+    /// What the model it is compared with made of the same frame.
+    pub compared: Option<ComparedRun>,
+}
+
+/// The second model's boxes on a frame, when one runs beside the first.
+pub struct ComparedRun {
+    pub detections: Vec<Detection>,
+    pub times: StageTimes,
+    pub error: Option<String>,
 }
 
 /// Where the source stands, for the UI.
@@ -76,11 +85,13 @@ pub struct Session {
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Session {
-    /// Open `spec` on a new capture thread and run `model` on its frames.
+    /// Open `spec` on a new capture thread and run `model` on its frames, and `compared`
+    /// (when it holds one) on the same frames after it.
     pub fn start(
         spec: SourceSpec,
         camera_mode: Option<CameraMode>,
         model: ModelSlot,
+        compared: ModelSlot,
         knobs: Arc<Mutex<InferenceKnobs>>,
         repaint: impl Fn() + Clone + Send + 'static,
     ) -> Self {
@@ -111,7 +122,11 @@ impl Session {
             frames.clone(),
             results.clone(),
             processed.clone(),
-            move |frame| infer(frame, &model, &knobs, &mut tracker, &no_model),
+            move |frame| {
+                let mut processed = infer(frame, &model, &knobs, &mut tracker, &no_model);
+                processed.compared = infer_compared(&processed.frame, &compared, &knobs);
+                processed
+            },
             repaint,
         );
         Self {
@@ -234,6 +249,7 @@ fn infer(
         tracks: None,
         times: StageTimes::default(),
         error: None,
+        compared: None,
     };
     let Some(detector) = detector else {
         without_model.fetch_add(1, Ordering::Relaxed);
@@ -273,6 +289,36 @@ fn infer(
         Err(err) => processed.error = Some(err.to_string()),
     }
     processed
+}
+
+/// The second model's boxes on `frame`, without maps or tracks, when there is one.
+fn infer_compared(
+    frame: &Frame,
+    model: &ModelSlot,
+    knobs: &Mutex<InferenceKnobs>,
+) -> Option<ComparedRun> {
+    let detector = model.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+    let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let run = catch_panic(|| detector.run_sized(&frame.image, knobs.input, &knobs.nms, false));
+    Some(match run {
+        Ok(Ok(result)) => ComparedRun {
+            detections: result.detections,
+            times: result.times,
+            error: None,
+        },
+        Ok(Err(err)) => ComparedRun {
+            detections: Vec::new(),
+            times: StageTimes::default(),
+            error: Some(err.to_string()),
+        },
+        Err(panic) => ComparedRun {
+            detections: Vec::new(),
+            times: StageTimes::default(),
+            error: Some(format!(
+                "the compared model failed on this frame ({panic}); this is a bug, please report it"
+            )),
+        },
+    })
 }
 
 /// The tracks in `frame` when tracking is on; turning it off forgets them.

@@ -36,6 +36,15 @@ pub struct Settings {
     /// Follow objects across frames (ByteTrack), with these settings.
     pub track: bool,
     pub tracker: TrackerConfig,
+    /// How two models' boxes are shown when a second one runs.
+    pub compare_layout: CompareLayout,
+}
+
+/// Two models on one frame: two pictures side by side, or both box sets on one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareLayout {
+    Split,
+    Overlay,
 }
 
 impl Default for Settings {
@@ -58,6 +67,7 @@ impl Default for Settings {
             camera_mode: None,
             track: false,
             tracker: TrackerConfig::default(),
+            compare_layout: CompareLayout::Split,
         }
     }
 }

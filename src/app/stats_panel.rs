@@ -8,7 +8,9 @@ use egui_plot::{Line, Plot, PlotPoints};
 
 use crate::inference::detector::StageTimes;
 
-use super::session::Session;
+use super::session::{Processed, Session};
+use super::video_view::MODEL_TAGS;
+use crate::inference::postprocess::found_by_one;
 
 /// How much of the plot's history to keep, in seconds.
 const PLOT_SECONDS: f64 = 30.0;
@@ -16,6 +18,9 @@ const PLOT_SECONDS: f64 = 30.0;
 const SMOOTHING: f64 = 0.1;
 /// A longer pause between shown frames (paused, ended, seeking) starts the plot afresh.
 const PLOT_GAP_SECONDS: f64 = 2.0;
+
+/// Frames the comparison figures are taken over.
+const COMPARED_FRAMES: usize = 30;
 
 /// Running averages of each stage, in milliseconds.
 #[derive(Default, Clone, Copy)]
@@ -141,6 +146,67 @@ impl Stats {
             .include_y(0.0)
             .show(ui, |plot| {
                 plot.line(Line::new("FPS", PlotPoints::from(points)))
+            });
+    }
+}
+
+/// The two models over the last frames both ran on.
+#[derive(Default)]
+pub struct ComparisonStats {
+    frames: VecDeque<ComparedFrame>,
+}
+
+/// One frame both models ran on: each model's inference time, box count, and boxes the
+/// other did not find.
+struct ComparedFrame {
+    inference_ms: [f64; 2],
+    boxes: [usize; 2],
+    only: [usize; 2],
+}
+
+impl ComparisonStats {
+    /// A shown frame; frames without a second model leave the figures alone.
+    pub fn record(&mut self, processed: &Processed) {
+        let Some(compared) = &processed.compared else {
+            return;
+        };
+        let (only_a, only_b) = found_by_one(&processed.detections, &compared.detections);
+        let count = |only: &[bool]| only.iter().filter(|&&o| o).count();
+        self.frames.push_back(ComparedFrame {
+            inference_ms: [processed.times.inference, compared.times.inference]
+                .map(|t| t.as_secs_f64() * 1000.0),
+            boxes: [processed.detections.len(), compared.detections.len()],
+            only: [count(&only_a), count(&only_b)],
+        });
+        if self.frames.len() > COMPARED_FRAMES {
+            self.frames.pop_front();
+        }
+    }
+
+    /// Means over the recorded frames, a row per model.
+    pub fn show(&self, ui: &mut Ui, captions: &[String; 2]) {
+        let frames = self.frames.len().max(1) as f64;
+        ui.label(format!("Comparison, last {} frames", self.frames.len()));
+        egui::Grid::new("comparison")
+            .num_columns(4)
+            .striped(true)
+            .show(ui, |ui| {
+                ui.strong("model");
+                ui.strong("inference");
+                ui.strong("boxes");
+                ui.strong("only");
+                ui.end_row();
+                for model in 0..2 {
+                    let mean = |f: &dyn Fn(&ComparedFrame) -> f64| {
+                        self.frames.iter().map(f).sum::<f64>() / frames
+                    };
+                    ui.label(MODEL_TAGS[model])
+                        .on_hover_text(captions[model].as_str());
+                    ui.label(format!("{:.1} ms", mean(&|f| f.inference_ms[model])));
+                    ui.label(format!("{:.1}", mean(&|f| f.boxes[model] as f64)));
+                    ui.label(format!("{:.1}", mean(&|f| f.only[model] as f64)));
+                    ui.end_row();
+                }
             });
     }
 }

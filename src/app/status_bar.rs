@@ -22,6 +22,7 @@ impl StatusBar {
         &self,
         ui: &mut Ui,
         models: &ModelManager,
+        compared: &ModelManager,
         session: Option<&Session>,
     ) -> Option<Action> {
         let mut action = None;
@@ -70,6 +71,24 @@ impl StatusBar {
                 if ui.button("Download yolo11n.pt").clicked() {
                     action = Some(Action::DownloadWeights);
                 }
+            }
+            match (&compared.status, &compared.summary) {
+                (ModelStatus::Ready, Some(summary)) => {
+                    ui.separator();
+                    ui.label(format!("compared with {}", model_line(summary)));
+                }
+                (ModelStatus::Loading(path), _) => {
+                    ui.separator();
+                    ui.spinner();
+                    ui.label(format!("loading {} to compare", path.display()));
+                }
+                (ModelStatus::Failed(reason), _) => {
+                    ui.separator();
+                    ui.label(
+                        RichText::new(format!("cannot compare: {reason}")).color(Color32::RED),
+                    );
+                }
+                _ => {}
             }
             if let Some(session) = session {
                 ui.separator();

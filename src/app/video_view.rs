@@ -6,12 +6,12 @@ use egui::{
     TextureOptions, Ui, Vec2, pos2, vec2,
 };
 
-use crate::inference::postprocess::Detection;
+use crate::inference::postprocess::{Detection, found_by_one};
 use crate::output::annotate::{class_colour, detection_label, track_label};
 
 use super::overlay_shader;
 use super::session::Processed;
-use super::settings::Settings;
+use super::settings::{CompareLayout, Settings};
 
 #[derive(Default)]
 pub struct VideoView {
@@ -51,26 +51,38 @@ impl VideoView {
         );
     }
 
-    /// Draw the current frame into the space left, with boxes for `processed`.
+    /// Draw the current frame into the space left, with boxes for `processed` (and the
+    /// compared model's, side by side or on the same picture); `selected` (an index into
+    /// its detections) is outlined. Returns the detection a click landed on.
     pub fn show(
         &self,
         ui: &mut Ui,
-        processed: Option<&Processed>,
+        processed: &Processed,
         settings: &Settings,
         names: &[String],
-    ) {
+        comparison: Option<&Comparison>,
+        selected: Option<usize>,
+    ) -> Option<usize> {
         let available = ui.available_rect_before_wrap();
-        let (Some(texture), Some(processed)) = (&self.frame, processed) else {
-            return;
-        };
+        let texture = self.frame.as_ref()?;
+        let response = ui.allocate_rect(available, egui::Sense::click());
+        let painter = ui.painter_at(available);
         let image = &processed.frame.image;
         let size = vec2(image.width() as f32, image.height() as f32);
-        let scale = (available.width() / size.x).min(available.height() / size.y);
-        let rect = Rect::from_center_size(available.center(), size * scale);
-        ui.allocate_rect(available, egui::Sense::hover());
-        let painter = ui.painter_at(available);
+        let compared = processed.compared.as_ref().zip(comparison);
+        let split = compared.is_some() && settings.compare_layout == CompareLayout::Split;
+        let areas = if split {
+            let (left, right) = available.split_left_right_at_fraction(0.5);
+            vec![left.shrink(2.0), right.shrink(2.0)]
+        } else {
+            vec![available]
+        };
+        let pictures: Vec<Picture> = areas.iter().map(|area| Picture::fit(*area, size)).collect();
         let full_uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
-        painter.image(texture.id(), rect, full_uv, Color32::WHITE);
+        for picture in &pictures {
+            painter.image(texture.id(), picture.rect, full_uv, Color32::WHITE);
+        }
+        let main = pictures[0];
         if let Some(letterbox) = &processed.letterbox {
             for map in processed
                 .maps
@@ -78,7 +90,7 @@ impl VideoView {
                 .filter(|m| settings.overlays.contains(&m.key()))
             {
                 painter.add(overlay_shader::overlay(
-                    rect,
+                    main.rect,
                     map,
                     letterbox,
                     settings.colormap,
@@ -86,60 +98,258 @@ impl VideoView {
                 ));
             }
         }
-
-        let to_screen = |x: f32, y: f32| Pos2::new(rect.min.x + x * scale, rect.min.y + y * scale);
-        let shown = |d: &Detection| !settings.hidden_classes.contains(&d.class);
-        let draw_box = |detection: &Detection, label: String| {
-            let [x1, y1, x2, y2] = detection.xyxy;
-            let colour = colour32(class_colour(detection.class));
-            let boxed = Rect::from_min_max(to_screen(x1, y1), to_screen(x2, y2));
-            painter.rect_stroke(boxed, 0.0, Stroke::new(2.0, colour), StrokeKind::Inside);
-            if settings.show_labels {
-                let text_colour = if colour.r() as u32 + colour.g() as u32 + colour.b() as u32 > 382
-                {
-                    Color32::BLACK
-                } else {
-                    Color32::WHITE
-                };
-                let galley = painter.layout_no_wrap(label, FontId::proportional(13.0), text_colour);
-                let label_size = galley.size() + Vec2::new(6.0, 2.0);
-                // Above the box, or inside it at the top edge of the picture.
-                let top = if boxed.min.y - label_size.y >= rect.min.y {
-                    boxed.min.y - label_size.y
-                } else {
-                    boxed.min.y
-                };
-                let label = Rect::from_min_size(pos2(boxed.min.x, top), label_size);
-                painter.rect_filled(label, 0.0, colour);
-                painter.galley(label.min + Vec2::new(3.0, 1.0), galley, text_colour);
-            }
+        let boxes = Boxes {
+            painter: &painter,
+            settings,
         };
-        match &processed.tracks {
-            Some(tracks) => {
-                let visible = || tracks.objects.iter().filter(|o| shown(&o.detection));
-                for object in visible() {
-                    let colour = colour32(class_colour(object.detection.class));
-                    let points = object.trail.iter().map(|&[x, y]| to_screen(x, y)).collect();
-                    painter.add(egui::Shape::line(points, Stroke::new(2.0, colour)));
-                }
-                for object in visible() {
-                    draw_box(&object.detection, track_label(object, names));
-                }
-            }
-            None => {
-                for detection in processed.detections.iter().filter(|d| shown(d)) {
-                    draw_box(detection, detection_label(detection, names));
-                }
+        let shown = |d: &Detection| !settings.hidden_classes.contains(&d.class);
+        // With tracking, the first model's boxes are its tracks, and detections down to
+        // the tracker's threshold feed it; the compared model's boxes then show from the
+        // confidence the user chose.
+        let first_boxes: Vec<Detection> = match &processed.tracks {
+            Some(tracks) => tracks.objects.iter().map(|o| o.detection.clone()).collect(),
+            None => processed.detections.clone(),
+        };
+        let floor = if processed.tracks.is_some() {
+            settings.conf
+        } else {
+            0.0
+        };
+        let second_boxes: Vec<Detection> = compared
+            .map(|(run, _)| {
+                run.detections
+                    .iter()
+                    .filter(|d| d.conf >= floor)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (only_a, only_b) = match compared {
+            Some(_) => found_by_one(&first_boxes, &second_boxes),
+            None => (Vec::new(), Vec::new()),
+        };
+        // With two models on one picture, colours say which model; otherwise the class.
+        let colour_of = |model: usize, class: usize| match (compared, split) {
+            (Some(_), false) => MODEL_COLOURS[model],
+            _ => colour32(class_colour(class)),
+        };
+        let mark = |only: &[bool], index: usize, model: usize| {
+            only.get(index)
+                .copied()
+                .unwrap_or(false)
+                .then_some(MODEL_TAGS[model])
+        };
+        if let Some(tracks) = &processed.tracks {
+            for object in tracks.objects.iter().filter(|o| shown(&o.detection)) {
+                let colour = colour_of(0, object.detection.class);
+                let points = object
+                    .trail
+                    .iter()
+                    .map(|&[x, y]| main.to_screen(x, y))
+                    .collect();
+                painter.add(egui::Shape::line(points, Stroke::new(2.0, colour)));
             }
         }
-        if let Some(error) = &processed.error {
-            painter.text(
-                rect.left_top() + Vec2::splat(8.0),
-                Align2::LEFT_TOP,
-                error,
-                FontId::proportional(14.0),
-                Color32::RED,
+        for (index, detection) in first_boxes.iter().enumerate() {
+            if shown(detection) {
+                let label = match &processed.tracks {
+                    Some(tracks) => track_label(&tracks.objects[index], names),
+                    None => detection_label(detection, names),
+                };
+                let colour = colour_of(0, detection.class);
+                let only = mark(&only_a, index, 0);
+                boxes.draw(main, detection, label, colour, only, false);
+            }
+        }
+        if let Some((run, comparison)) = compared {
+            let picture = *pictures.last().expect("one picture at least");
+            for (index, detection) in second_boxes.iter().enumerate() {
+                if shown(detection) {
+                    let colour = colour_of(1, detection.class);
+                    let label = detection_label(detection, &comparison.names);
+                    let only = mark(&only_b, index, 1);
+                    boxes.draw(picture, detection, label, colour, only, !split);
+                }
+            }
+            let captions: Vec<(Picture, usize)> = if split {
+                vec![(pictures[0], 0), (pictures[1], 1)]
+            } else {
+                vec![(main, 0)]
+            };
+            for (picture, model) in captions {
+                let text = if split {
+                    comparison.captions[model].clone()
+                } else {
+                    format!(
+                        "{}: {}   {}: {}",
+                        MODEL_TAGS[0],
+                        comparison.captions[0],
+                        MODEL_TAGS[1],
+                        comparison.captions[1]
+                    )
+                };
+                let galley =
+                    painter.layout_no_wrap(text, FontId::proportional(13.0), Color32::WHITE);
+                let at = pos2(
+                    picture.rect.min.x,
+                    picture.rect.max.y - galley.size().y - 4.0,
+                );
+                painter.rect_filled(
+                    Rect::from_min_size(at, galley.size() + vec2(8.0, 4.0)),
+                    0.0,
+                    Color32::from_black_alpha(180),
+                );
+                painter.galley(at + vec2(4.0, 2.0), galley, Color32::WHITE);
+            }
+            if let Some(error) = &run.error {
+                boxes.error(picture, error);
+            }
+        }
+        if let Some(detection) = selected.and_then(|i| processed.detections.get(i)) {
+            let [x1, y1, x2, y2] = detection.xyxy;
+            let outline = Rect::from_min_max(main.to_screen(x1, y1), main.to_screen(x2, y2));
+            painter.rect_stroke(
+                outline.expand(3.0),
+                0.0,
+                Stroke::new(2.0, Color32::WHITE),
+                StrokeKind::Outside,
             );
         }
+        if let Some(error) = &processed.error {
+            boxes.error(main, error);
+        }
+        let click = response
+            .interact_pointer_pos()
+            .filter(|_| response.clicked())?;
+        let (x, y) = main.to_image(click);
+        // The smallest box under the pointer: a small object in front of a large one.
+        processed
+            .detections
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| shown(d))
+            .filter(|(_, d)| d.xyxy[0] <= x && x <= d.xyxy[2] && d.xyxy[1] <= y && y <= d.xyxy[3])
+            .min_by(|(_, a), (_, b)| area(a).total_cmp(&area(b)))
+            .map(|(index, _)| index)
+    }
+}
+
+/// What the view needs to know of a second model running beside the first.
+pub struct Comparison {
+    pub names: Vec<String>,
+    /// One line naming each model.
+    pub captions: [String; 2],
+}
+
+/// Box colours of the two models when both draw on one picture.
+const MODEL_COLOURS: [Color32; 2] = [
+    Color32::from_rgb(255, 149, 0),
+    Color32::from_rgb(0, 200, 255),
+];
+/// How the view and the panel name the two models.
+pub const MODEL_TAGS: [&str; 2] = ["A", "B"];
+
+fn area(d: &Detection) -> f32 {
+    (d.xyxy[2] - d.xyxy[0]) * (d.xyxy[3] - d.xyxy[1])
+}
+
+/// Where the frame is drawn: its screen rectangle and screen pixels per image pixel.
+#[derive(Clone, Copy)]
+struct Picture {
+    rect: Rect,
+    scale: f32,
+}
+
+impl Picture {
+    /// The frame of `size`, as large as fits in `area`, centred.
+    fn fit(area: Rect, size: Vec2) -> Self {
+        let scale = (area.width() / size.x).min(area.height() / size.y);
+        Self {
+            rect: Rect::from_center_size(area.center(), size * scale),
+            scale,
+        }
+    }
+
+    fn to_screen(self, x: f32, y: f32) -> Pos2 {
+        Pos2::new(
+            self.rect.min.x + x * self.scale,
+            self.rect.min.y + y * self.scale,
+        )
+    }
+
+    fn to_image(self, at: Pos2) -> (f32, f32) {
+        (
+            (at.x - self.rect.min.x) / self.scale,
+            (at.y - self.rect.min.y) / self.scale,
+        )
+    }
+}
+
+/// Draws boxes and messages on the view.
+struct Boxes<'a> {
+    painter: &'a egui::Painter,
+    settings: &'a Settings,
+}
+
+impl Boxes<'_> {
+    /// A box with its label; `only` (the model's tag) marks a box the other model does
+    /// not find: a thicker line and the tag in the label. `below` puts the label under the
+    /// box, clear of another model's label on the same object.
+    fn draw(
+        &self,
+        picture: Picture,
+        detection: &Detection,
+        label: String,
+        colour: Color32,
+        only: Option<&str>,
+        below: bool,
+    ) {
+        let [x1, y1, x2, y2] = detection.xyxy;
+        let boxed = Rect::from_min_max(picture.to_screen(x1, y1), picture.to_screen(x2, y2));
+        let width = if only.is_some() { 4.0 } else { 2.0 };
+        self.painter
+            .rect_stroke(boxed, 0.0, Stroke::new(width, colour), StrokeKind::Inside);
+        if !self.settings.show_labels {
+            return;
+        }
+        let label = match only {
+            Some(tag) => format!("{label} (only {tag})"),
+            None => label,
+        };
+        let text_colour = if colour.r() as u32 + colour.g() as u32 + colour.b() as u32 > 382 {
+            Color32::BLACK
+        } else {
+            Color32::WHITE
+        };
+        let galley = self
+            .painter
+            .layout_no_wrap(label, FontId::proportional(13.0), text_colour);
+        let label_size = galley.size() + Vec2::new(6.0, 2.0);
+        // Above the box (or below it), or inside it at the edge of the picture.
+        let top = if below {
+            if boxed.max.y + label_size.y <= picture.rect.max.y {
+                boxed.max.y
+            } else {
+                boxed.max.y - label_size.y
+            }
+        } else if boxed.min.y - label_size.y >= picture.rect.min.y {
+            boxed.min.y - label_size.y
+        } else {
+            boxed.min.y
+        };
+        let label = Rect::from_min_size(pos2(boxed.min.x, top), label_size);
+        self.painter.rect_filled(label, 0.0, colour);
+        self.painter
+            .galley(label.min + Vec2::new(3.0, 1.0), galley, text_colour);
+    }
+
+    fn error(&self, picture: Picture, error: &str) {
+        self.painter.text(
+            picture.rect.left_top() + Vec2::splat(8.0),
+            Align2::LEFT_TOP,
+            error,
+            FontId::proportional(14.0),
+            Color32::RED,
+        );
     }
 }

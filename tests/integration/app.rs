@@ -12,6 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus, SourceState};
 use focalyolo::compute::device::DeviceChoice;
+use focalyolo::output::annotate::detection_label;
 use focalyolo::source::SourceSpec;
 use focalyolo::weights::bundled::Layer9Choice;
 
@@ -59,6 +60,14 @@ fn step_until(
     panic!("timed out waiting for {what}");
 }
 
+/// Play `source` (a file, folder or camera) in the app.
+fn play(harness: &mut Harness<'_, FocalYoloApp>, source: &Path) {
+    let ctx = harness.ctx.clone();
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(source.to_str().unwrap()));
+}
+
 fn model_ready(app: &FocalYoloApp) -> bool {
     *app.model_status() == ModelStatus::Ready
 }
@@ -67,20 +76,7 @@ fn model_ready(app: &FocalYoloApp) -> bool {
 fn a_frame_with_boxes_gate_maps_and_an_overlay() {
     let shared = require_shared!();
     let folder = tempfile::tempdir().unwrap();
-    let mut harness = harness(launch(
-        Some(shared.join("weights/yolo11n.pt")),
-        folder.path(),
-    ));
-    step_until(&mut harness, "the model", model_ready);
-    let image = shared.join("coco128/images/000000000036.jpg");
-    let ctx = harness.ctx.clone();
-    harness
-        .state_mut()
-        .open_source(&ctx, SourceSpec::parse(image.to_str().unwrap()));
-    step_until(&mut harness, "detections", |app| {
-        app.current()
-            .is_some_and(|c| !c.detections.is_empty() && !c.maps.is_empty())
-    });
+    let mut harness = app_on_an_image(&shared, folder.path());
     let current = harness.state().current().unwrap();
     assert_eq!(
         current.maps.len(),
@@ -124,20 +120,14 @@ fn a_broken_video_is_reported_and_the_app_carries_on() {
         Some(shared.join("weights/yolo11n.pt")),
         folder.path(),
     ));
-    let ctx = harness.ctx.clone();
-    harness
-        .state_mut()
-        .open_source(&ctx, SourceSpec::parse(broken.to_str().unwrap()));
+    play(&mut harness, &broken);
     step_until(&mut harness, "the error", |app| {
         app.session()
             .is_some_and(|s| matches!(s.state, SourceState::Failed(_)))
     });
     harness.get_by_label_contains("cannot read video");
 
-    let clip = shared.join("videos/ckd_traffic.webm");
-    harness
-        .state_mut()
-        .open_source(&ctx, SourceSpec::parse(clip.to_str().unwrap()));
+    play(&mut harness, &shared.join("videos/ckd_traffic.webm"));
     step_until(&mut harness, "a frame of the next video", |app| {
         app.current().is_some()
     });
@@ -259,10 +249,7 @@ fn on_the_gpu_the_model_shares_the_window_device() {
         "the model runs on {description}"
     );
     let image = shared.join("coco128/images/000000000036.jpg");
-    let ctx = harness.ctx.clone();
-    harness
-        .state_mut()
-        .open_source(&ctx, SourceSpec::parse(image.to_str().unwrap()));
+    play(&mut harness, &image);
     step_until(&mut harness, "detections on the GPU", |app| {
         app.current().is_some_and(|c| !c.detections.is_empty())
     });
@@ -285,10 +272,7 @@ fn tracking_shows_ids_trails_and_counts_on_a_clip() {
     let mut harness = stock_app(&shared, folder.path());
     harness.state_mut().settings_mut().track = true;
     let clip = shared.join("videos/assembly_walking.mp4");
-    let ctx = harness.ctx.clone();
-    harness
-        .state_mut()
-        .open_source(&ctx, SourceSpec::parse(clip.to_str().unwrap()));
+    play(&mut harness, &clip);
     // Paused before the first frame, then stepped: the tracker sees frames 0..12 in order,
     // whatever the machine's speed, so the snapshot is the same every run.
     let control = harness.state().session().unwrap().control.clone();
@@ -325,4 +309,120 @@ fn tracking_shows_ids_trails_and_counts_on_a_clip() {
             c.frame.index == 0 && c.tracks.as_ref().is_some_and(|t| t.seen_total == 1)
         })
     });
+}
+
+/// The app with YOLO11n (and the bundled FocalModulation) on a COCO image with boxes.
+fn app_on_an_image(shared: &Path, folder: &Path) -> Harness<'static, FocalYoloApp> {
+    let mut harness = harness(launch(Some(shared.join("weights/yolo11n.pt")), folder));
+    step_until(&mut harness, "the model", model_ready);
+    let image = shared.join("coco128/images/000000000036.jpg");
+    play(&mut harness, &image);
+    step_until(&mut harness, "detections", |app| {
+        app.current()
+            .is_some_and(|c| !c.detections.is_empty() && !c.maps.is_empty())
+    });
+    harness
+}
+
+#[test]
+fn why_this_box_explains_a_detection_picked_from_the_list() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut harness = app_on_an_image(&shared, folder.path());
+    let app = harness.state();
+    let first = app.current().unwrap().detections[0].clone();
+    let names = &app.model_summary().unwrap().info.class_names;
+    let row = detection_label(&first, names);
+    harness.get_by_label(&row).click();
+    harness.run_steps(4);
+    harness.get_by_label("Why this box?");
+    harness.get_by_label_contains("inside the box, which is");
+    harness.get_by_label_contains("(stride ");
+    for map in ["gate level 0", "gate level 1", "gate global", "modulator"] {
+        assert!(
+            harness.query_all_by_label(map).count() >= 2,
+            "{map}: the panel's and the detail view's"
+        );
+    }
+    harness.snapshot("app_why_this_box");
+}
+
+#[test]
+fn a_second_model_runs_beside_the_first_on_the_same_frames() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut harness = app_on_an_image(&shared, folder.path());
+    harness.get_by_label("Model").click();
+    harness.run_steps(2);
+    harness
+        .get_by_label_contains("Compare with these weights' own layer 9")
+        .click();
+    step_until(&mut harness, "the compared model's boxes", |app| {
+        app.current()
+            .and_then(|c| c.compared.as_ref())
+            .is_some_and(|compared| !compared.detections.is_empty())
+    });
+    let current = harness.state().current().unwrap();
+    let compared = current.compared.as_ref().unwrap();
+    assert!(compared.error.is_none(), "{:?}", compared.error);
+    assert_ne!(
+        current.detections, compared.detections,
+        "the bundled FocalModulation beside the checkpoint's own SPPF"
+    );
+    harness.get_by_label_contains("compared with yolo11n.pt");
+    harness.snapshot("app_compare_side_by_side");
+
+    harness.get_by_label("one picture").click();
+    harness.run_steps(4);
+    harness.snapshot("app_compare_one_picture");
+}
+
+#[test]
+fn why_this_box_stays_on_its_object_while_the_video_plays() {
+    let shared = require_shared!();
+    let clip = shared.join("videos/huutrinh_people_movement.mp4");
+    for track in [false, true] {
+        let folder = tempfile::tempdir().unwrap();
+        let mut harness = harness(launch(
+            Some(shared.join("weights/yolo11n.pt")),
+            folder.path(),
+        ));
+        step_until(&mut harness, "the model", model_ready);
+        harness.state_mut().settings_mut().track = track;
+        play(&mut harness, &clip);
+        let control = harness.state().session().unwrap().control.clone();
+        control.set_paused(true);
+        let step_to = |harness: &mut Harness<'_, FocalYoloApp>, index: u64| {
+            control.step();
+            step_until(harness, "the next frame", |app| {
+                app.current().is_some_and(|c| c.frame.index == index)
+            });
+        };
+        step_to(&mut harness, 0);
+        let app = harness.state();
+        let names = &app.model_summary().unwrap().info.class_names;
+        let tv = app
+            .current()
+            .unwrap()
+            .detections
+            .iter()
+            .find(|d| names[d.class] == "tv")
+            .expect("the clip's first frame shows the television");
+        let row = detection_label(tv, names);
+        harness.get_by_label(&row).click();
+        harness.run_steps(2);
+        let mut last = harness.state().explained().unwrap().xyxy;
+        for index in 1..12 {
+            step_to(&mut harness, index);
+            let explained = harness.state().explained().expect("still open");
+            assert_eq!(explained.name, "tv", "frame {index}, tracking {track}");
+            let moved = focalyolo::inference::postprocess::box_iou(&last, &explained.xyxy);
+            assert!(moved > 0.8, "frame {index}: IoU {moved} with the last box");
+            last = explained.xyxy;
+        }
+        // A seek (or a loop) starts the tracker's IDs over: the view stays on the object.
+        control.seek(0.0);
+        step_to(&mut harness, 0);
+        assert_eq!(harness.state().explained().unwrap().name, "tv");
+    }
 }

@@ -1,0 +1,248 @@
+//! "Why this box?": a window on the box the user picked (in the video or the detections
+//! list): the crop with each FocalModulation map over it, the box's top class scores, the
+//! pyramid level and anchor it came from, and the modulator's energy inside it. It follows
+//! the object while the video plays: by track ID with tracking on, else the box of the next
+//! frame that overlaps it most.
+
+use egui::{RichText, TextureHandle, Ui};
+
+use super::session::Processed;
+use super::video_view::upload;
+use crate::inference::postprocess::{Detection, box_iou};
+use crate::output::attention_maps::Colormap;
+use crate::output::explain::{Explanation, detail_tiles};
+
+/// Height of the pictures in the window, in points, unless the row would be wider than
+/// [`ROW_POINTS`]; they are made at twice that in pixels to stay sharp on high-density
+/// screens.
+const TILE_POINTS: f32 = 112.0;
+const ROW_POINTS: f32 = 680.0;
+
+/// The object the user picked.
+struct Selection {
+    xyxy: [f32; 4],
+    /// Only boxes of its class are the object in later frames.
+    class: usize,
+    track_id: Option<u64>,
+    /// The frame it was last looked for in: a seek or a loop goes back, and the tracker
+    /// starts its IDs over.
+    frame: u64,
+}
+
+#[derive(Default)]
+pub struct DetailView {
+    selection: Option<Selection>,
+    /// The selected box among the current frame's detections; none when this frame has no
+    /// box on the object (the window then shows the last frame that had one).
+    index: Option<usize>,
+    explanation: Option<Explanation>,
+    tiles: Vec<(String, Option<TextureHandle>)>,
+}
+
+impl DetailView {
+    /// Explain detection `index` of `processed`, and follow it from now on.
+    pub fn select(
+        &mut self,
+        ui: &Ui,
+        processed: &Processed,
+        index: usize,
+        names: &[String],
+        colormap: Colormap,
+    ) {
+        let Some(detection) = processed.detections.get(index) else {
+            return;
+        };
+        self.selection = Some(Selection {
+            xyxy: detection.xyxy,
+            class: detection.class,
+            track_id: None,
+            frame: processed.frame.index,
+        });
+        self.follow(ui, processed, names, colormap);
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    pub fn explanation(&self) -> Option<&Explanation> {
+        self.explanation.as_ref()
+    }
+
+    /// The selected box's index in the current frame's detections.
+    pub fn selected(&self) -> Option<usize> {
+        self.index
+    }
+
+    /// A new frame (or a new look of this one): find the object in it and explain it.
+    pub fn follow(&mut self, ui: &Ui, processed: &Processed, names: &[String], colormap: Colormap) {
+        let Some(selection) = &mut self.selection else {
+            return;
+        };
+        if processed.frame.index < selection.frame {
+            selection.track_id = None;
+        }
+        selection.frame = processed.frame.index;
+        let tracks = processed.tracks.as_ref();
+        // The track's box, while it is still about where the object was.
+        let tracked_box = selection.track_id.and_then(|id| {
+            tracks?
+                .objects
+                .iter()
+                .find(|o| o.id == id)
+                .map(|o| o.detection.xyxy)
+                .filter(|xyxy| box_iou(xyxy, &selection.xyxy) > 0.0)
+        });
+        let target = tracked_box.unwrap_or(selection.xyxy);
+        let class = selection.class;
+        let best = |boxes: &mut dyn Iterator<Item = &Detection>| {
+            boxes
+                .enumerate()
+                .filter(|(_, d)| d.class == class)
+                .map(|(i, d)| (i, box_iou(&target, &d.xyxy)))
+                .filter(|&(_, iou)| iou > 0.0)
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        };
+        self.index = best(&mut processed.detections.iter());
+        let Some(detection) = self.index.map(|i| &processed.detections[i]) else {
+            return;
+        };
+        selection.xyxy = detection.xyxy;
+        if let Some(tracks) = tracks {
+            let objects = &tracks.objects;
+            let on_it = best(&mut objects.iter().map(|o| &o.detection));
+            selection.track_id = on_it.map(|i| objects[i].id).or(selection.track_id);
+        }
+        let Some(letterbox) = &processed.letterbox else {
+            return;
+        };
+        self.explanation = Some(Explanation::new(
+            detection,
+            &processed.maps,
+            letterbox,
+            names,
+        ));
+        let pictures = detail_tiles(
+            &processed.frame.image,
+            detection.xyxy,
+            &processed.maps,
+            letterbox,
+            colormap,
+            (TILE_POINTS * 2.0) as u32,
+        );
+        self.tiles
+            .resize_with(pictures.len(), || (String::new(), None));
+        for ((label, picture), (shown_label, texture)) in pictures.into_iter().zip(&mut self.tiles)
+        {
+            let size = [picture.width() as usize, picture.height() as usize];
+            upload(
+                ui,
+                texture,
+                &format!("why this box: {label}"),
+                size,
+                picture.as_raw(),
+            );
+            *shown_label = label;
+        }
+    }
+
+    /// The window, while a box is selected; false once the user closes it.
+    pub fn show(&self, ui: &Ui) -> bool {
+        let Some(explanation) = &self.explanation else {
+            return self.selection.is_some();
+        };
+        let mut open = true;
+        egui::Window::new("Why this box?")
+            .open(&mut open)
+            .resizable(false)
+            .max_width(720.0)
+            // Low over the video, clear of both side panels' controls.
+            .pivot(egui::Align2::LEFT_BOTTOM)
+            .default_pos(ui.ctx().content_rect().left_bottom() + egui::vec2(250.0, -40.0))
+            .show(ui.ctx(), |ui| {
+                ui.heading(format!("{} {:.2}", explanation.name, explanation.conf));
+                if self.index.is_none() {
+                    ui.label(
+                        RichText::new("not in this frame: the last frame it was found in")
+                            .color(ui.visuals().warn_fg_color),
+                    );
+                }
+                let textures: Vec<(&String, &TextureHandle)> = self
+                    .tiles
+                    .iter()
+                    .filter_map(|(label, texture)| Some((label, texture.as_ref()?)))
+                    .collect();
+                // One row: tall boxes make narrow pictures, wide ones are scaled to fit.
+                let spacing = ui.spacing().item_spacing.x;
+                let row: f32 = textures
+                    .iter()
+                    .map(|(_, t)| t.size_vec2().x / t.size_vec2().y * TILE_POINTS + spacing)
+                    .sum();
+                let height = TILE_POINTS * (ROW_POINTS / row).min(1.0);
+                ui.horizontal(|ui| {
+                    for (label, texture) in textures {
+                        ui.vertical(|ui| {
+                            let size = texture.size_vec2();
+                            ui.add(
+                                egui::Image::new(texture)
+                                    .fit_to_exact_size(size * (height / size.y)),
+                            );
+                            ui.small(label.as_str());
+                        });
+                    }
+                });
+                if self.tiles.len() <= 1 {
+                    ui.label("Layer 9 is SPPF here: there are no FocalModulation maps to show.");
+                }
+                ui.separator();
+                numbers(ui, explanation);
+            });
+        open
+    }
+}
+
+/// The explanation's numbers, as a two-column grid.
+fn numbers(ui: &mut Ui, explanation: &Explanation) {
+    egui::Grid::new("why this box")
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("class scores");
+            ui.vertical(|ui| {
+                for score in &explanation.top_classes {
+                    ui.label(format!("{} {:.3}", score.name, score.score));
+                }
+            });
+            ui.end_row();
+            ui.label("from");
+            ui.label(
+                match (&explanation.level, explanation.stride, explanation.cell) {
+                    (Some(level), Some(stride), Some([column, row])) => format!(
+                        "{level} (stride {stride}), cell {column}, {row}: anchor {}",
+                        explanation.anchor
+                    ),
+                    _ => format!("anchor {}", explanation.anchor),
+                },
+            );
+            ui.end_row();
+            if let Some(energy) = &explanation.modulator_energy {
+                ui.label("modulator energy");
+                ui.label(format!(
+                    "{:.1}% inside the box, which is {:.1}% of the frame ({:.2}×)",
+                    energy.inside * 100.0,
+                    energy.area * 100.0,
+                    energy.concentration()
+                ))
+                .on_hover_text(
+                    "The share of the modulator's squared norm (summed over the frame) that falls \
+                 inside the box, against the box's share of the frame's area",
+                );
+                ui.end_row();
+            }
+            for map in &explanation.maps_inside {
+                ui.label(format!("{} inside", map.map));
+                ui.label(format!("{:.2} of its frame range", map.mean));
+                ui.end_row();
+            }
+        });
+}
