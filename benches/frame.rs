@@ -2,7 +2,10 @@
 //! frame's bytes to the model's input tensor), the forward pass of the default model
 //! (YOLO11n with the bundled FocalModulation layer), NMS with the boxes mapped back to the
 //! frame, and drawing them. Pre- and post-processing must stay a small share of the
-//! forward pass. Needs `../shared` for the weights and a COCO photo.
+//! forward pass. Also what the app adds: explaining one box ("Why this box?": its numbers
+//! and the five pictures of the detail view) and, for a comparison, the stock model's
+//! forward pass beside the default one's. Needs `../shared` for the weights and a COCO
+//! photo.
 
 mod common;
 
@@ -13,8 +16,10 @@ use focalyolo::compute::device::ComputeDevice;
 use focalyolo::inference::postprocess::{NmsOptions, non_max_suppression, unletterbox};
 use focalyolo::inference::preprocess::letterbox_on_device;
 use focalyolo::inference::preprocess::{Canvas, Letterbox};
-use focalyolo::model::Yolo;
+use focalyolo::model::{Activations, LAST_LAYER, TakeFocalTaps, Yolo};
 use focalyolo::output::annotate::draw_detections;
+use focalyolo::output::attention_maps::{Colormap, heatmaps};
+use focalyolo::output::explain::{Explanation, detail_tiles};
 use focalyolo::weights::bundled::{Layer9Choice, load_with_layer9};
 use image::imageops::FilterType;
 
@@ -31,6 +36,8 @@ fn frame_stages(c: &mut Criterion) {
         return;
     };
     let device = ComputeDevice::cpu().device;
+    let (stock, _) = load_with_layer9(&weights, &Layer9Choice::Stock).expect("weights load");
+    let (stock, _) = Yolo::load(&stock, &device).expect("model builds");
     let (weights, _) = load_with_layer9(&weights, &Layer9Choice::Bundled).expect("weights load");
     let (model, info) = Yolo::load(&weights, &device).expect("model builds");
     // A real photo at 1080p, so NMS and drawing see a real scene's boxes.
@@ -50,6 +57,9 @@ fn frame_stages(c: &mut Criterion) {
     let mut detections = non_max_suppression(&predictions, info.num_classes, &options);
     unletterbox(&mut detections, &letterbox);
     assert!(!detections.is_empty(), "the photo has objects");
+    let mut taps = TakeFocalTaps::default();
+    model.run(Activations::input(input.clone()), LAST_LAYER, &mut taps);
+    let maps = heatmaps(&taps.0.expect("FocalModulation's taps")).expect("maps read back");
 
     let mut group = c.benchmark_group("frame_1080p_cpu_640");
     group
@@ -68,6 +78,24 @@ fn frame_stages(c: &mut Criterion) {
             unletterbox(&mut found, &letterbox);
             found
         })
+    });
+    group.bench_function("explain_one_box", |b| {
+        b.iter(|| {
+            let numbers = Explanation::new(&detections[0], &maps, &letterbox, &info.class_names);
+            let pictures = detail_tiles(
+                &frame,
+                detections[0].xyxy,
+                &maps,
+                &letterbox,
+                Colormap::Turbo,
+                // The app's pictures on a 2× screen.
+                [272, 224],
+            );
+            (numbers, pictures)
+        })
+    });
+    group.bench_function("forward_stock", |b| {
+        b.iter(|| stock.forward(input.clone()).into_data())
     });
     group.bench_function("draw", |b| {
         b.iter_batched_ref(

@@ -12,11 +12,9 @@ use crate::inference::postprocess::{Detection, box_iou};
 use crate::output::attention_maps::Colormap;
 use crate::output::explain::{Explanation, detail_tiles};
 
-/// Height of the pictures in the window, in points, unless the row would be wider than
-/// [`ROW_POINTS`]; they are made at twice that in pixels to stay sharp on high-density
-/// screens.
-const TILE_POINTS: f32 = 112.0;
-const ROW_POINTS: f32 = 680.0;
+/// The most each picture in the window takes, in points (five make a row); they are made
+/// at the screen's pixel density.
+const TILE_POINTS: [f32; 2] = [136.0, 112.0];
 
 /// The object the user picked.
 struct Selection {
@@ -129,7 +127,7 @@ impl DetailView {
             &processed.maps,
             letterbox,
             colormap,
-            (TILE_POINTS * 2.0) as u32,
+            TILE_POINTS.map(|points| (points * ui.ctx().pixels_per_point()).round() as u32),
         );
         self.tiles
             .resize_with(pictures.len(), || (String::new(), None));
@@ -173,21 +171,12 @@ impl DetailView {
                     .iter()
                     .filter_map(|(label, texture)| Some((label, texture.as_ref()?)))
                     .collect();
-                // One row: tall boxes make narrow pictures, wide ones are scaled to fit.
-                let spacing = ui.spacing().item_spacing.x;
-                let row: f32 = textures
-                    .iter()
-                    .map(|(_, t)| t.size_vec2().x / t.size_vec2().y * TILE_POINTS + spacing)
-                    .sum();
-                let height = TILE_POINTS * (ROW_POINTS / row).min(1.0);
+                let pixels_per_point = ui.ctx().pixels_per_point();
                 ui.horizontal(|ui| {
                     for (label, texture) in textures {
                         ui.vertical(|ui| {
-                            let size = texture.size_vec2();
-                            ui.add(
-                                egui::Image::new(texture)
-                                    .fit_to_exact_size(size * (height / size.y)),
-                            );
+                            let size = texture.size_vec2() / pixels_per_point;
+                            ui.add(egui::Image::new(texture).fit_to_exact_size(size));
                             ui.small(label.as_str());
                         });
                     }

@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ModelArgs, NmsArgs};
 
-/// Height of each picture in an `--explain` strip.
-const EXPLAIN_TILE_HEIGHT: u32 = 192;
+/// The most each picture of an `--explain` strip takes (width, height).
+const EXPLAIN_TILE: [u32; 2] = [384, 192];
 
 #[derive(Args)]
 pub struct DetectArgs {
@@ -134,7 +134,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                     &maps,
                     &frame.letterbox,
                     Colormap::Turbo,
-                    EXPLAIN_TILE_HEIGHT,
+                    EXPLAIN_TILE,
                 );
                 let png = dir.join(format!("{stem}.box{index}.png"));
                 strip(&tiles)

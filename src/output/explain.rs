@@ -6,7 +6,7 @@ use image::{Rgb, RgbImage, imageops};
 use serde::Serialize;
 
 use super::annotate::{draw_label, draw_rectangle};
-use super::attention_maps::{Colormap, Heatmap, colourise_region};
+use super::attention_maps::{Colormap, Heatmap, blend, colourise_region};
 use crate::inference::postprocess::{AnchorPlace, Detection, class_name};
 use crate::inference::preprocess::Letterbox;
 
@@ -231,22 +231,30 @@ pub fn crop_region(xyxy: [f32; 4], width: u32, height: u32) -> [u32; 4] {
     [x0, y0, x1, y1]
 }
 
-/// The detail view's pictures, `height` pixels tall: the crop around the box, then each
-/// map laid over it (the panel's colours and ranges), each with the box outlined.
+/// The detail view's pictures, each as large as fits in `bound` (width, height): the crop
+/// around the box, then each map laid over it (the panel's colours and ranges), each with
+/// the box outlined.
 pub fn detail_tiles(
     image: &RgbImage,
     xyxy: [f32; 4],
     maps: &[Heatmap],
     letterbox: &Letterbox,
     colormap: Colormap,
-    height: u32,
+    bound: [u32; 2],
 ) -> Vec<(String, RgbImage)> {
     let [x0, y0, x1, y1] = crop_region(xyxy, image.width(), image.height());
     let (crop_w, crop_h) = (x1 - x0, y1 - y0);
-    let scale = height as f32 / crop_h as f32;
+    let scale = (bound[0] as f32 / crop_w as f32).min(bound[1] as f32 / crop_h as f32);
     let width = ((crop_w as f32 * scale).round() as u32).max(1);
-    let crop = imageops::crop_imm(image, x0, y0, crop_w, crop_h).to_image();
-    let crop = imageops::resize(&crop, width, height, imageops::FilterType::Triangle);
+    let height = ((crop_h as f32 * scale).round() as u32).max(1);
+    let region_view = imageops::crop_imm(image, x0, y0, crop_w, crop_h);
+    // A large box shrinks by area averaging (a filtered resize of a 1080p crop costs as
+    // much as the pictures); a small one grows smoothly.
+    let crop = if crop_h > height {
+        imageops::thumbnail(&*region_view, width, height)
+    } else {
+        imageops::resize(&*region_view, width, height, imageops::FilterType::Triangle)
+    };
     let outline = |mut tile: RgbImage| {
         let to_tile = |v: f32, origin: u32| (v - origin as f32) * scale;
         draw_rectangle(
@@ -269,8 +277,7 @@ pub fn detail_tiles(
         let mut tile = crop.clone();
         for (pixel, colour) in tile.pixels_mut().zip(colours.pixels()) {
             *pixel = Rgb(std::array::from_fn(|c| {
-                (f32::from(pixel[c]) * (1.0 - MAP_OPACITY) + f32::from(colour[c]) * MAP_OPACITY)
-                    .round() as u8
+                blend(pixel[c], colour[c], MAP_OPACITY)
             }));
         }
         tiles.push((map.label.clone(), outline(tile)));
