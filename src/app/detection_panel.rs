@@ -6,7 +6,7 @@ use egui::Ui;
 use super::session::Session;
 use super::settings::{CompareLayout, IMAGE_SIZES, Settings};
 use super::stats_panel::{ComparisonStats, Stats};
-use super::video_view::colour32;
+use super::video_view::{Pointed, colour32};
 use crate::inference::postprocess::{Detection, class_name};
 use crate::output::annotate::detection_label;
 use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
@@ -24,14 +24,14 @@ pub struct FrameView<'a> {
     pub detections: &'a [Detection],
     /// The tracker's view of the frame, when tracking.
     pub tracks: Option<&'a TrackedFrame>,
-    /// The box the detail view explains.
-    pub selected: Option<usize>,
+    /// The box the detail view explains, and the one the pointer is on in the video.
+    pub marked: Pointed,
     /// The two models' captions, when a second one runs.
     pub compared: Option<&'a [String; 2]>,
 }
 
 impl DetectionPanel {
-    /// Returns the detection whose row was clicked.
+    /// Returns the detection whose row was clicked, and the one the pointer is on.
     pub fn show(
         &self,
         ui: &mut Ui,
@@ -39,7 +39,7 @@ impl DetectionPanel {
         names: &[String],
         frame: FrameView,
         session: Option<&Session>,
-    ) -> Option<usize> {
+    ) -> Pointed {
         ui.heading("Detection");
         ui.add_enabled(
             !settings.track,
@@ -100,7 +100,7 @@ impl DetectionPanel {
                 });
         }
         ui.separator();
-        let clicked = detections_list(ui, settings, names, &frame);
+        let pointed = detections_list(ui, settings, names, &frame);
         ui.separator();
         tracking_section(ui, settings, names, frame.tracks);
         if frame.compared.is_some() {
@@ -127,24 +127,25 @@ impl DetectionPanel {
             }
             self.stats.show(ui, session);
         }
-        clicked
+        pointed
     }
 }
 
-/// The frame's boxes, one row each (a click explains it); the selected one highlighted.
+/// The frame's boxes, one row each (a click explains it); the explained one selected, the
+/// one the pointer is on in the video highlighted.
 fn detections_list(
     ui: &mut Ui,
     settings: &Settings,
     names: &[String],
     frame: &FrameView,
-) -> Option<usize> {
+) -> Pointed {
     let shown: Vec<(usize, &Detection)> = frame
         .detections
         .iter()
         .enumerate()
         .filter(|(_, d)| !settings.hidden_classes.contains(&d.class))
         .collect();
-    let mut clicked = None;
+    let mut pointed = Pointed::default();
     egui::CollapsingHeader::new(format!("Detections ({})", shown.len()))
         .id_salt("detections")
         .default_open(true)
@@ -155,16 +156,21 @@ fn detections_list(
                 .show(ui, |ui| {
                     for (index, detection) in shown {
                         let label = detection_label(detection, names);
-                        let row = ui
-                            .selectable_label(frame.selected == Some(index), label)
-                            .on_hover_text("Why this box?");
+                        let mut row =
+                            ui.selectable_label(frame.marked.clicked == Some(index), label);
+                        if frame.marked.hovered == Some(index) {
+                            row = row.highlight();
+                        }
                         if row.clicked() {
-                            clicked = Some(index);
+                            pointed.clicked = Some(index);
+                        }
+                        if row.on_hover_text("Why this box?").hovered() {
+                            pointed.hovered = Some(index);
                         }
                     }
                 });
         });
-    clicked
+    pointed
 }
 
 /// The Track toggle, ByteTrack's settings, and the track counts per class.

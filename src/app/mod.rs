@@ -42,7 +42,7 @@ pub use session::{InferenceKnobs, Processed, Session, SourceState};
 pub use settings::{IMAGE_SIZES, Settings};
 use stats_panel::{ComparisonStats, Stats};
 use status_bar::{StatusBar, welcome};
-use video_view::{Comparison, VideoView};
+use video_view::{Comparison, Pointed, VideoView};
 
 /// What the command line asked for; anything unset comes from the saved settings.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +103,8 @@ pub struct FocalYoloApp {
     view: VideoView,
     attention: AttentionPanel,
     detail: DetailView,
+    /// The detection the pointer was on last frame, in the video or the list.
+    hovered: Option<usize>,
     weights_folder: PathBuf,
     download_url: String,
     started: Instant,
@@ -153,6 +155,7 @@ impl FocalYoloApp {
             view: VideoView::default(),
             attention: AttentionPanel::default(),
             detail: DetailView::default(),
+            hovered: None,
             weights_folder: launch.weights_folder,
             download_url: launch.download_url,
             started: Instant::now(),
@@ -425,6 +428,7 @@ impl eframe::App for FocalYoloApp {
             ));
         });
         let comparison = self.comparison();
+        let mut hovered = None;
         egui::Panel::left("detection")
             .default_size(230.0)
             .show(ui, |ui| {
@@ -437,17 +441,21 @@ impl eframe::App for FocalYoloApp {
                                 .as_ref()
                                 .map_or(&[], |c| c.detections.as_slice()),
                             tracks: self.current.as_ref().and_then(|c| c.tracks.as_ref()),
-                            selected: self.detail.selected(),
+                            marked: Pointed {
+                                clicked: self.detail.selected(),
+                                hovered: self.hovered,
+                            },
                             compared: comparison.as_ref().map(|c| &c.captions),
                         };
-                        let clicked = self.detection.show(
+                        let pointed = self.detection.show(
                             ui,
                             &mut self.settings,
                             &names,
                             frame,
                             self.session.as_ref(),
                         );
-                        actions.extend(clicked.map(Action::Explain));
+                        actions.extend(pointed.clicked.map(Action::Explain));
+                        hovered = pointed.hovered;
                     });
             });
         let has_focal = self.models.summary.as_ref().map(|s| s.info.has_focal());
@@ -480,18 +488,24 @@ impl eframe::App for FocalYoloApp {
         self.dirty = false;
         egui::CentralPanel::default().show(ui, |ui| match &self.current {
             Some(current) => {
-                let clicked = self.view.show(
+                let marked = Pointed {
+                    clicked: self.detail.selected(),
+                    hovered: hovered.or(self.hovered),
+                };
+                let pointed = self.view.show(
                     ui,
                     current,
                     &self.settings,
                     &names,
                     comparison.as_ref(),
-                    self.detail.selected(),
+                    marked,
                 );
-                actions.extend(clicked.map(Action::Explain));
+                actions.extend(pointed.clicked.map(Action::Explain));
+                hovered = hovered.or(pointed.hovered);
             }
             None => actions.extend(welcome(ui, &self.models)),
         });
+        self.hovered = hovered;
         if !self.detail.show(ui) {
             self.detail.clear();
         }

@@ -61,10 +61,12 @@ impl VideoView {
         settings: &Settings,
         names: &[String],
         comparison: Option<&Comparison>,
-        selected: Option<usize>,
-    ) -> Option<usize> {
+        marked: Pointed,
+    ) -> Pointed {
         let available = ui.available_rect_before_wrap();
-        let texture = self.frame.as_ref()?;
+        let Some(texture) = self.frame.as_ref() else {
+            return Pointed::default();
+        };
         let response = ui.allocate_rect(available, egui::Sense::click());
         let painter = ui.painter_at(available);
         let image = &processed.frame.image;
@@ -205,33 +207,51 @@ impl VideoView {
                 boxes.error(picture, error);
             }
         }
-        if let Some(detection) = selected.and_then(|i| processed.detections.get(i)) {
-            let [x1, y1, x2, y2] = detection.xyxy;
-            let outline = Rect::from_min_max(main.to_screen(x1, y1), main.to_screen(x2, y2));
-            painter.rect_stroke(
-                outline.expand(3.0),
-                0.0,
-                Stroke::new(2.0, Color32::WHITE),
-                StrokeKind::Outside,
-            );
+        // The explained box, and the one the pointer is on here or in the list.
+        for (index, width) in [(marked.clicked, 2.0), (marked.hovered, 1.0)] {
+            if let Some(detection) = index.and_then(|i| processed.detections.get(i)) {
+                let [x1, y1, x2, y2] = detection.xyxy;
+                let outline = Rect::from_min_max(main.to_screen(x1, y1), main.to_screen(x2, y2));
+                painter.rect_stroke(
+                    outline.expand(3.0),
+                    0.0,
+                    Stroke::new(width, Color32::WHITE),
+                    StrokeKind::Outside,
+                );
+            }
         }
         if let Some(error) = &processed.error {
             boxes.error(main, error);
         }
-        let click = response
-            .interact_pointer_pos()
-            .filter(|_| response.clicked())?;
-        let (x, y) = main.to_image(click);
         // The smallest box under the pointer: a small object in front of a large one.
-        processed
-            .detections
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| shown(d))
-            .filter(|(_, d)| d.xyxy[0] <= x && x <= d.xyxy[2] && d.xyxy[1] <= y && y <= d.xyxy[3])
-            .min_by(|(_, a), (_, b)| area(a).total_cmp(&area(b)))
-            .map(|(index, _)| index)
+        let under_pointer = response.hover_pos().and_then(|at| {
+            let (x, y) = main.to_image(at);
+            processed
+                .detections
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| shown(d))
+                .filter(|(_, d)| {
+                    d.xyxy[0] <= x && x <= d.xyxy[2] && d.xyxy[1] <= y && y <= d.xyxy[3]
+                })
+                .min_by(|(_, a), (_, b)| area(a).total_cmp(&area(b)))
+                .map(|(index, _)| index)
+        });
+        if under_pointer.is_some() {
+            ui.ctx().set_cursor_icon(egui::CursorIcon::PointingHand);
+        }
+        Pointed {
+            clicked: under_pointer.filter(|_| response.clicked()),
+            hovered: under_pointer,
+        }
     }
+}
+
+/// A detection (an index into the frame's) that the pointer clicked, and one it is on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pointed {
+    pub clicked: Option<usize>,
+    pub hovered: Option<usize>,
 }
 
 /// What the view needs to know of a second model running beside the first.
