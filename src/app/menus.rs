@@ -131,12 +131,7 @@ impl MenuBar {
 fn model_menu(ui: &mut Ui, settings: &mut Settings, model_busy: bool, actions: &mut Vec<Action>) {
     if ui.button("Open weights…").clicked() {
         ui.close();
-        if let Some(path) = rfd::FileDialog::new()
-            .add_filter("YOLO11 weights", &["pt", "safetensors"])
-            .pick_file()
-        {
-            actions.push(Action::OpenWeights(path));
-        }
+        actions.extend(pick_weights().map(Action::OpenWeights));
     }
     if ui.button("Open trained FocalModulation layer…").clicked() {
         ui.close();
@@ -182,6 +177,13 @@ fn model_menu(ui: &mut Ui, settings: &mut Settings, model_busy: bool, actions: &
     }
 }
 
+/// A .pt or .safetensors file the user picks, if any.
+fn pick_weights() -> Option<std::path::PathBuf> {
+    rfd::FileDialog::new()
+        .add_filter("YOLO11 weights", &["pt", "safetensors"])
+        .pick_file()
+}
+
 /// A second model on the same frames: the same weights with SPPF, or other weights.
 fn compare_menu(ui: &mut Ui, settings: &Settings, comparing: bool, actions: &mut Vec<Action>) {
     if let Some(weights) = &settings.weights
@@ -194,12 +196,7 @@ fn compare_menu(ui: &mut Ui, settings: &Settings, comparing: bool, actions: &mut
     }
     if ui.button("Compare with other weights…").clicked() {
         ui.close();
-        if let Some(path) = rfd::FileDialog::new()
-            .add_filter("YOLO11 weights", &["pt", "safetensors"])
-            .pick_file()
-        {
-            actions.push(Action::Compare(path));
-        }
+        actions.extend(pick_weights().map(Action::Compare));
     }
     if ui
         .add_enabled(comparing, egui::Button::new("Stop comparing"))
