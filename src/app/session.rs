@@ -123,6 +123,8 @@ impl Session {
             results.clone(),
             processed.clone(),
             move |frame| {
+                // One reading of the knobs for both models: their boxes compare like for like.
+                let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut processed = infer(frame, &model, &knobs, &mut tracker, &no_model);
                 processed.compared = infer_compared(&processed.frame, &compared, &knobs);
                 processed
@@ -235,12 +237,11 @@ impl Drop for Session {
 fn infer(
     frame: Frame,
     model: &ModelSlot,
-    knobs: &Mutex<InferenceKnobs>,
+    knobs: &InferenceKnobs,
     tracker: &mut Option<SequenceTracker>,
     without_model: &AtomicU64,
 ) -> Processed {
     let detector = model.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut processed = Processed {
         frame,
         detections: Vec::new(),
@@ -292,32 +293,24 @@ fn infer(
 }
 
 /// The second model's boxes on `frame`, without maps or tracks, when there is one.
-fn infer_compared(
-    frame: &Frame,
-    model: &ModelSlot,
-    knobs: &Mutex<InferenceKnobs>,
-) -> Option<ComparedRun> {
+fn infer_compared(frame: &Frame, model: &ModelSlot, knobs: &InferenceKnobs) -> Option<ComparedRun> {
     let detector = model.read().unwrap_or_else(|e| e.into_inner()).clone()?;
-    let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let run = catch_panic(|| detector.run_sized(&frame.image, knobs.input, &knobs.nms, false));
+    let failed = |error: String| ComparedRun {
+        detections: Vec::new(),
+        times: StageTimes::default(),
+        error: Some(error),
+    };
     Some(match run {
         Ok(Ok(result)) => ComparedRun {
             detections: result.detections,
             times: result.times,
             error: None,
         },
-        Ok(Err(err)) => ComparedRun {
-            detections: Vec::new(),
-            times: StageTimes::default(),
-            error: Some(err.to_string()),
-        },
-        Err(panic) => ComparedRun {
-            detections: Vec::new(),
-            times: StageTimes::default(),
-            error: Some(format!(
-                "the compared model failed on this frame ({panic}); this is a bug, please report it"
-            )),
-        },
+        Ok(Err(err)) => failed(err.to_string()),
+        Err(panic) => failed(format!(
+            "the compared model failed on this frame ({panic}); this is a bug, please report it"
+        )),
     })
 }
 

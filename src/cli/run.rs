@@ -188,6 +188,27 @@ struct Side<'a> {
     tracker: Option<SequenceTracker>,
 }
 
+impl Side<'_> {
+    /// The model on `frame` (with FocalModulation's maps when `taps`), and its tracker
+    /// after it.
+    fn infer(&mut self, frame: &Frame, nms: &NmsOptions, taps: bool) -> anyhow::Result<SideOutput> {
+        // The last guard: a bug that panics on one frame ends the run with a message, and
+        // what was written so far is kept.
+        let result =
+            catch_panic(|| self.detector.run(&frame.image, nms, taps)).map_err(|panic| {
+                anyhow::anyhow!(
+                    "the model failed on frame {} ({panic}); this is a bug, please report it",
+                    frame.index
+                )
+            })??;
+        let tracked = match self.tracker.as_mut() {
+            Some(tracker) => Some(tracker.track(frame, &result.detections)?),
+            None => None,
+        };
+        Ok(SideOutput { result, tracked })
+    }
+}
+
 /// What one model made of a frame.
 struct SideOutput {
     result: FrameResult,
@@ -243,35 +264,13 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// One model on `frame`, and its tracker after it.
-    fn infer(&self, side: &mut Side, frame: &Frame) -> anyhow::Result<SideOutput> {
-        // The last guard: a bug that panics on one frame ends the run with a message, and
-        // what was written so far is kept.
-        let result = catch_panic(|| {
-            side.detector
-                .run(&frame.image, &self.nms, !self.args.overlay.is_empty())
-        })
-        .map_err(|panic| {
-            anyhow::anyhow!(
-                "the model failed on frame {} ({panic}); this is a bug, please report it",
-                frame.index
-            )
-        })??;
-        let tracked = match side.tracker.as_mut() {
-            Some(tracker) => Some(tracker.track(frame, &result.detections)?),
-            None => None,
-        };
-        Ok(SideOutput { result, tracked })
-    }
-
     fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
-        let mut sides = std::mem::take(&mut self.sides);
-        let outputs: anyhow::Result<Vec<SideOutput>> = sides
+        let taps = !self.args.overlay.is_empty();
+        let outputs = self
+            .sides
             .iter_mut()
-            .map(|side| self.infer(side, &frame))
-            .collect();
-        self.sides = sides;
-        let outputs = outputs?;
+            .map(|side| side.infer(&frame, &self.nms, taps))
+            .collect::<anyhow::Result<Vec<SideOutput>>>()?;
         let records_of = |side: &Side, output: &SideOutput| {
             let names = &side.detector.info().class_names;
             match &output.tracked {
