@@ -42,7 +42,7 @@ pub use session::{InferenceKnobs, Processed, Session, SourceState};
 pub use settings::{IMAGE_SIZES, Settings};
 use stats_panel::{ComparisonStats, Stats};
 use status_bar::{StatusBar, welcome};
-use video_view::{Comparison, Pointed, VideoView};
+use video_view::{ComparedBoxes, Comparison, Pointed, VideoView};
 
 /// What the command line asked for; anything unset comes from the saved settings.
 #[derive(Debug, Clone, Default)]
@@ -105,6 +105,8 @@ pub struct FocalYoloApp {
     detail: DetailView,
     /// The detection the pointer was on last frame, in the video or the list.
     hovered: Option<usize>,
+    /// What the two models show of the frame on screen, while comparing.
+    compared_boxes: Option<ComparedBoxes>,
     weights_folder: PathBuf,
     download_url: String,
     started: Instant,
@@ -156,6 +158,7 @@ impl FocalYoloApp {
             attention: AttentionPanel::default(),
             detail: DetailView::default(),
             hovered: None,
+            compared_boxes: None,
             weights_folder: launch.weights_folder,
             download_url: launch.download_url,
             started: Instant::now(),
@@ -293,7 +296,10 @@ impl FocalYoloApp {
                 &processed.times,
                 read,
             );
-            self.detection.comparison.record(&processed);
+            self.compared_boxes = ComparedBoxes::new(&processed, self.settings.conf);
+            if let Some(boxes) = &self.compared_boxes {
+                self.detection.comparison.record(&processed, boxes);
+            }
             self.current = Some(processed);
             self.dirty = true;
         }
@@ -370,17 +376,6 @@ impl FocalYoloApp {
         }
     }
 
-    /// Each model's caption, while a second one runs beside the first.
-    fn comparison(&self) -> Option<Comparison> {
-        let (Some(first), Some(second)) = (&self.models.summary, &self.compared.summary) else {
-            return None;
-        };
-        Some(Comparison {
-            names: second.info.class_names.clone(),
-            captions: [first.caption(), second.caption()],
-        })
-    }
-
     /// The loaded model's class names; none before a model is loaded.
     fn class_names(&self) -> Vec<String> {
         self.models
@@ -427,7 +422,7 @@ impl eframe::App for FocalYoloApp {
                 self.session.as_ref(),
             ));
         });
-        let comparison = self.comparison();
+        let comparison = comparison(&self.models, &self.compared, self.compared_boxes.as_ref());
         let mut hovered = None;
         egui::Panel::left("detection")
             .default_size(230.0)
@@ -518,6 +513,23 @@ impl eframe::App for FocalYoloApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
     }
+}
+
+/// Each model's caption and what they show of the frame, while a second one runs beside
+/// the first.
+fn comparison<'a>(
+    first: &ModelManager,
+    second: &ModelManager,
+    boxes: Option<&'a ComparedBoxes>,
+) -> Option<Comparison<'a>> {
+    let (Some(first), Some(second), Some(boxes)) = (&first.summary, &second.summary, boxes) else {
+        return None;
+    };
+    Some(Comparison {
+        names: second.info.class_names.clone(),
+        captions: [first.caption(), second.caption()],
+        boxes,
+    })
 }
 
 fn knobs_for(settings: &Settings) -> InferenceKnobs {

@@ -9,8 +9,7 @@ use egui_plot::{Line, Plot, PlotPoints};
 use crate::inference::detector::StageTimes;
 
 use super::session::{Processed, Session};
-use super::video_view::MODEL_TAGS;
-use crate::inference::postprocess::found_by_one;
+use super::video_view::{ComparedBoxes, MODEL_TAGS};
 
 /// How much of the plot's history to keep, in seconds.
 const PLOT_SECONDS: f64 = 30.0;
@@ -165,18 +164,19 @@ struct ComparedFrame {
 }
 
 impl ComparisonStats {
-    /// A shown frame; frames without a second model leave the figures alone.
-    pub fn record(&mut self, processed: &Processed) {
+    /// A shown frame both models ran on, and what they show of it.
+    pub fn record(&mut self, processed: &Processed, boxes: &ComparedBoxes) {
         let Some(compared) = &processed.compared else {
             return;
         };
-        let (only_a, only_b) = found_by_one(&processed.detections, &compared.detections);
-        let count = |only: &[bool]| only.iter().filter(|&&o| o).count();
         self.frames.push_back(ComparedFrame {
             inference_ms: [processed.times.inference, compared.times.inference]
                 .map(|t| t.as_secs_f64() * 1000.0),
-            boxes: [processed.detections.len(), compared.detections.len()],
-            only: [count(&only_a), count(&only_b)],
+            boxes: [boxes.first, boxes.second.len()],
+            only: boxes
+                .only
+                .each_ref()
+                .map(|only| only.iter().filter(|&&o| o).count()),
         });
         if self.frames.len() > COMPARED_FRAMES {
             self.frames.pop_front();

@@ -105,30 +105,14 @@ impl VideoView {
             settings,
         };
         let shown = |d: &Detection| !settings.hidden_classes.contains(&d.class);
-        // With tracking, the first model's boxes are its tracks, and detections down to
-        // the tracker's threshold feed it; the compared model's boxes then show from the
-        // confidence the user chose.
-        let first_boxes: Vec<Detection> = match &processed.tracks {
-            Some(tracks) => tracks.objects.iter().map(|o| o.detection.clone()).collect(),
-            None => processed.detections.clone(),
-        };
-        let floor = if processed.tracks.is_some() {
-            settings.conf
-        } else {
-            0.0
-        };
-        let second_boxes: Vec<Detection> = compared
-            .map(|(run, _)| {
-                run.detections
-                    .iter()
-                    .filter(|d| d.conf >= floor)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let (only_a, only_b) = match compared {
-            Some(_) => found_by_one(&first_boxes, &second_boxes),
-            None => (Vec::new(), Vec::new()),
+        let first_boxes = first_model_boxes(processed);
+        let (second_boxes, only_a, only_b): (&[Detection], &[bool], &[bool]) = match compared {
+            Some((_, comparison)) => (
+                &comparison.boxes.second,
+                &comparison.boxes.only[0],
+                &comparison.boxes.only[1],
+            ),
+            None => (&[], &[], &[]),
         };
         // With two models on one picture, colours say which model; otherwise the class.
         let colour_of = |model: usize, class: usize| match (compared, split) {
@@ -159,7 +143,7 @@ impl VideoView {
                     None => detection_label(detection, names),
                 };
                 let colour = colour_of(0, detection.class);
-                let only = mark(&only_a, index, 0);
+                let only = mark(only_a, index, 0);
                 boxes.draw(main, detection, label, colour, only, false);
             }
         }
@@ -169,7 +153,7 @@ impl VideoView {
                 if shown(detection) {
                     let colour = colour_of(1, detection.class);
                     let label = detection_label(detection, &comparison.names);
-                    let only = mark(&only_b, index, 1);
+                    let only = mark(only_b, index, 1);
                     boxes.draw(picture, detection, label, colour, only, !split);
                 }
             }
@@ -255,10 +239,58 @@ pub struct Pointed {
 }
 
 /// What the view needs to know of a second model running beside the first.
-pub struct Comparison {
+pub struct Comparison<'a> {
     pub names: Vec<String>,
     /// One line naming each model.
     pub captions: [String; 2],
+    pub boxes: &'a ComparedBoxes,
+}
+
+/// The first model's boxes as the view draws them: its tracks with tracking on, else its
+/// detections.
+fn first_model_boxes(processed: &Processed) -> Vec<&Detection> {
+    match &processed.tracks {
+        Some(tracks) => tracks.objects.iter().map(|o| &o.detection).collect(),
+        None => processed.detections.iter().collect(),
+    }
+}
+
+/// The two models' boxes on a frame as the view shows them, and which of them the other
+/// model does not find: worked out once per frame, for the view and the comparison
+/// figures alike.
+pub struct ComparedBoxes {
+    /// How many boxes the first model shows ([`first_model_boxes`]).
+    pub first: usize,
+    /// The compared model's boxes, from `conf` up when tracking feeds the first model
+    /// fainter detections than the user chose to see.
+    pub second: Vec<Detection>,
+    /// Per box of each model: the other model has no same-class box on it.
+    pub only: [Vec<bool>; 2],
+}
+
+impl ComparedBoxes {
+    /// None when no second model ran on the frame.
+    pub fn new(processed: &Processed, conf: f32) -> Option<Self> {
+        let compared = processed.compared.as_ref()?;
+        let floor = if processed.tracks.is_some() {
+            conf
+        } else {
+            0.0
+        };
+        let first: Vec<Detection> = first_model_boxes(processed).into_iter().cloned().collect();
+        let second: Vec<Detection> = compared
+            .detections
+            .iter()
+            .filter(|d| d.conf >= floor)
+            .cloned()
+            .collect();
+        let (only_a, only_b) = found_by_one(&first, &second);
+        Some(Self {
+            first: first.len(),
+            second,
+            only: [only_a, only_b],
+        })
+    }
 }
 
 /// Box colours of the two models when both draw on one picture.
