@@ -6,6 +6,7 @@ mod attention_panel;
 mod detail_view;
 mod detection_panel;
 mod gpu;
+mod launch;
 mod menus;
 mod model_manager;
 mod overlay_shader;
@@ -21,21 +22,17 @@ use std::time::Instant;
 
 use egui::Ui;
 
-use crate::compute::device::{ComputeDevice, DeviceChoice};
-use crate::inference::detector::InputSize;
-use crate::inference::postprocess::NmsOptions;
-use crate::inference::preprocess::Canvas;
+use crate::compute::device::ComputeDevice;
 use crate::output::explain::Explanation;
 use crate::source::SourceSpec;
-use crate::track::TRACKING_CONF;
 use crate::weights::bundled::Layer9Choice;
-use crate::weights::download::YOLO11N_URL;
 
 use attention_panel::{AttentionPanel, PanelContent};
 use detail_view::DetailView;
 use detection_panel::{DetectionPanel, FrameView};
 use gpu::choose_device;
 pub use gpu::wgpu_setup;
+pub use launch::{LaunchOptions, run};
 use menus::MenuBar;
 pub use model_manager::{ModelManager, ModelStatus, ModelSummary};
 pub use session::{InferenceKnobs, Processed, Session, SourceState};
@@ -43,34 +40,6 @@ pub use settings::{IMAGE_SIZES, Settings};
 use stats_panel::{ComparisonStats, Stats};
 use status_bar::{StatusBar, welcome};
 use video_view::{ComparedBoxes, Comparison, Pointed, VideoView};
-
-/// What the command line asked for; anything unset comes from the saved settings.
-#[derive(Debug, Clone, Default)]
-pub struct LaunchOptions {
-    pub source: Option<String>,
-    pub weights: Option<PathBuf>,
-    pub layer9: Option<Layer9Choice>,
-    pub device: Option<DeviceChoice>,
-    pub imgsz: Option<usize>,
-    /// Turn tracking on; otherwise the saved setting holds.
-    pub track: bool,
-    /// Weights to run beside the model (with their own layer 9).
-    pub compare: Option<PathBuf>,
-    /// Where downloaded weights go (`weights/`).
-    pub weights_folder: PathBuf,
-    /// Where Ultralytics' yolo11n.pt is downloaded from.
-    pub download_url: String,
-}
-
-impl LaunchOptions {
-    pub fn new() -> Self {
-        Self {
-            weights_folder: PathBuf::from("weights"),
-            download_url: YOLO11N_URL.to_string(),
-            ..Self::default()
-        }
-    }
-}
 
 /// What a panel asks of the app; [`FocalYoloApp::apply`] carries it out.
 pub enum Action {
@@ -143,7 +112,7 @@ impl FocalYoloApp {
         if let Some(render_state) = &cc.wgpu_render_state {
             overlay_shader::install(render_state);
         }
-        let knobs = Arc::new(Mutex::new(knobs_for(&settings)));
+        let knobs = Arc::new(Mutex::new(settings.knobs()));
         let mut app = Self {
             settings,
             models: ModelManager::new(device.clone()),
@@ -307,7 +276,7 @@ impl FocalYoloApp {
 
     /// Push the thresholds and size to the inference thread; redo a paused frame.
     fn apply_knobs(&mut self) {
-        let knobs = knobs_for(&self.settings);
+        let knobs = self.settings.knobs();
         let mut shared = self.knobs.lock().unwrap_or_else(|e| e.into_inner());
         let changed = shared.nms.conf != knobs.nms.conf
             || shared.nms.iou != knobs.nms.iou
@@ -530,46 +499,4 @@ fn comparison<'a>(
         captions: [first.caption(), second.caption()],
         boxes,
     })
-}
-
-fn knobs_for(settings: &Settings) -> InferenceKnobs {
-    InferenceKnobs {
-        nms: NmsOptions {
-            // With tracking, faint detections feed the tracker's second association.
-            conf: if settings.track {
-                TRACKING_CONF
-            } else {
-                settings.conf
-            },
-            iou: settings.iou,
-            ..NmsOptions::default()
-        },
-        input: InputSize {
-            imgsz: settings.imgsz,
-            canvas: Canvas::Minimal,
-        },
-        taps: true,
-        track: settings.track.then_some(settings.tracker),
-    }
-}
-
-/// Open the window and run until it closes.
-pub fn run(launch: LaunchOptions) -> eframe::Result {
-    let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("focalyolo")
-            .with_inner_size([1400.0, 860.0])
-            .with_drag_and_drop(true),
-        renderer: eframe::Renderer::Wgpu,
-        wgpu_options: eframe::egui_wgpu::WgpuConfiguration {
-            wgpu_setup: wgpu_setup(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    eframe::run_native(
-        "focalyolo",
-        options,
-        Box::new(|cc| Ok(Box::new(FocalYoloApp::new(cc, launch)))),
-    )
 }

@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::session::InferenceKnobs;
+use crate::inference::detector::InputSize;
+use crate::inference::postprocess::NmsOptions;
+use crate::inference::preprocess::Canvas;
+use crate::track::TRACKING_CONF;
+
 use crate::compute::device::DeviceChoice;
 use crate::output::attention_maps::Colormap;
 use crate::source::CameraMode;
@@ -68,6 +74,26 @@ impl Default for Settings {
             track: false,
             tracker: TrackerConfig::default(),
             compare_layout: CompareLayout::Split,
+        }
+    }
+}
+
+impl Settings {
+    /// What the inference thread reads before each frame, from these settings.
+    pub fn knobs(&self) -> InferenceKnobs {
+        InferenceKnobs {
+            nms: NmsOptions {
+                // With tracking, faint detections feed the tracker's second association.
+                conf: if self.track { TRACKING_CONF } else { self.conf },
+                iou: self.iou,
+                ..NmsOptions::default()
+            },
+            input: InputSize {
+                imgsz: self.imgsz,
+                canvas: Canvas::Minimal,
+            },
+            taps: true,
+            track: self.track.then_some(self.tracker),
         }
     }
 }
