@@ -4,13 +4,15 @@
 //! Data flows one way, a folder per stage:
 //! [`source`] (images, video, camera) → [`pipeline`] (threads, latest frame wins) →
 //! [`inference`] (pre-processing, the [`model`] with [`weights`] on a [`compute`] device,
-//! post-processing) → [`track`] (IDs across frames, when asked) → [`app`] (the window) or
+//! post-processing) → [`track`] (IDs across frames, when asked) → [`count`] (lines and
+//! zones crossed, when asked) → [`app`] (the window) or
 //! [`output`] (annotated frames, maps, JSON, video). Beside the flow: [`eval`] measures
 //! mAP on labelled images, [`distill`] trains a FocalModulation layer 9 for a stock
 //! checkpoint.
 
 pub mod app;
 pub mod compute;
+pub mod count;
 pub mod distill;
 pub mod eval;
 pub mod inference;

@@ -280,6 +280,11 @@ impl TrackArgs {
         if !self.track {
             return Ok(None);
         }
+        self.settings().map(Some)
+    }
+
+    /// The tracker's settings, whether or not --track is on.
+    fn settings(&self) -> anyhow::Result<TrackerConfig> {
         let config = TrackerConfig {
             high_thresh: self.track_high_thresh,
             low_thresh: self.track_low_thresh,
@@ -290,7 +295,7 @@ impl TrackArgs {
             trail: self.trail,
         };
         config.validate()?;
-        Ok(Some(config))
+        Ok(config)
     }
 }
 

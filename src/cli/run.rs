@@ -1,7 +1,8 @@
 //! `focalyolo run`: a video, camera or image sequence through the model without a window.
 //! Every decoded frame gets exactly one JSON line and one output video frame: the capture
 //! thread waits for the model rather than dropping frames. With `--track`, ByteTrack gives
-//! each object an ID, in the JSON and on the saved video.
+//! each object an ID, in the JSON and on the saved video; `--count-line`/`--count-zone`
+//! count the tracks crossing lines and entering zones.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,11 +14,13 @@ use std::sync::mpsc::{Receiver, channel};
 use anyhow::{Context, bail};
 use clap::Args;
 use focalyolo::compute::device::ComputeDevice;
+use focalyolo::count::{CountFrame, Region, RegionCount, SequenceCounter};
 use focalyolo::inference::detector::{Detector, FrameResult};
 use focalyolo::inference::postprocess::NmsOptions;
-use focalyolo::output::annotate::{draw_detections, draw_tracks, mosaic};
+use focalyolo::inference::postprocess::class_name;
+use focalyolo::output::annotate::{draw_detections, draw_regions, draw_tracks, mosaic};
 use focalyolo::output::attention_maps::{heatmaps, overlay, select};
-use focalyolo::output::report::{FrameRecord, records, tracked_records};
+use focalyolo::output::report::{CountsCsv, FrameRecord, count_records, records, tracked_records};
 use focalyolo::output::video_writer::VideoWriter;
 use focalyolo::pipeline::{
     CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, catch_panic,
@@ -71,13 +74,53 @@ pub struct RunArgs {
     /// The --compare model keeps its checkpoint's own layer 9 (SPPF for stock YOLO11n).
     #[arg(long, requires = "compare")]
     compare_stock: bool,
+    /// Count tracks crossing the line from (X1,Y1) to (X2,Y2), in source pixels: across a
+    /// line more vertical than horizontal, moving right is IN; otherwise moving down is IN.
+    /// Repeatable; turns --track on.
+    #[arg(long, value_name = "X1,Y1,X2,Y2")]
+    count_line: Vec<String>,
+    /// Count tracks entering the zone with these corners (3 or more), in source pixels: in
+    /// a zone taller than wide, moving right is IN; otherwise moving down is IN.
+    /// Repeatable; turns --track on.
+    #[arg(long, value_name = "X1,Y1,X2,Y2,X3,Y3[,...]")]
+    count_zone: Vec<String>,
+    /// Write one CSV row per counted track (frame, time, region, track, class, direction).
+    #[arg(long)]
+    counts_csv: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The counting regions, named "line 1", "line 2", …, "zone 1", ….
+    fn regions(&self) -> anyhow::Result<Vec<Region>> {
+        let lines = self
+            .count_line
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Region::parse(format!("line {}", i + 1), text, true));
+        let zones = self
+            .count_zone
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Region::parse(format!("zone {}", i + 1), text, false));
+        Ok(lines.chain(zones).collect::<Result<_, _>>()?)
+    }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.overlay_opacity) {
         bail!("--overlay-opacity must be between 0 and 1");
     }
-    let tracking = args.track.config()?;
+    let regions = args.regions()?;
+    if args.counts_csv.is_some() && regions.is_empty() {
+        bail!("--counts-csv needs a region to count in (--count-line or --count-zone)");
+    }
+    let tracking = match args.track.config()? {
+        None if !regions.is_empty() => {
+            eprintln!("counting follows track IDs: --track is on");
+            Some(args.track.settings()?)
+        }
+        tracking => tracking,
+    };
     let spec = SourceSpec::parse(&args.source);
     let device = ComputeDevice::select(args.model.device)?;
     let detector = args.model.load_detector(&device)?;
@@ -136,7 +179,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => bail!("{}: the source ended before its first frame", args.source),
     };
 
-    let mut run = Run::new(&args, &detector, compared.as_ref(), frame_rate, tracking)?;
+    let mut run = Run::new(
+        &args,
+        &detector,
+        compared.as_ref(),
+        frame_rate,
+        tracking,
+        regions,
+    )?;
     let progress = match args.max_frames {
         Some(n) => ProgressBar::new(n),
         None => ProgressBar::no_length(),
@@ -161,9 +211,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = capture.join();
     progress.finish_and_clear();
     let frames_done = run.frames_done;
+    let counts = run.sides[0].counter.as_ref().map(SequenceCounter::counts);
     // What was written stays usable even when the source failed part-way; the first
     // failure is the one reported.
     let finished = run.finish();
+    if let Some(counts) = counts {
+        report_counts(&counts, &detector.info().class_names);
+    }
     outcome?;
     finished?;
     source_failure(&events)?;
@@ -182,10 +236,38 @@ fn source_failure(events: &Receiver<CaptureEvent>) -> anyhow::Result<()> {
     }
 }
 
-/// One model of the run, and its tracker.
+/// Each region's final counts on stderr: "line 1: IN 3, OUT 6 (person IN 3, OUT 6)".
+fn report_counts(counts: &[RegionCount], names: &[String]) {
+    for count in counts {
+        let classes: Vec<String> = count
+            .classes
+            .iter()
+            .map(|(&class, c)| {
+                format!(
+                    "{} IN {}, OUT {}",
+                    class_name(names, class),
+                    c.inward,
+                    c.outward
+                )
+            })
+            .collect();
+        let classes = if classes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", classes.join("; "))
+        };
+        eprintln!(
+            "{}: IN {}, OUT {}{classes}",
+            count.region, count.total.inward, count.total.outward
+        );
+    }
+}
+
+/// One model of the run, its tracker and, for the first model, its counting.
 struct Side<'a> {
     detector: &'a Detector,
     tracker: Option<SequenceTracker>,
+    counter: Option<SequenceCounter>,
 }
 
 impl Side<'_> {
@@ -205,7 +287,16 @@ impl Side<'_> {
             Some(tracker) => Some(tracker.track(frame, &result.detections)?),
             None => None,
         };
-        Ok(SideOutput { result, tracked })
+        let counted = self
+            .counter
+            .as_mut()
+            .zip(tracked.as_ref())
+            .map(|(counter, tracked)| counter.count(frame, tracked));
+        Ok(SideOutput {
+            result,
+            tracked,
+            counted,
+        })
     }
 }
 
@@ -213,6 +304,7 @@ impl Side<'_> {
 struct SideOutput {
     result: FrameResult,
     tracked: Option<TrackedFrame>,
+    counted: Option<CountFrame>,
 }
 
 /// The outputs of one run and what has gone into them.
@@ -224,6 +316,9 @@ struct Run<'a> {
     nms: NmsOptions,
     json: Option<BufWriter<File>>,
     video: Option<VideoWriter>,
+    counts_csv: Option<CountsCsv<File>>,
+    /// The frame size the counting regions were last checked against.
+    regions_checked: Option<(u32, u32)>,
     frames_done: u64,
 }
 
@@ -234,6 +329,7 @@ impl<'a> Run<'a> {
         compared: Option<&'a Detector>,
         frame_rate: f64,
         tracking: Option<TrackerConfig>,
+        regions: Vec<Region>,
     ) -> anyhow::Result<Self> {
         let json = match &args.json {
             Some(path) => {
@@ -243,11 +339,22 @@ impl<'a> Run<'a> {
             }
             None => None,
         };
-        let sides = std::iter::once(detector)
-            .chain(compared)
-            .map(|detector| Side {
+        let counts_csv = match &args.counts_csv {
+            Some(path) => Some(
+                CountsCsv::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let counter = tracking
+            .filter(|_| !regions.is_empty())
+            .map(|config| SequenceCounter::new(regions, u64::from(config.buffer)));
+        let sides = std::iter::once((detector, counter))
+            .chain(compared.map(|detector| (detector, None)))
+            .map(|(detector, counter)| Side {
                 detector,
                 tracker: tracking.map(SequenceTracker::new),
+                counter,
             })
             .collect();
         Ok(Self {
@@ -260,11 +367,29 @@ impl<'a> Run<'a> {
             },
             json,
             video: None,
+            counts_csv,
+            regions_checked: None,
             frames_done: 0,
         })
     }
 
+    /// Refuse counting regions that leave the frame, checked whenever its size changes.
+    fn check_regions(&mut self, frame: &Frame) -> anyhow::Result<()> {
+        let size = frame.image.dimensions();
+        if self.regions_checked == Some(size) {
+            return Ok(());
+        }
+        if let Some(counter) = &self.sides[0].counter {
+            for region in counter.regions() {
+                region.check_inside(size.0, size.1)?;
+            }
+        }
+        self.regions_checked = Some(size);
+        Ok(())
+    }
+
     fn process(&mut self, frame: Frame) -> anyhow::Result<()> {
+        self.check_regions(&frame)?;
         let taps = !self.args.overlay.is_empty();
         let outputs = self
             .sides
@@ -278,7 +403,13 @@ impl<'a> Run<'a> {
                 None => records(&output.result.detections, names),
             }
         };
+        let names = &self.sides[0].detector.info().class_names;
+        let counted = outputs[0].counted.as_ref();
+        if let (Some(csv), Some(counted)) = (self.counts_csv.as_mut(), counted) {
+            csv.write(&counted.crossings, names)?;
+        }
         if let Some(out) = self.json.as_mut() {
+            let (counts, crossings) = counted.map(|c| count_records(c, names)).unzip();
             let record = FrameRecord {
                 frame: frame.index,
                 pts: frame.pts,
@@ -290,6 +421,8 @@ impl<'a> Run<'a> {
                     .get(1)
                     .zip(outputs.get(1))
                     .map(|(side, output)| records_of(side, output)),
+                counts,
+                crossings,
             };
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
@@ -324,6 +457,10 @@ impl<'a> Run<'a> {
         match &output.tracked {
             Some(tracked) => draw_tracks(&mut annotated, &tracked.objects, names),
             None => draw_detections(&mut annotated, &output.result.detections, names),
+        }
+        if let (Some(counter), Some(counted)) = (&side.counter, &output.counted) {
+            let regions: Vec<Region> = counter.regions().cloned().collect();
+            draw_regions(&mut annotated, &regions, &counted.counts);
         }
         let Some(taps) = &output.result.taps else {
             return Ok(annotated);

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use image::{Rgb, RgbImage};
 
+use crate::count::{Region, RegionCount};
 use crate::inference::postprocess::{Detection, class_name};
 use crate::track::TrackedObject;
 
@@ -71,11 +72,15 @@ pub fn detection_label(detection: &Detection, names: &[String]) -> String {
 
 /// "id:N name conf", the label of a tracked object (as Ultralytics writes it).
 pub fn track_label(object: &TrackedObject, names: &[String]) -> String {
-    format!(
-        "id:{} {}",
-        object.id,
-        detection_label(&object.detection, names)
-    )
+    label_with_id(Some(object.id), &object.detection, names)
+}
+
+/// "id:N name conf" with a track ID, else "name conf".
+pub fn label_with_id(id: Option<u64>, detection: &Detection, names: &[String]) -> String {
+    match id {
+        Some(id) => format!("id:{id} {}", detection_label(detection, names)),
+        None => detection_label(detection, names),
+    }
 }
 
 /// A box in its class colour with `label` on it.
@@ -113,6 +118,34 @@ pub fn draw_tracks(image: &mut RgbImage, objects: &[TrackedObject], names: &[Str
     }
     for object in objects {
         draw_box(image, &object.detection, &track_label(object, names));
+    }
+}
+
+/// The colour of counting lines and zones (Ultralytics draws its regions in magenta too).
+pub const REGION_COLOUR: [u8; 3] = [255, 0, 255];
+
+/// "line 1  IN 3  OUT 6", a region's label.
+pub fn region_label(count: &RegionCount) -> String {
+    format!(
+        "{}  IN {}  OUT {}",
+        count.region, count.total.inward, count.total.outward
+    )
+}
+
+/// Every counting region, twice the box line width, labelled with its counts at its first
+/// point.
+pub fn draw_regions(image: &mut RgbImage, regions: &[Region], counts: &[RegionCount]) {
+    let thickness = line_thickness(image) * 2;
+    for region in regions {
+        let points = &region.points;
+        let closing = (!region.is_line()).then(|| [points[points.len() - 1], points[0]]);
+        for pair in points.windows(2).chain(closing.as_ref().map(|c| &c[..])) {
+            draw_line(image, pair[0], pair[1], thickness, REGION_COLOUR);
+        }
+        if let Some(count) = counts.iter().find(|c| c.region == region.name) {
+            let [x, y] = points[0].map(|v| v.round() as i64);
+            draw_label(image, &region_label(count), x, y, REGION_COLOUR);
+        }
     }
 }
 
@@ -217,6 +250,28 @@ pub fn mosaic(tiles: &[(String, RgbImage)]) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zone_is_drawn_closed_and_labelled_with_its_counts() {
+        let mut image = RgbImage::new(320, 240);
+        let zone = Region::zone(
+            "zone 1",
+            vec![[40.0, 100.0], [280.0, 100.0], [280.0, 200.0], [40.0, 200.0]],
+        )
+        .unwrap();
+        let count = RegionCount {
+            region: "zone 1".into(),
+            ..RegionCount::default()
+        };
+        assert_eq!(region_label(&count), "zone 1  IN 0  OUT 0");
+        draw_regions(&mut image, std::slice::from_ref(&zone), &[count]);
+        let colour = Rgb(REGION_COLOUR);
+        // The closing edge (last corner back to the first), another edge, the label.
+        assert_eq!(*image.get_pixel(40, 150), colour);
+        assert_eq!(*image.get_pixel(160, 200), colour);
+        assert_eq!(*image.get_pixel(41, 90), colour);
+        assert_eq!(*image.get_pixel(160, 150), Rgb([0, 0, 0]));
+    }
 
     #[test]
     fn a_track_is_drawn_with_its_trail_and_id() {

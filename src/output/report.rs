@@ -3,6 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use crate::count::{CountEvent, CountFrame, Direction, InOut};
 use crate::inference::postprocess::{Detection, class_name};
 use crate::track::TrackedObject;
 
@@ -39,6 +45,67 @@ pub struct FrameRecord {
     /// The second model's, when `run --compare` runs two.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detections_b: Option<Vec<DetectionRecord>>,
+    /// With counting regions: each region's counts so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Vec<CountRecord>>,
+    /// With counting regions: the tracks counted on this frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossings: Option<Vec<CrossingRecord>>,
+}
+
+/// One region's counts so far, in total and per class name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CountRecord {
+    pub region: String,
+    #[serde(rename = "in")]
+    pub inward: u64,
+    #[serde(rename = "out")]
+    pub outward: u64,
+    pub classes: BTreeMap<String, InOut>,
+}
+
+/// A track counted in a region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossingRecord {
+    pub region: String,
+    pub track_id: u64,
+    pub class: usize,
+    pub name: String,
+    pub direction: Direction,
+}
+
+/// A frame's counts and crossings as records, classes named through `names`.
+pub fn count_records(
+    counted: &CountFrame,
+    names: &[String],
+) -> (Vec<CountRecord>, Vec<CrossingRecord>) {
+    let counts = counted
+        .counts
+        .iter()
+        .map(|count| CountRecord {
+            region: count.region.clone(),
+            inward: count.total.inward,
+            outward: count.total.outward,
+            classes: count
+                .classes
+                .iter()
+                .map(|(&class, &in_out)| (class_name(names, class), in_out))
+                .collect(),
+        })
+        .collect();
+    let crossings = counted
+        .crossings
+        .iter()
+        .map(|event| &event.crossing)
+        .map(|crossing| CrossingRecord {
+            region: crossing.region.clone(),
+            track_id: crossing.track_id,
+            class: crossing.class,
+            name: class_name(names, crossing.class),
+            direction: crossing.direction,
+        })
+        .collect();
+    (counts, crossings)
 }
 
 impl DetectionRecord {
@@ -70,4 +137,51 @@ pub fn records(detections: &[Detection], names: &[String]) -> Vec<DetectionRecor
         .iter()
         .map(|d| DetectionRecord::new(d, names))
         .collect()
+}
+
+/// The counts' CSV: one row per crossing (`run --counts-csv`, the app's Export CSV).
+pub struct CountsCsv<W: Write> {
+    writer: csv::Writer<W>,
+}
+
+impl CountsCsv<File> {
+    pub fn create(path: &Path) -> Result<Self, csv::Error> {
+        Self::new(File::create(path)?)
+    }
+}
+
+impl<W: Write> CountsCsv<W> {
+    /// A CSV on `out`, its header written.
+    pub fn new(out: W) -> Result<Self, csv::Error> {
+        let mut writer = csv::Writer::from_writer(out);
+        writer.write_record([
+            "frame",
+            "time",
+            "region",
+            "track_id",
+            "class",
+            "name",
+            "direction",
+        ])?;
+        Ok(Self { writer })
+    }
+
+    /// A row per event, classes named through `names`; flushed, so that a run stopped
+    /// later keeps every row written so far.
+    pub fn write(&mut self, events: &[CountEvent], names: &[String]) -> Result<(), csv::Error> {
+        for event in events {
+            let crossing = &event.crossing;
+            self.writer.write_record([
+                event.frame.to_string(),
+                format!("{:.3}", event.time),
+                crossing.region.clone(),
+                crossing.track_id.to_string(),
+                crossing.class.to_string(),
+                class_name(names, crossing.class),
+                crossing.direction.as_str().to_string(),
+            ])?;
+        }
+        self.writer.flush()?;
+        Ok(())
+    }
 }

@@ -17,7 +17,7 @@ use thiserror::Error;
 use crate::inference::postprocess::Detection;
 use kalman::KalmanState;
 use matching::{CostMatrix, linear_assignment};
-pub use sequence::{SequenceTracker, TrackedFrame};
+pub use sequence::{Continuity, SequenceTracker, TrackedFrame};
 
 /// The confidence Ultralytics' `track` lowers detection to unless `conf` is given, so the
 /// tracker's second, low-score association has detections to work with.

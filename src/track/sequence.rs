@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::{ByteTracker, TrackError, TrackedObject, TrackerConfig};
-use crate::inference::postprocess::Detection;
+use crate::inference::postprocess::{Detection, box_iou};
 use crate::source::Frame;
 
 /// One frame's tracks and what the panel says about them.
@@ -20,6 +20,20 @@ pub struct TrackedFrame {
     /// All such frames since the tracker (re)started, and the frames it did see.
     pub skipped_total: u64,
     pub seen_total: u64,
+    /// How this frame follows the last one the tracker saw.
+    pub continuity: Continuity,
+}
+
+/// How a tracked frame follows the one tracked before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Continuity {
+    /// The tracker started over here: the first frame, or after a seek or loop.
+    #[default]
+    Restarted,
+    /// It follows the last frame (frames may have been skipped between them).
+    Continued,
+    /// The last frame again, tracked from the state before it.
+    Redone,
 }
 
 impl TrackedFrame {
@@ -30,6 +44,31 @@ impl TrackedFrame {
             *counts.entry(object.detection.class).or_default() += 1;
         }
         counts
+    }
+
+    /// The ID of the track that follows each detection, one to one: pairs of the same
+    /// class overlapping at IoU 0.5 or more, the closest first (the tracker reports its
+    /// filtered box, not the detection's).
+    pub fn ids_of(&self, detections: &[Detection]) -> Vec<Option<u64>> {
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (d, detection) in detections.iter().enumerate() {
+            for (t, object) in self.objects.iter().enumerate() {
+                let iou = box_iou(&object.detection.xyxy, &detection.xyxy);
+                if object.detection.class == detection.class && iou >= 0.5 {
+                    pairs.push((iou, d, t));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut ids = vec![None; detections.len()];
+        let mut taken = vec![false; self.objects.len()];
+        for (_, d, t) in pairs {
+            if ids[d].is_none() && !taken[t] {
+                ids[d] = Some(self.objects[t].id);
+                taken[t] = true;
+            }
+        }
+        ids
     }
 }
 
@@ -88,18 +127,18 @@ impl SequenceTracker {
             segment: frame.segment,
             index: frame.index,
         };
-        let elapsed = match (self.last, self.before_last.take()) {
+        let (elapsed, continuity) = match (self.last, self.before_last.take()) {
             (Some(last), Some((tracker, totals, elapsed))) if last == position => {
                 self.tracker = tracker;
                 self.totals = totals;
-                elapsed
+                (elapsed, Continuity::Redone)
             }
             (Some(last), _) if last.segment == position.segment && position.index > last.index => {
-                position.index - last.index
+                (position.index - last.index, Continuity::Continued)
             }
             _ => {
                 *self = Self::new(self.tracker.config());
-                1
+                (1, Continuity::Restarted)
             }
         };
         self.before_last = Some((self.tracker.clone(), self.totals.clone(), elapsed));
@@ -114,6 +153,7 @@ impl SequenceTracker {
             frames_skipped: elapsed - 1,
             skipped_total: self.totals.skipped,
             seen_total: self.totals.seen,
+            continuity,
         })
     }
 }

@@ -191,7 +191,15 @@ fn a_sequence_starts_over_at_a_seek_and_redoes_a_frame_shown_again() {
     let last = sequence.track(&frame(0, 10), &walker(10)).unwrap();
     // The same frame again (settings changed while paused): the same answer.
     let again = sequence.track(&frame(0, 10), &walker(10)).unwrap();
-    assert_eq!(last, again);
+    assert_eq!(last.continuity, Continuity::Continued);
+    assert_eq!(again.continuity, Continuity::Redone);
+    assert_eq!(
+        last,
+        TrackedFrame {
+            continuity: Continuity::Continued,
+            ..again
+        }
+    );
     // Frames 11 to 13 dropped by the pipeline.
     let after_drop = sequence.track(&frame(0, 14), &walker(14)).unwrap();
     assert_eq!(after_drop.frames_skipped, 3);
@@ -202,6 +210,7 @@ fn a_sequence_starts_over_at_a_seek_and_redoes_a_frame_shown_again() {
     let sought = sequence.track(&frame(1, 3), &[a, b]).unwrap();
     let ids: Vec<u64> = sought.objects.iter().map(|o| o.id).collect();
     assert_eq!(ids, vec![1, 2]);
+    assert_eq!(sought.continuity, Continuity::Restarted);
     assert_eq!(sought.skipped_total, 0);
     assert_eq!(sought.since_start.get(&0), Some(&2));
 }

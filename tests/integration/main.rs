@@ -8,6 +8,7 @@ mod app;
 mod bad_input;
 mod coco128;
 mod common;
+mod counting;
 mod distill;
 mod explain_and_compare;
 mod fuzz;

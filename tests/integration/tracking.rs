@@ -222,6 +222,8 @@ fn the_agreement_measure_catches_an_id_switch_and_a_missing_box() {
                 _ => vec![record(a, 8), record(b, 7)],
             },
             detections_b: None,
+            counts: None,
+            crossings: None,
         })
         .collect();
     let result = agreement(&reference, &ours);
