@@ -34,6 +34,8 @@ pub struct DetailView {
     /// box on the object (the window then shows the last frame that had one).
     index: Option<usize>,
     explanation: Option<Explanation>,
+    /// The track ID of the explained box, when the frame explained was tracked.
+    track_shown: Option<u64>,
     tiles: Vec<(String, Option<TextureHandle>)>,
 }
 
@@ -107,10 +109,12 @@ impl DetailView {
             return;
         };
         selection.xyxy = detection.xyxy;
+        self.track_shown = None;
         if let Some(tracks) = tracks {
             let objects = &tracks.objects;
             let on_it = best(&mut objects.iter().map(|o| &o.detection));
-            selection.track_id = on_it.map(|i| objects[i].id).or(selection.track_id);
+            self.track_shown = on_it.map(|i| objects[i].id);
+            selection.track_id = self.track_shown.or(selection.track_id);
         }
         let Some(letterbox) = &processed.letterbox else {
             return;
@@ -159,7 +163,11 @@ impl DetailView {
             .pivot(egui::Align2::LEFT_BOTTOM)
             .default_pos(ui.ctx().content_rect().left_bottom() + egui::vec2(250.0, -40.0))
             .show(ui.ctx(), |ui| {
-                ui.heading(format!("{} {:.2}", explanation.name, explanation.conf));
+                let id = self
+                    .track_shown
+                    .map(|id| format!("id:{id} "))
+                    .unwrap_or_default();
+                ui.heading(format!("{id}{} {:.2}", explanation.name, explanation.conf));
                 if self.index.is_none() {
                     ui.label(
                         RichText::new("not in this frame: the last frame it was found in")

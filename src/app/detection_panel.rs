@@ -1,14 +1,17 @@
-//! The left panel: thresholds, inference size, class filter, tracking, and the
-//! performance view.
+//! The left panel: thresholds, inference size, class filter, the frame's boxes, tracking,
+//! counting, and the performance view.
 
 use egui::Ui;
 
+use super::Action;
+use super::count_panel::{CountView, counting_section};
 use super::session::Session;
 use super::settings::{CompareLayout, IMAGE_SIZES, Settings};
 use super::stats_panel::{ComparisonStats, Stats};
 use super::video_view::{Pointed, colour32};
+use crate::count::{Region, RegionCount};
 use crate::inference::postprocess::{Detection, class_name};
-use crate::output::annotate::detection_label;
+use crate::output::annotate::label_with_id;
 use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 
 /// The left panel. It owns the performance and comparison figures it shows; the rest
@@ -17,6 +20,8 @@ use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 pub struct DetectionPanel {
     pub stats: Stats,
     pub comparison: ComparisonStats,
+    /// What the last counts export wrote, or why it failed.
+    pub export_note: Option<String>,
 }
 
 /// What the panel shows of the frame on screen.
@@ -28,6 +33,9 @@ pub struct FrameView<'a> {
     pub marked: Pointed,
     /// The two models' captions, when a second one runs.
     pub compared: Option<&'a [String; 2]>,
+    /// The frame size's counting regions and the counts so far.
+    pub regions: &'a [Region],
+    pub counts: &'a [RegionCount],
 }
 
 impl DetectionPanel {
@@ -39,6 +47,7 @@ impl DetectionPanel {
         names: &[String],
         frame: FrameView,
         session: Option<&Session>,
+        actions: &mut Vec<Action>,
     ) -> Pointed {
         ui.heading("Detection");
         ui.add_enabled(
@@ -103,6 +112,16 @@ impl DetectionPanel {
         let pointed = detections_list(ui, settings, names, &frame);
         ui.separator();
         tracking_section(ui, settings, names, frame.tracks);
+        ui.separator();
+        actions.extend(counting_section(
+            ui,
+            CountView {
+                regions: frame.regions,
+                counts: frame.counts,
+                export_note: self.export_note.as_deref(),
+            },
+            names,
+        ));
         if frame.compared.is_some() {
             ui.separator();
             ui.horizontal(|ui| {
@@ -145,6 +164,10 @@ fn detections_list(
         .enumerate()
         .filter(|(_, d)| !settings.hidden_classes.contains(&d.class))
         .collect();
+    let ids = frame
+        .tracks
+        .map(|t| t.ids_of(frame.detections))
+        .unwrap_or_default();
     let mut pointed = Pointed::default();
     egui::CollapsingHeader::new(format!("Detections ({})", shown.len()))
         .id_salt("detections")
@@ -155,7 +178,8 @@ fn detections_list(
                 .max_height(160.0)
                 .show(ui, |ui| {
                     for (index, detection) in shown {
-                        let label = detection_label(detection, names);
+                        let id = ids.get(index).copied().flatten();
+                        let label = label_with_id(id, detection, names);
                         let mut row =
                             ui.selectable_label(frame.marked.clicked == Some(index), label);
                         if frame.marked.hovered == Some(index) {

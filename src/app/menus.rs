@@ -1,8 +1,9 @@
-//! The menu bar: sources (files, folders, cameras), the model, and playback.
+//! The menu bar: sources (files, folders, cameras), the model, counting, and playback.
 
 use egui::Ui;
 
 use super::Action;
+use super::count_editor::RegionKind;
 use super::session::Session;
 use super::settings::Settings;
 use crate::compute::device::DeviceChoice;
@@ -50,6 +51,7 @@ impl MenuBar {
         position: Option<f64>,
         model_busy: bool,
         comparing: bool,
+        counting: CountMenu,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         egui::MenuBar::new().ui(ui, |ui| {
@@ -59,6 +61,7 @@ impl MenuBar {
                 ui.separator();
                 compare_menu(ui, settings, comparing, &mut actions);
             });
+            ui.menu_button("Count", |ui| count_menu(ui, counting, &mut actions));
             ui.separator();
             if let Some(session) = session {
                 playback_controls(ui, settings, session, position, &mut actions);
@@ -174,6 +177,49 @@ fn model_menu(ui: &mut Ui, settings: &mut Settings, model_busy: bool, actions: &
         (DeviceChoice::Cpu, "CPU"),
     ] {
         ui.radio_value(&mut settings.device, choice, label);
+    }
+}
+
+/// What the Count menu can act on.
+#[derive(Clone, Copy)]
+pub struct CountMenu {
+    /// A frame is on screen to click regions on.
+    pub has_frame: bool,
+    /// Regions exist for the frame's size.
+    pub has_regions: bool,
+}
+
+fn count_menu(ui: &mut Ui, counting: CountMenu, actions: &mut Vec<Action>) {
+    for (kind, label) in [
+        (RegionKind::Line, "Add line"),
+        (RegionKind::Zone, "Add zone"),
+    ] {
+        if ui
+            .add_enabled(counting.has_frame, egui::Button::new(label))
+            .on_disabled_hover_text("Open a source first: regions are clicked on its picture")
+            .clicked()
+        {
+            ui.close();
+            actions.push(Action::DrawRegion(kind));
+        }
+    }
+    ui.separator();
+    if ui
+        .add_enabled(counting.has_regions, egui::Button::new("Reset counts"))
+        .clicked()
+    {
+        ui.close();
+        actions.push(Action::ResetCounts);
+    }
+    if ui
+        .add_enabled(
+            counting.has_regions,
+            egui::Button::new("Remove all regions"),
+        )
+        .clicked()
+    {
+        ui.close();
+        actions.push(Action::SetRegions(Vec::new()));
     }
 }
 

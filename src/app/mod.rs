@@ -1,8 +1,10 @@
 //! The desktop app (eframe/egui on wgpu): open a camera, a video or images; boxes appear
 //! live; a side panel shows FocalModulation's gate maps and modulator, any of which can be
-//! laid over the video.
+//! laid over the video; lines and zones clicked on the video count the tracks crossing them.
 
 mod attention_panel;
+mod count_editor;
+mod count_panel;
 mod detail_view;
 mod detection_panel;
 mod gpu;
@@ -23,20 +25,22 @@ use std::time::Instant;
 use egui::Ui;
 
 use crate::compute::device::ComputeDevice;
+use crate::count::Region;
 use crate::output::explain::Explanation;
 use crate::source::SourceSpec;
 use crate::weights::bundled::Layer9Choice;
 
 use attention_panel::{AttentionPanel, PanelContent};
+pub use count_editor::RegionKind;
 use detail_view::DetailView;
 use detection_panel::{DetectionPanel, FrameView};
 use gpu::choose_device;
 pub use gpu::wgpu_setup;
 pub use launch::{LaunchOptions, run};
-use menus::MenuBar;
+use menus::{CountMenu, MenuBar};
 pub use model_manager::{ModelManager, ModelStatus, ModelSummary};
 pub use session::{InferenceKnobs, Processed, Session, SourceState};
-pub use settings::{IMAGE_SIZES, Settings};
+pub use settings::{IMAGE_SIZES, Settings, size_key};
 use stats_panel::{ComparisonStats, Stats};
 use status_bar::{StatusBar, welcome};
 use video_view::{ComparedBoxes, Comparison, Pointed, VideoView};
@@ -56,6 +60,13 @@ pub enum Action {
     StopComparing,
     /// Open "Why this box?" on this detection of the frame on screen.
     Explain(usize),
+    /// Place a new counting region's points with the next clicks on the video.
+    DrawRegion(RegionKind),
+    /// These are now the counting regions of the frame on screen's size.
+    SetRegions(Vec<Region>),
+    ResetCounts,
+    /// Write every crossing since counting (re)started to this CSV.
+    ExportCounts(PathBuf),
 }
 
 pub struct FocalYoloApp {
@@ -180,6 +191,49 @@ impl FocalYoloApp {
         self.detail.explanation()
     }
 
+    /// Where pixel (`x`, `y`) of the frame on screen was drawn, in screen points.
+    pub fn video_to_screen(&self, x: f32, y: f32) -> Option<egui::Pos2> {
+        self.view.to_screen(x, y)
+    }
+
+    /// Place a new counting region's points with the next clicks on the video (a frame must
+    /// be on screen).
+    pub fn draw_region(&mut self, kind: RegionKind) {
+        if self.current.is_some() {
+            self.view.editor.start(kind);
+        }
+    }
+
+    /// Make `regions` the counting regions of the frame on screen's size; counting needs
+    /// tracks, so regions turn tracking on.
+    pub fn set_regions(&mut self, regions: Vec<Region>) {
+        let Some(current) = &self.current else {
+            return;
+        };
+        let (width, height) = current.frame.image.dimensions();
+        let key = size_key(width, height);
+        if regions.is_empty() {
+            self.settings.regions.remove(&key);
+        } else {
+            self.settings.regions.insert(key, regions);
+            self.settings.track = true;
+        }
+    }
+
+    /// Write every crossing since counting (re)started to a CSV; the rows written.
+    pub fn export_counts(&mut self, path: &Path) -> Result<usize, csv::Error> {
+        let names = self.class_names();
+        let Some(session) = &self.session else {
+            return Ok(0);
+        };
+        let written = session.export_counts(path, &names);
+        self.detection.export_note = Some(match &written {
+            Ok(rows) => format!("{rows} crossings written to {}", path.display()),
+            Err(err) => format!("cannot write {}: {err}", path.display()),
+        });
+        written
+    }
+
     /// Play `spec`, replacing whatever was playing.
     pub fn open_source(&mut self, ctx: &egui::Context, spec: SourceSpec) {
         self.settings.last_source = Some(spec.to_string());
@@ -281,7 +335,8 @@ impl FocalYoloApp {
         let changed = shared.nms.conf != knobs.nms.conf
             || shared.nms.iou != knobs.nms.iou
             || shared.input != knobs.input
-            || shared.track != knobs.track;
+            || shared.track != knobs.track
+            || shared.regions != knobs.regions;
         *shared = knobs;
         drop(shared);
         if changed
@@ -312,6 +367,21 @@ impl FocalYoloApp {
                     self.detail
                         .select(ui, current, index, &names, self.settings.colormap);
                 }
+            }
+            Action::DrawRegion(kind) => self.draw_region(kind),
+            Action::SetRegions(regions) => self.set_regions(regions),
+            Action::ResetCounts => {
+                if let Some(session) = &self.session {
+                    session.reset_counts();
+                }
+                // The frame on screen keeps showing counts until the next one arrives.
+                if let Some(current) = &mut self.current {
+                    current.counted = None;
+                }
+            }
+            Action::ExportCounts(path) => {
+                // The outcome is shown in the panel.
+                let _ = self.export_counts(&path);
             }
             Action::Seek(seconds) => {
                 if let Some(session) = &mut self.session {
@@ -373,6 +443,18 @@ impl eframe::App for FocalYoloApp {
         let mut actions = Vec::new();
         let position = self.current.as_ref().map(|current| current.frame.pts);
         let busy = self.models.is_busy();
+        let regions: Vec<Region> = self
+            .current
+            .as_ref()
+            .map(|c| {
+                let (width, height) = c.frame.image.dimensions();
+                self.settings.regions_for(width, height).to_vec()
+            })
+            .unwrap_or_default();
+        let counting = CountMenu {
+            has_frame: self.current.is_some(),
+            has_regions: !regions.is_empty(),
+        };
         egui::Panel::top("menu").show(ui, |ui| {
             actions.extend(self.menu_bar.show(
                 ui,
@@ -381,6 +463,7 @@ impl eframe::App for FocalYoloApp {
                 position,
                 busy,
                 self.compared.summary.is_some() || self.compared.is_busy(),
+                counting,
             ));
         });
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -410,6 +493,12 @@ impl eframe::App for FocalYoloApp {
                                 hovered: self.hovered,
                             },
                             compared: comparison.as_ref().map(|c| &c.captions),
+                            regions: &regions,
+                            counts: self
+                                .current
+                                .as_ref()
+                                .and_then(|c| c.counted.as_ref())
+                                .map_or(&[], |c| c.counts.as_slice()),
                         };
                         let pointed = self.detection.show(
                             ui,
@@ -417,6 +506,7 @@ impl eframe::App for FocalYoloApp {
                             &names,
                             frame,
                             self.session.as_ref(),
+                            &mut actions,
                         );
                         actions.extend(pointed.clicked.map(Action::Explain));
                         hovered = pointed.hovered;
@@ -456,7 +546,7 @@ impl eframe::App for FocalYoloApp {
                     clicked: self.detail.selected(),
                     hovered: hovered.or(self.hovered),
                 };
-                let pointed = self.view.show(
+                let shown = self.view.show(
                     ui,
                     current,
                     &self.settings,
@@ -464,8 +554,9 @@ impl eframe::App for FocalYoloApp {
                     comparison.as_ref(),
                     marked,
                 );
-                actions.extend(pointed.clicked.map(Action::Explain));
-                hovered = hovered.or(pointed.hovered);
+                actions.extend(shown.pointed.clicked.map(Action::Explain));
+                actions.extend(shown.edited.map(Action::SetRegions));
+                hovered = hovered.or(shown.pointed.hovered);
             }
             None => actions.extend(welcome(ui, &self.models)),
         });

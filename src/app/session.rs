@@ -1,16 +1,20 @@
 //! One opened source in the app: its capture thread, the inference thread (model, then
 //! tracker), and the latest-frame-wins hand-offs between them and the UI.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::count::{CountFrame, Region, SequenceCounter};
 use crate::inference::detector::{Detector, InputSize, StageTimes};
 use crate::inference::postprocess::{Detection, NmsOptions};
 use crate::inference::preprocess::Letterbox;
 use crate::output::attention_maps::{Heatmap, heatmaps};
+use crate::output::report::CountsCsv;
 use crate::pipeline::{
     CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, catch_panic,
     spawn_capture, spawn_worker,
@@ -30,6 +34,8 @@ pub struct InferenceKnobs {
     pub taps: bool,
     /// Follow objects across frames with these settings.
     pub track: Option<TrackerConfig>,
+    /// Counting regions per source size (`Settings::regions`), used while tracking.
+    pub regions: BTreeMap<String, Vec<Region>>,
 }
 
 /// A frame and everything the model made of it: the boxes belong to this frame.
@@ -40,6 +46,8 @@ pub struct Processed {
     pub maps: Vec<Heatmap>,
     /// The tracks in this frame, with tracking on.
     pub tracks: Option<TrackedFrame>,
+    /// The counts so far and this frame's crossings, with tracking on and regions set.
+    pub counted: Option<CountFrame>,
     pub times: StageTimes,
     pub error: Option<String>,
     /// What the model it is compared with made of the same frame.
@@ -78,6 +86,8 @@ pub struct Session {
     without_model: Arc<AtomicU64>,
     events: Receiver<CaptureEvent>,
     capture: Option<JoinHandle<()>>,
+    /// Counting, on the inference thread after the tracker; here for reset and export.
+    counter: Arc<Mutex<SequenceCounter>>,
 }
 
 /// How long closing a source waits for its capture thread to let go of the device (a
@@ -116,8 +126,11 @@ impl Session {
                 notify: Box::new(repaint.clone()),
             },
         );
-        // The tracker lives on the inference thread and sees every frame the model does.
+        // The tracker lives on the inference thread and sees every frame the model does, and
+        // so does the counter after it.
         let mut tracker = None;
+        let counter = Arc::new(Mutex::new(SequenceCounter::new(Vec::new(), 0)));
+        let counting = counter.clone();
         spawn_worker(
             frames.clone(),
             results.clone(),
@@ -126,6 +139,7 @@ impl Session {
                 // One reading of the knobs for both models: their boxes compare like for like.
                 let knobs = knobs.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let mut processed = infer(frame, &model, &knobs, &mut tracker, &no_model);
+                processed.counted = count(&processed, &knobs, &counting);
                 processed.compared = infer_compared(&processed.frame, &compared, &knobs);
                 processed
             },
@@ -145,7 +159,29 @@ impl Session {
             without_model,
             events,
             capture: Some(capture),
+            counter,
         }
+    }
+
+    /// Every count to zero and the crossings' log emptied, from the next frame on.
+    pub fn reset_counts(&self) {
+        self.counter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reset();
+    }
+
+    /// Write every crossing since counting (re)started to a CSV at `path`; the number of
+    /// rows.
+    pub fn export_counts(&self, path: &Path, names: &[String]) -> Result<usize, csv::Error> {
+        let events = self
+            .counter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .log()
+            .to_vec();
+        CountsCsv::create(path)?.write(&events, names)?;
+        Ok(events.len())
     }
 
     /// Take in what the capture thread reported; the newest processed frame, if any.
@@ -248,6 +284,7 @@ fn infer(
         letterbox: None,
         maps: Vec::new(),
         tracks: None,
+        counted: None,
         times: StageTimes::default(),
         error: None,
         compared: None,
@@ -312,6 +349,29 @@ fn infer_compared(frame: &Frame, model: &ModelSlot, knobs: &InferenceKnobs) -> O
             "the compared model failed on this frame ({panic}); this is a bug, please report it"
         )),
     })
+}
+
+/// The counts after `processed`, when it was tracked and its source size has regions.
+fn count(
+    processed: &Processed,
+    knobs: &InferenceKnobs,
+    counter: &Mutex<SequenceCounter>,
+) -> Option<CountFrame> {
+    let (tracks, config) = (processed.tracks.as_ref()?, knobs.track?);
+    let (width, height) = processed.frame.image.dimensions();
+    let regions = knobs
+        .regions
+        .get(&super::settings::size_key(width, height))?;
+    if regions.is_empty() {
+        return None;
+    }
+    let mut counter = counter.lock().unwrap_or_else(|e| e.into_inner());
+    // Counting (re)starting mid-sequence: centres from before it are stale.
+    if counter.regions().next().is_none() {
+        counter.reset();
+    }
+    counter.set_regions(regions, u64::from(config.buffer));
+    Some(counter.count(&processed.frame, tracks))
 }
 
 /// The tracks in `frame` when tracking is on; turning it off forgets them.

@@ -1,7 +1,7 @@
 //! What the app remembers between runs (eframe storage): the model, thresholds, filters,
-//! overlays, tracking and the last source.
+//! overlays, tracking, counting regions and the last source.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use crate::inference::preprocess::Canvas;
 use crate::track::TRACKING_CONF;
 
 use crate::compute::device::DeviceChoice;
+use crate::count::Region;
 use crate::output::attention_maps::Colormap;
 use crate::source::CameraMode;
 use crate::track::TrackerConfig;
@@ -44,6 +45,14 @@ pub struct Settings {
     pub tracker: TrackerConfig,
     /// How two models' boxes are shown when a second one runs.
     pub compare_layout: CompareLayout,
+    /// Counting lines and zones per source size ([`size_key`]), in that size's pixels: a
+    /// camera at 1280×720 and a clip at 640×360 each keep their own.
+    pub regions: BTreeMap<String, Vec<Region>>,
+}
+
+/// "1280x720", the key of a source size's counting regions.
+pub fn size_key(width: u32, height: u32) -> String {
+    format!("{width}x{height}")
 }
 
 /// Two models on one frame: two pictures side by side, or both box sets on one.
@@ -74,6 +83,7 @@ impl Default for Settings {
             track: false,
             tracker: TrackerConfig::default(),
             compare_layout: CompareLayout::Split,
+            regions: BTreeMap::new(),
         }
     }
 }
@@ -94,7 +104,15 @@ impl Settings {
             },
             taps: true,
             track: self.track.then_some(self.tracker),
+            regions: self.regions.clone(),
         }
+    }
+
+    /// The counting regions of a `width`×`height` source.
+    pub fn regions_for(&self, width: u32, height: u32) -> &[Region] {
+        self.regions
+            .get(&size_key(width, height))
+            .map_or(&[], Vec::as_slice)
     }
 }
 

@@ -1,14 +1,16 @@
-//! The video with its boxes, labels, track IDs and trails, and FocalModulation overlays,
-//! scaled to fit.
+//! The video with its boxes, labels, track IDs and trails, counting regions, and
+//! FocalModulation overlays, scaled to fit.
 
 use egui::{
     Align2, Color32, ColorImage, FontId, Pos2, Rect, Stroke, StrokeKind, TextureHandle,
     TextureOptions, Ui, Vec2, pos2, vec2,
 };
 
+use crate::count::Region;
 use crate::inference::postprocess::{Detection, found_by_one};
 use crate::output::annotate::{class_colour, detection_label, track_label};
 
+use super::count_editor::CountEditor;
 use super::overlay_shader;
 use super::session::Processed;
 use super::settings::{CompareLayout, Settings};
@@ -16,6 +18,18 @@ use super::settings::{CompareLayout, Settings};
 #[derive(Default)]
 pub struct VideoView {
     frame: Option<TextureHandle>,
+    /// Adding and moving counting regions on the picture.
+    pub editor: CountEditor,
+    /// Where the frame was drawn last.
+    picture: Option<Picture>,
+}
+
+/// What the pointer did on the view.
+#[derive(Default)]
+pub struct Shown {
+    pub pointed: Pointed,
+    /// The frame size's counting regions as the user just edited them.
+    pub edited: Option<Vec<Region>>,
 }
 
 pub fn colour32(rgb: [u8; 3]) -> Color32 {
@@ -51,23 +65,29 @@ impl VideoView {
         );
     }
 
+    /// Where image pixel (`x`, `y`) of the frame was drawn last, in screen points.
+    pub fn to_screen(&self, x: f32, y: f32) -> Option<Pos2> {
+        self.picture.map(|picture| picture.to_screen(x, y))
+    }
+
     /// Draw the current frame into the space left, with boxes for `processed` (and the
-    /// compared model's, side by side or on the same picture); `selected` (an index into
-    /// its detections) is outlined. Returns the detection a click landed on.
+    /// compared model's, side by side or on the same picture) and the frame size's counting
+    /// `regions`; `selected` (an index into its detections) is outlined. Returns the
+    /// detection a click landed on, and the regions when the pointer edited them.
     pub fn show(
-        &self,
+        &mut self,
         ui: &mut Ui,
         processed: &Processed,
         settings: &Settings,
         names: &[String],
         comparison: Option<&Comparison>,
         marked: Pointed,
-    ) -> Pointed {
+    ) -> Shown {
         let available = ui.available_rect_before_wrap();
         let Some(texture) = self.frame.as_ref() else {
-            return Pointed::default();
+            return Shown::default();
         };
-        let response = ui.allocate_rect(available, egui::Sense::click());
+        let response = ui.allocate_rect(available, egui::Sense::click_and_drag());
         let painter = ui.painter_at(available);
         let image = &processed.frame.image;
         let size = vec2(image.width() as f32, image.height() as f32);
@@ -85,6 +105,7 @@ impl VideoView {
             painter.image(texture.id(), picture.rect, full_uv, Color32::WHITE);
         }
         let main = pictures[0];
+        self.picture = Some(main);
         if let Some(letterbox) = &processed.letterbox {
             for map in processed
                 .maps
@@ -207,6 +228,23 @@ impl VideoView {
         if let Some(error) = &processed.error {
             boxes.error(main, error);
         }
+        let (width, height) = image.dimensions();
+        let regions = settings.regions_for(width, height);
+        let counts = processed
+            .counted
+            .as_ref()
+            .map_or(&[][..], |c| c.counts.as_slice());
+        let edited = self
+            .editor
+            .interact(ui, &response, main, regions, (width, height));
+        self.editor
+            .paint(&painter, main, regions, counts, response.hover_pos());
+        if self.editor.is_busy() {
+            return Shown {
+                pointed: Pointed::default(),
+                edited,
+            };
+        }
         // The smallest box under the pointer: a small object in front of a large one.
         let under_pointer = response.hover_pos().and_then(|at| {
             let (x, y) = main.to_image(at);
@@ -224,9 +262,12 @@ impl VideoView {
         if under_pointer.is_some() {
             ui.ctx().set_cursor_icon(egui::CursorIcon::PointingHand);
         }
-        Pointed {
-            clicked: under_pointer.filter(|_| response.clicked()),
-            hovered: under_pointer,
+        Shown {
+            pointed: Pointed {
+                clicked: under_pointer.filter(|_| response.clicked()),
+                hovered: under_pointer,
+            },
+            edited,
         }
     }
 }
@@ -307,8 +348,8 @@ fn area(d: &Detection) -> f32 {
 
 /// Where the frame is drawn: its screen rectangle and screen pixels per image pixel.
 #[derive(Clone, Copy)]
-struct Picture {
-    rect: Rect,
+pub struct Picture {
+    pub rect: Rect,
     scale: f32,
 }
 
@@ -322,14 +363,14 @@ impl Picture {
         }
     }
 
-    fn to_screen(self, x: f32, y: f32) -> Pos2 {
+    pub fn to_screen(self, x: f32, y: f32) -> Pos2 {
         Pos2::new(
             self.rect.min.x + x * self.scale,
             self.rect.min.y + y * self.scale,
         )
     }
 
-    fn to_image(self, at: Pos2) -> (f32, f32) {
+    pub fn to_image(self, at: Pos2) -> (f32, f32) {
         (
             (at.x - self.rect.min.x) / self.scale,
             (at.y - self.rect.min.y) / self.scale,

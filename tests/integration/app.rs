@@ -12,7 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus, SourceState};
 use focalyolo::compute::device::DeviceChoice;
-use focalyolo::output::annotate::detection_label;
+use focalyolo::output::annotate::{detection_label, label_with_id};
 use focalyolo::source::SourceSpec;
 use focalyolo::weights::bundled::Layer9Choice;
 
@@ -408,9 +408,28 @@ fn why_this_box_stays_on_its_object_while_the_video_plays() {
             .iter()
             .find(|d| names[d.class] == "tv")
             .expect("the clip's first frame shows the television");
-        let row = detection_label(tv, names);
+        // With tracking, the row names the box's track ID too.
+        let id = app
+            .current()
+            .unwrap()
+            .tracks
+            .as_ref()
+            .and_then(|t| t.ids_of(std::slice::from_ref(tv))[0]);
+        assert_eq!(id.is_some(), track, "a tracked box has an ID in the list");
+        let row = label_with_id(id, tv, names);
         harness.get_by_label(&row).click();
         harness.run_steps(2);
+        if let Some(id) = id {
+            // The window takes a frame to size itself before it shows its heading.
+            harness.run_steps(2);
+            let named = harness
+                .query_all_by_label_contains(&format!("id:{id} tv"))
+                .count();
+            assert!(
+                named >= 2,
+                "the list's row and the window's heading name the ID"
+            );
+        }
         let mut last = harness.state().explained().unwrap().xyxy;
         for index in 1..12 {
             step_to(&mut harness, index);
@@ -425,4 +444,154 @@ fn why_this_box_stays_on_its_object_while_the_video_plays() {
         step_to(&mut harness, 0);
         assert_eq!(harness.state().explained().unwrap().name, "tv");
     }
+}
+
+/// A click at `at` on the window: pointer moved there, pressed, released.
+fn click_at(harness: &mut Harness<'_, FocalYoloApp>, at: egui::Pos2) {
+    harness.hover_at(at);
+    harness.run_steps(1);
+    harness.drag_at(at);
+    harness.run_steps(1);
+    harness.drop_at(at);
+    harness.run_steps(2);
+}
+
+/// Where pixel `point` of the frame on screen is drawn.
+fn on_screen(harness: &Harness<'_, FocalYoloApp>, [x, y]: [f32; 2]) -> egui::Pos2 {
+    harness
+        .state()
+        .video_to_screen(x, y)
+        .expect("a frame on screen")
+}
+
+/// The counting line the test clicks: two pedestrians cross it leftwards in the first 20
+/// frames (`run` counts them on frames 12 and 19).
+const COUNTING_LINE: [[f32; 2]; 2] = [[300.0, 100.0], [300.0, 350.0]];
+/// Frames the test steps through, 0 included.
+const COUNTED_FRAMES: u64 = 22;
+
+#[test]
+fn a_line_clicked_on_the_video_counts_as_run_does_and_exports() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut harness = stock_app(&shared, folder.path());
+    harness.state_mut().settings_mut().track = true;
+    let clip = shared.join("videos/vamsi_pedestrians.avi");
+    play(&mut harness, &clip);
+    let control = harness.state().session().unwrap().control.clone();
+    control.set_paused(true);
+    let step_to = |harness: &mut Harness<'_, FocalYoloApp>, index: u64| {
+        control.step();
+        step_until(harness, "the next counted frame", |app| {
+            app.current()
+                .is_some_and(|c| c.frame.index == index && c.tracks.is_some())
+        });
+    };
+    step_to(&mut harness, 0);
+
+    // The panel's Add line, then the line's two ends clicked on the picture; a first try
+    // at the lower end lands lower and is dragged up to its place.
+    // Panel buttons by accessibility action: the panel may scroll them out of view.
+    harness.get_by_label("Add line").click_accesskit();
+    harness.run_steps(2);
+    let [top, bottom] = COUNTING_LINE;
+    let too_low = [bottom[0], bottom[1] + 15.0];
+    for point in [top, too_low] {
+        let at = on_screen(&harness, point);
+        click_at(&mut harness, at);
+    }
+    let (from, to) = (on_screen(&harness, too_low), on_screen(&harness, bottom));
+    harness.hover_at(from);
+    harness.run_steps(1);
+    harness.drag_at(from);
+    harness.run_steps(1);
+    for step in 1..=4 {
+        harness.hover_at(from + (to - from) * (step as f32 / 4.0));
+        harness.run_steps(1);
+    }
+    harness.drop_at(to);
+    harness.run_steps(2);
+    let regions = harness.state().settings().regions_for(480, 360).to_vec();
+    assert_eq!(regions.len(), 1, "{regions:?}");
+    assert_eq!(regions[0].name, "line 1");
+    for (placed, wanted) in regions[0].points.iter().zip(COUNTING_LINE) {
+        let off = (placed[0] - wanted[0]).hypot(placed[1] - wanted[1]);
+        assert!(off < 1.5, "{placed:?} for {wanted:?}");
+    }
+
+    // New regions redo the paused frame: counting starts from frame 0, as `run`'s does.
+    step_until(&mut harness, "frame 0 counted", |app| {
+        app.current()
+            .is_some_and(|c| c.frame.index == 0 && c.counted.is_some())
+    });
+    for index in 1..COUNTED_FRAMES {
+        step_to(&mut harness, index);
+    }
+    let counted = harness.state().current().unwrap().counted.clone().unwrap();
+    let count = &counted.counts[0];
+    assert!(count.total.inward + count.total.outward > 0, "{count:?}");
+
+    // The same line through `run`, over the same frames, counts the same.
+    let json = folder.path().join("run.jsonl");
+    let placed: Vec<String> = regions[0]
+        .points
+        .iter()
+        .flatten()
+        .map(|v| v.to_string())
+        .collect();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+        .args([
+            "run", "--stock", "--device", "cpu", "--imgsz", "640", "--track",
+        ])
+        .args(["--count-line", &placed.join(",")])
+        .args(["--max-frames", &COUNTED_FRAMES.to_string()])
+        .arg("--weights")
+        .arg(shared.join("weights/yolo11n.pt"))
+        .arg("--source")
+        .arg(&clip)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let last: focalyolo::output::report::FrameRecord = serde_json::from_str(&last).unwrap();
+    let theirs = &last.counts.unwrap()[0];
+    assert_eq!(
+        (count.total.inward, count.total.outward),
+        (theirs.inward, theirs.outward)
+    );
+    harness.get_by_label(&format!(
+        "IN {}  OUT {}",
+        count.total.inward, count.total.outward
+    ));
+    harness.snapshot("app_counting_line");
+
+    // Export: a row per crossing since counting started.
+    let csv = folder.path().join("counts.csv");
+    let rows = harness.state_mut().export_counts(&csv).unwrap();
+    assert_eq!(rows as u64, count.total.inward + count.total.outward);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), rows + 1, "{text}");
+    assert!(
+        text.lines().skip(1).all(|row| row.contains(",line 1,")),
+        "{text}"
+    );
+
+    // Reset, then delete the region from the panel.
+    harness.get_by_label("Reset counts").click_accesskit();
+    harness.run_steps(2);
+    assert!(harness.state().current().unwrap().counted.is_none());
+    harness.get_by_label("Delete").click_accesskit();
+    harness.run_steps(2);
+    assert!(harness.state().settings().regions_for(480, 360).is_empty());
 }
