@@ -220,15 +220,19 @@ impl CountEditor {
         let hint = match kind {
             RegionKind::Line => "Add line: click its two ends. Esc cancels.",
             RegionKind::Zone => {
-                "Add zone: click its corners, then the first corner again (or Enter) to close. \
-                 Backspace removes the last corner, Esc cancels."
+                "Add zone: click its corners, then the first one again (or press Enter) to \
+                 close it. Backspace takes back a corner, Esc cancels."
             }
         };
-        let galley =
-            painter.layout_no_wrap(hint.into(), FontId::proportional(14.0), Color32::WHITE);
-        let at = picture.rect.center_top() + egui::vec2(-galley.size().x / 2.0, 8.0);
+        let galley = painter.layout(
+            hint.into(),
+            FontId::proportional(14.0),
+            Color32::WHITE,
+            (picture.rect.width() - 24.0).max(120.0),
+        );
+        let at = picture.rect.center_top() + egui::vec2(-galley.size().x / 2.0, 10.0);
         painter.rect_filled(
-            Rect::from_min_size(at, galley.size()).expand(4.0),
+            Rect::from_min_size(at, galley.size()).expand(5.0),
             3.0,
             Color32::from_black_alpha(200),
         );

@@ -594,4 +594,26 @@ fn a_line_clicked_on_the_video_counts_as_run_does_and_exports() {
     harness.get_by_label("Delete").click_accesskit();
     harness.run_steps(2);
     assert!(harness.state().settings().regions_for(480, 360).is_empty());
+
+    // A zone: its corners, then the first corner again closes it.
+    harness.get_by_label("Add zone").click_accesskit();
+    harness.run_steps(2);
+    let corners = [
+        [120.0, 200.0],
+        [360.0, 200.0],
+        [360.0, 330.0],
+        [120.0, 330.0],
+    ];
+    for point in corners.iter().chain(&corners[..1]) {
+        let at = on_screen(&harness, *point);
+        click_at(&mut harness, at);
+    }
+    let regions = harness.state().settings().regions_for(480, 360).to_vec();
+    assert_eq!(regions.len(), 1, "{regions:?}");
+    assert_eq!(regions[0].name, "zone 1");
+    assert_eq!(regions[0].points.len(), 4, "closing adds no corner");
+    for (placed, wanted) in regions[0].points.iter().zip(corners) {
+        let off = (placed[0] - wanted[0]).hypot(placed[1] - wanted[1]);
+        assert!(off < 1.5, "{placed:?} for {wanted:?}");
+    }
 }
