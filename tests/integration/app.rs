@@ -16,7 +16,7 @@ use focalyolo::output::annotate::{detection_label, label_with_id};
 use focalyolo::source::SourceSpec;
 use focalyolo::weights::bundled::Layer9Choice;
 
-use crate::common::require_shared;
+use crate::common::{frame_records, require_shared, run_yolo11n, succeeded};
 
 fn launch(weights: Option<PathBuf>, weights_folder: &Path) -> LaunchOptions {
     LaunchOptions {
@@ -539,32 +539,21 @@ fn a_line_clicked_on_the_video_counts_as_run_does_and_exports() {
         .flatten()
         .map(|v| v.to_string())
         .collect();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_focalyolo"))
-        .args([
-            "run", "--stock", "--device", "cpu", "--imgsz", "640", "--track",
-        ])
-        .args(["--count-line", &placed.join(",")])
-        .args(["--max-frames", &COUNTED_FRAMES.to_string()])
-        .arg("--weights")
-        .arg(shared.join("weights/yolo11n.pt"))
-        .arg("--source")
-        .arg(&clip)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let last = std::fs::read_to_string(&json)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    let last: focalyolo::output::report::FrameRecord = serde_json::from_str(&last).unwrap();
+    let line = placed.join(",");
+    let frames = COUNTED_FRAMES.to_string();
+    let args = [
+        "--stock",
+        "--imgsz",
+        "640",
+        "--track",
+        "--count-line",
+        &line,
+        "--max-frames",
+        &frames,
+    ];
+    let output = run_yolo11n(&shared, &clip, &args, &json);
+    succeeded(&output);
+    let last = frame_records(&json).pop().expect("frames");
     let theirs = &last.counts.unwrap()[0];
     assert_eq!(
         (count.total.inward, count.total.outward),

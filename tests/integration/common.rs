@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use burn::tensor::Tensor;
 use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
+use focalyolo::output::report::FrameRecord;
 
 /// `../shared` beside the checkout (or `$FOCALYOLO_SHARED`), when it is there.
 pub fn shared_dir() -> Option<PathBuf> {
@@ -70,4 +72,37 @@ pub fn nan_max(worst: f32, difference: f32) -> f32 {
     } else {
         worst
     }
+}
+
+/// `focalyolo run` with the shared yolo11n.pt on the CPU: `source`, then `args`, its JSON
+/// lines to `json`.
+pub fn run_yolo11n(shared: &Path, source: &Path, args: &[&str], json: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+        .args(["run", "--device", "cpu", "--weights"])
+        .arg(shared.join("weights/yolo11n.pt"))
+        .arg("--source")
+        .arg(source)
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Fail with `run`'s stderr unless it succeeded.
+pub fn succeeded(output: &Output) {
+    assert!(
+        output.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The frame records `run --json` wrote, one per line.
+pub fn frame_records(json: &Path) -> Vec<FrameRecord> {
+    std::fs::read_to_string(json)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is a frame record"))
+        .collect()
 }

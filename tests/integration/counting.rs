@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use focalyolo::count::InOut;
 use focalyolo::output::report::{CountRecord, FrameRecord};
 use focalyolo::source::{FrameSource, VideoSource};
 use serde::Deserialize;
 
-use crate::common::require_shared;
+use crate::common::{frame_records, require_shared, run_yolo11n, succeeded};
 
 /// One `videos/ref/*_count_*.json`.
 #[derive(Deserialize)]
@@ -58,34 +58,17 @@ impl Reference {
     }
 }
 
-/// `run --stock --track --conf 0.25 --imgsz 640` on the CPU, as the references were made.
+/// `run --stock --track --conf 0.25 --imgsz 640` on the CPU, as the references were made,
+/// plus `regions`.
 fn count(shared: &Path, clip: &str, dir: &Path, regions: &[&str]) -> (Output, Vec<FrameRecord>) {
     let json = dir.join("counts.jsonl");
-    let output = Command::new(env!("CARGO_BIN_EXE_focalyolo"))
-        .args(["run", "--stock", "--track", "--device", "cpu"])
-        .args(["--conf", "0.25", "--imgsz", "640"])
-        .args(regions)
-        .arg("--weights")
-        .arg(shared.join("weights/yolo11n.pt"))
-        .arg("--source")
-        .arg(shared.join("videos").join(clip))
-        .arg("--json")
-        .arg(&json)
-        .arg("--counts-csv")
-        .arg(dir.join("counts.csv"))
-        .output()
-        .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let frames = std::fs::read_to_string(&json)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a frame record"))
-        .collect();
-    (output, frames)
+    let csv = dir.join("counts.csv");
+    let reference_settings = ["--stock", "--track", "--conf", "0.25", "--imgsz", "640"];
+    let csv_args = ["--counts-csv", csv.to_str().unwrap()];
+    let args = [&reference_settings[..], regions, &csv_args].concat();
+    let output = run_yolo11n(shared, &shared.join("videos").join(clip), &args, &json);
+    succeeded(&output);
+    (output, frame_records(&json))
 }
 
 /// Region `name`'s counts on every frame.
@@ -245,17 +228,9 @@ fn a_line_counts_as_ultralytics_counts_on_people_walking() {
 
 /// `run --stock` at 320 on the pedestrians clip with `args`, its JSON lines to `json`.
 fn run_on_pedestrians(shared: &Path, args: &[&str], json: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_focalyolo"))
-        .args(["run", "--stock", "--device", "cpu", "--imgsz", "320"])
-        .args(args)
-        .arg("--weights")
-        .arg(shared.join("weights/yolo11n.pt"))
-        .arg("--source")
-        .arg(shared.join("videos/vamsi_pedestrians.avi"))
-        .arg("--json")
-        .arg(json)
-        .output()
-        .expect("the binary runs")
+    let clip = shared.join("videos/vamsi_pedestrians.avi");
+    let args = [&["--stock", "--imgsz", "320"], args].concat();
+    run_yolo11n(shared, &clip, &args, json)
 }
 
 /// `run` with `args`, expected to fail before any frame is written; its stderr.

@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use focalyolo::output::report::FrameRecord;
 use focalyolo::source::{FrameSource, VideoSource};
 
-use crate::common::require_shared;
+use crate::common::{frame_records, require_shared, succeeded};
 
 /// `focalyolo run` on `source` with YOLO11n on the CPU at 320, plus `args`.
 fn run(shared: &Path, source: &Path, args: &[&str]) -> Output {
@@ -21,22 +20,6 @@ fn run(shared: &Path, source: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn succeeded(output: &Output) {
-    assert!(
-        output.status.success(),
-        "run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn records(path: &Path) -> Vec<FrameRecord> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("each line is a frame record"))
-        .collect()
 }
 
 /// Every frame of a video, as (width, height).
@@ -64,7 +47,7 @@ fn every_frame_gets_one_json_line_and_one_video_frame() {
         ],
     );
     succeeded(&output);
-    let lines = records(&json);
+    let lines = frame_records(&json);
     assert_eq!(lines.len(), 59);
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line.frame, i as u64);
@@ -141,7 +124,7 @@ fn looping_keeps_counting_frames_and_time() {
         ],
     );
     succeeded(&output);
-    let lines = records(&json);
+    let lines = frame_records(&json);
     assert_eq!(lines.len(), 130);
     assert!(lines.iter().enumerate().all(|(i, l)| l.frame == i as u64));
     assert!(lines.windows(2).all(|w| w[1].pts > w[0].pts));
@@ -161,7 +144,7 @@ fn portrait_video_keeps_its_shape() {
         &["--max-frames", "4", "--json", json.to_str().unwrap()],
     );
     succeeded(&output);
-    let lines = records(&json);
+    let lines = frame_records(&json);
     assert_eq!(lines.len(), 4);
     assert!(lines.iter().all(|l| (l.width, l.height) == (720, 1280)));
     assert!(
@@ -189,7 +172,7 @@ fn a_truncated_video_keeps_its_frames_and_ends_with_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot read video"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let lines = records(&json);
+    let lines = frame_records(&json);
     assert!(
         !lines.is_empty() && lines.len() < 59,
         "{} frames kept",

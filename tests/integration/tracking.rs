@@ -5,13 +5,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use focalyolo::inference::postprocess::box_iou;
 use focalyolo::output::report::{DetectionRecord, FrameRecord};
 use serde::Deserialize;
 
-use crate::common::require_shared;
+use crate::common::{frame_records, require_shared, run_yolo11n, succeeded};
 
 /// One line of Ultralytics' tracking (`videos/ref/*_bytetrack.jsonl`).
 #[derive(Deserialize)]
@@ -128,27 +127,10 @@ fn best_one_to_one(counts: &HashMap<(u64, u64), usize>) -> usize {
 /// `run --track --stock` on `clip` with yolo11n.pt on the CPU, plus `args`.
 fn track(shared: &Path, clip: &str, dir: &Path, args: &[&str]) -> Vec<FrameRecord> {
     let json = dir.join(format!("{clip}.jsonl"));
-    let output = Command::new(env!("CARGO_BIN_EXE_focalyolo"))
-        .args(["run", "--track", "--stock", "--device", "cpu"])
-        .args(args)
-        .arg("--weights")
-        .arg(shared.join("weights/yolo11n.pt"))
-        .arg("--source")
-        .arg(shared.join("videos").join(clip))
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "run --track failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::fs::read_to_string(&json)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a frame record"))
-        .collect()
+    let args = [&["--track", "--stock"], args].concat();
+    let output = run_yolo11n(shared, &shared.join("videos").join(clip), &args, &json);
+    succeeded(&output);
+    frame_records(&json)
 }
 
 fn reference(shared: &Path, name: &str) -> Vec<ReferenceFrame> {
