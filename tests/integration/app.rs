@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use egui::Vec2;
@@ -13,6 +14,7 @@ use egui_kittest::kittest::Queryable;
 use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus, SourceState};
 use focalyolo::compute::device::DeviceChoice;
 use focalyolo::output::annotate::{detection_label, label_with_id};
+use focalyolo::pipeline::PlaybackControl;
 use focalyolo::source::SourceSpec;
 use focalyolo::weights::bundled::Layer9Choice;
 
@@ -265,24 +267,38 @@ fn on_the_gpu_the_model_shares_the_window_device() {
     assert!(classes.contains(&0) && classes.contains(&25), "{classes:?}");
 }
 
+/// Stock YOLO11n tracking `clip`, paused before its first frame: stepped, the tracker sees
+/// every frame in order whatever the machine's speed, so snapshots are the same every run.
+fn tracking_paused(
+    shared: &Path,
+    folder: &Path,
+    clip: &Path,
+) -> (Harness<'static, FocalYoloApp>, Arc<PlaybackControl>) {
+    let mut harness = stock_app(shared, folder);
+    harness.state_mut().settings_mut().track = true;
+    play(&mut harness, clip);
+    let control = harness.state().session().unwrap().control.clone();
+    control.set_paused(true);
+    (harness, control)
+}
+
+/// Step the paused source to frame `index` and wait for its tracks.
+fn step_to_tracked(harness: &mut Harness<'_, FocalYoloApp>, control: &PlaybackControl, index: u64) {
+    control.step();
+    step_until(harness, "the next tracked frame", |app| {
+        app.current()
+            .is_some_and(|c| c.frame.index == index && c.tracks.is_some())
+    });
+}
+
 #[test]
 fn tracking_shows_ids_trails_and_counts_on_a_clip() {
     let shared = require_shared!();
     let folder = tempfile::tempdir().unwrap();
-    let mut harness = stock_app(&shared, folder.path());
-    harness.state_mut().settings_mut().track = true;
     let clip = shared.join("videos/assembly_walking.mp4");
-    play(&mut harness, &clip);
-    // Paused before the first frame, then stepped: the tracker sees frames 0..12 in order,
-    // whatever the machine's speed, so the snapshot is the same every run.
-    let control = harness.state().session().unwrap().control.clone();
-    control.set_paused(true);
+    let (mut harness, control) = tracking_paused(&shared, folder.path(), &clip);
     for index in 0..12 {
-        control.step();
-        step_until(&mut harness, "the next tracked frame", |app| {
-            app.current()
-                .is_some_and(|c| c.frame.index == index && c.tracks.is_some())
-        });
+        step_to_tracked(&mut harness, &control, index);
     }
     let tracks = harness.state().current().unwrap().tracks.clone().unwrap();
     assert_eq!(tracks.seen_total, 12);
@@ -474,20 +490,9 @@ const COUNTED_FRAMES: u64 = 22;
 fn a_line_clicked_on_the_video_counts_as_run_does_and_exports() {
     let shared = require_shared!();
     let folder = tempfile::tempdir().unwrap();
-    let mut harness = stock_app(&shared, folder.path());
-    harness.state_mut().settings_mut().track = true;
     let clip = shared.join("videos/vamsi_pedestrians.avi");
-    play(&mut harness, &clip);
-    let control = harness.state().session().unwrap().control.clone();
-    control.set_paused(true);
-    let step_to = |harness: &mut Harness<'_, FocalYoloApp>, index: u64| {
-        control.step();
-        step_until(harness, "the next counted frame", |app| {
-            app.current()
-                .is_some_and(|c| c.frame.index == index && c.tracks.is_some())
-        });
-    };
-    step_to(&mut harness, 0);
+    let (mut harness, control) = tracking_paused(&shared, folder.path(), &clip);
+    step_to_tracked(&mut harness, &control, 0);
 
     // The panel's Add line, then the line's two ends clicked on the picture; a first try
     // at the lower end lands lower and is dragged up to its place.
@@ -525,7 +530,7 @@ fn a_line_clicked_on_the_video_counts_as_run_does_and_exports() {
             .is_some_and(|c| c.frame.index == 0 && c.counted.is_some())
     });
     for index in 1..COUNTED_FRAMES {
-        step_to(&mut harness, index);
+        step_to_tracked(&mut harness, &control, index);
     }
     let counted = harness.state().current().unwrap().counted.clone().unwrap();
     let count = &counted.counts[0];
