@@ -12,6 +12,8 @@ use crate::inference::postprocess::class_name;
 pub struct CountView<'a> {
     pub regions: &'a [Region],
     pub counts: &'a [RegionCount],
+    /// Whether tracking is on: counting follows tracks.
+    pub tracking: bool,
     /// What the last export wrote, or why it failed.
     pub export_note: Option<&'a str>,
 }
@@ -37,6 +39,12 @@ pub fn counting_section(ui: &mut Ui, view: CountView, names: &[String]) -> Vec<A
                      counted as they cross a line or enter a zone.",
                 );
                 return;
+            }
+            if !view.tracking {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    "Counting is paused: it follows tracks, and tracking is off.",
+                );
             }
             for (index, region) in view.regions.iter().enumerate() {
                 let count = view.counts.iter().find(|c| c.region == region.name);

@@ -36,6 +36,8 @@ pub struct FrameView<'a> {
     /// The frame size's counting regions and the counts so far.
     pub regions: &'a [Region],
     pub counts: &'a [RegionCount],
+    /// Whether tracking is on (counting follows tracks).
+    pub tracking: bool,
 }
 
 impl DetectionPanel {
@@ -118,6 +120,7 @@ impl DetectionPanel {
             CountView {
                 regions: frame.regions,
                 counts: frame.counts,
+                tracking: frame.tracking,
                 export_note: self.export_note.as_deref(),
             },
             names,

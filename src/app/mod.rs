@@ -374,7 +374,7 @@ impl FocalYoloApp {
                 if let Some(session) = &self.session {
                     session.reset_counts();
                 }
-                // The frame on screen keeps showing counts until the next one arrives.
+                // Else the frame on screen shows the old counts until the next one arrives.
                 if let Some(current) = &mut self.current {
                     current.counted = None;
                 }
@@ -494,6 +494,7 @@ impl eframe::App for FocalYoloApp {
                             },
                             compared: comparison.as_ref().map(|c| &c.captions),
                             regions: &regions,
+                            tracking: self.settings.track,
                             counts: self
                                 .current
                                 .as_ref()
