@@ -217,6 +217,10 @@ fn settings_survive_a_restart() {
         settings.overlays.insert("modulator".into());
         settings.colormap = focalyolo::output::attention_maps::Colormap::Viridis;
         settings.last_source = Some("camera:1".into());
+        let door = focalyolo::count::Region::line("line 1", [320.0, 40.0], [320.0, 440.0]);
+        settings
+            .regions
+            .insert(focalyolo::app::size_key(640, 480), vec![door.unwrap()]);
         settings.clone()
     };
     let mut storage = MemoryStorage::default();
