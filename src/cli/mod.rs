@@ -1,6 +1,7 @@
 //! Subcommands of the `focalyolo` binary.
 
 mod bench;
+mod count;
 mod detect;
 mod distill;
 mod run;

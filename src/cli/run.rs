@@ -14,9 +14,9 @@ use std::sync::mpsc::{Receiver, channel};
 use anyhow::{Context, bail};
 use clap::Args;
 use focalyolo::compute::device::ComputeDevice;
-use focalyolo::count::{CountFrame, Region, RegionCount, SequenceCounter};
+use focalyolo::count::{CountFrame, Region, SequenceCounter};
 use focalyolo::inference::detector::{Detector, FrameResult};
-use focalyolo::inference::postprocess::{NmsOptions, class_name};
+use focalyolo::inference::postprocess::NmsOptions;
 use focalyolo::output::annotate::{draw_detections, draw_regions, draw_tracks, mosaic};
 use focalyolo::output::attention_maps::{heatmaps, overlay, select};
 use focalyolo::output::report::{CountsCsv, FrameRecord, count_records, records, tracked_records};
@@ -30,6 +30,7 @@ use focalyolo::track::{SequenceTracker, TRACKING_CONF, TrackedFrame, TrackerConf
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::count::{CountArgs, report_counts};
 use super::{ModelArgs, NmsArgs, TrackArgs};
 
 /// Frames decoded ahead of the model: enough to overlap decoding with inference.
@@ -73,46 +74,15 @@ pub struct RunArgs {
     /// The --compare model keeps its checkpoint's own layer 9 (SPPF for stock YOLO11n).
     #[arg(long, requires = "compare")]
     compare_stock: bool,
-    /// Count tracks crossing the line from (X1,Y1) to (X2,Y2), in source pixels: across a
-    /// line more vertical than horizontal, moving right is IN; otherwise moving down is IN.
-    /// Repeatable; turns --track on.
-    #[arg(long, value_name = "X1,Y1,X2,Y2")]
-    count_line: Vec<String>,
-    /// Count tracks entering the zone with these corners (3 or more), in source pixels: in
-    /// a zone taller than wide, moving right is IN; otherwise moving down is IN.
-    /// Repeatable; turns --track on.
-    #[arg(long, value_name = "X1,Y1,X2,Y2,X3,Y3[,...]")]
-    count_zone: Vec<String>,
-    /// Write one CSV row per counted track (frame, time, region, track, class, direction).
-    #[arg(long)]
-    counts_csv: Option<PathBuf>,
-}
-
-impl RunArgs {
-    /// The counting regions, named "line 1", "line 2", …, "zone 1", ….
-    fn regions(&self) -> anyhow::Result<Vec<Region>> {
-        let lines = self
-            .count_line
-            .iter()
-            .enumerate()
-            .map(|(i, text)| Region::parse(format!("line {}", i + 1), text, true));
-        let zones = self
-            .count_zone
-            .iter()
-            .enumerate()
-            .map(|(i, text)| Region::parse(format!("zone {}", i + 1), text, false));
-        Ok(lines.chain(zones).collect::<Result<_, _>>()?)
-    }
+    #[command(flatten)]
+    count: CountArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.overlay_opacity) {
         bail!("--overlay-opacity must be between 0 and 1");
     }
-    let regions = args.regions()?;
-    if args.counts_csv.is_some() && regions.is_empty() {
-        bail!("--counts-csv needs a region to count in (--count-line or --count-zone)");
-    }
+    let regions = args.count.regions()?;
     let tracking = match args.track.config()? {
         None if !regions.is_empty() => {
             eprintln!("counting follows track IDs: --track is on");
@@ -235,33 +205,6 @@ fn source_failure(events: &Receiver<CaptureEvent>) -> anyhow::Result<()> {
     }
 }
 
-/// Each region's final counts on stderr: "line 1: IN 3, OUT 6 (person IN 3, OUT 6)".
-fn report_counts(counts: &[RegionCount], names: &[String]) {
-    for count in counts {
-        let classes: Vec<String> = count
-            .classes
-            .iter()
-            .map(|(&class, c)| {
-                format!(
-                    "{} IN {}, OUT {}",
-                    class_name(names, class),
-                    c.inward,
-                    c.outward
-                )
-            })
-            .collect();
-        let classes = if classes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", classes.join("; "))
-        };
-        eprintln!(
-            "{}: IN {}, OUT {}{classes}",
-            count.region, count.total.inward, count.total.outward
-        );
-    }
-}
-
 /// One model of the run, its tracker and, for the first model, its counting.
 struct Side<'a> {
     detector: &'a Detector,
@@ -338,13 +281,7 @@ impl<'a> Run<'a> {
             }
             None => None,
         };
-        let counts_csv = match &args.counts_csv {
-            Some(path) => Some(
-                CountsCsv::create(path)
-                    .with_context(|| format!("cannot create {}", path.display()))?,
-            ),
-            None => None,
-        };
+        let counts_csv = args.count.csv()?;
         let counter = tracking
             .filter(|_| !regions.is_empty())
             .map(|config| SequenceCounter::new(regions, u64::from(config.buffer)));
