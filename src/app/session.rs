@@ -351,7 +351,9 @@ fn infer_compared(frame: &Frame, model: &ModelSlot, knobs: &InferenceKnobs) -> O
     })
 }
 
-/// The counts after `processed`, when it was tracked and its source size has regions.
+/// The counts after `processed`, when it was tracked and its source size has regions. The
+/// counter follows every tracked frame, regions or not, so a region added mid-sequence
+/// counts from where each track was last seen.
 fn count(
     processed: &Processed,
     knobs: &InferenceKnobs,
@@ -361,17 +363,12 @@ fn count(
     let (width, height) = processed.frame.image.dimensions();
     let regions = knobs
         .regions
-        .get(&super::settings::size_key(width, height))?;
-    if regions.is_empty() {
-        return None;
-    }
+        .get(&super::settings::size_key(width, height))
+        .map_or(&[][..], Vec::as_slice);
     let mut counter = counter.lock().unwrap_or_else(|e| e.into_inner());
-    // Counting (re)starting mid-sequence: centres from before it are stale.
-    if counter.regions().next().is_none() {
-        counter.reset();
-    }
     counter.set_regions(regions, u64::from(config.buffer));
-    Some(counter.count(&processed.frame, tracks))
+    let counted = counter.count(&processed.frame, tracks);
+    (!regions.is_empty()).then_some(counted)
 }
 
 /// The tracks in `frame` when tracking is on; turning it off forgets them.

@@ -395,8 +395,7 @@ impl<'a> Run<'a> {
             None => draw_detections(&mut annotated, &output.result.detections, names),
         }
         if let (Some(counter), Some(counted)) = (&side.counter, &output.counted) {
-            let regions: Vec<Region> = counter.regions().cloned().collect();
-            draw_regions(&mut annotated, &regions, &counted.counts);
+            draw_regions(&mut annotated, counter.regions(), &counted.counts);
         }
         let Some(taps) = &output.result.taps else {
             return Ok(annotated);

@@ -134,7 +134,11 @@ pub fn region_label(count: &RegionCount) -> String {
 
 /// Every counting region, twice the box line width, labelled with its counts at its first
 /// point.
-pub fn draw_regions(image: &mut RgbImage, regions: &[Region], counts: &[RegionCount]) {
+pub fn draw_regions<'a>(
+    image: &mut RgbImage,
+    regions: impl IntoIterator<Item = &'a Region>,
+    counts: &[RegionCount],
+) {
     let thickness = line_thickness(image) * 2;
     for region in regions {
         let points = &region.points;
