@@ -27,7 +27,7 @@ use egui::Ui;
 use crate::compute::device::ComputeDevice;
 use crate::count::Region;
 use crate::output::explain::Explanation;
-use crate::source::SourceSpec;
+use crate::source::{OpenOptions, SourceSpec, StreamOptions};
 use crate::weights::bundled::Layer9Choice;
 
 use attention_panel::{AttentionPanel, PanelContent};
@@ -236,8 +236,17 @@ impl FocalYoloApp {
 
     /// Play `spec`, replacing whatever was playing.
     pub fn open_source(&mut self, ctx: &egui::Context, spec: SourceSpec) {
-        self.settings.last_source = Some(spec.to_string());
-        let camera_mode = self.settings.camera_mode;
+        self.settings.last_source = Some(spec.to_remembered());
+        if let SourceSpec::Stream(url) = &spec {
+            self.settings.remember_stream(url);
+        }
+        let options = OpenOptions {
+            camera_mode: self.settings.camera_mode,
+            stream: StreamOptions {
+                rtsp_transport: self.settings.rtsp_transport,
+                ..StreamOptions::default()
+            },
+        };
         let repaint = ctx.clone();
         self.session = None;
         self.current = None;
@@ -246,7 +255,7 @@ impl FocalYoloApp {
         self.detail.clear();
         self.session = Some(Session::start(
             spec,
-            camera_mode,
+            options,
             self.models.slot.clone(),
             self.compared.slot.clone(),
             self.knobs.clone(),

@@ -19,7 +19,7 @@ use crate::pipeline::{
     CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, catch_panic,
     spawn_capture, spawn_worker,
 };
-use crate::source::{CameraMode, Frame, SourceSpec};
+use crate::source::{Frame, OpenOptions, SourceSpec};
 use crate::track::{SequenceTracker, TrackError, TrackedFrame, TrackerConfig};
 
 /// The model the inference thread uses; swapped in when the UI loads another.
@@ -66,6 +66,12 @@ pub struct ComparedRun {
 pub enum SourceState {
     Opening,
     Playing,
+    /// A live source was lost (or not reached yet); the last frame stays on screen.
+    Reconnecting {
+        attempt: u32,
+        next_at: Instant,
+        reason: String,
+    },
     Ended,
     Failed(String),
 }
@@ -99,7 +105,7 @@ impl Session {
     /// (when it holds one) on the same frames after it.
     pub fn start(
         spec: SourceSpec,
-        camera_mode: Option<CameraMode>,
+        options: OpenOptions,
         model: ModelSlot,
         compared: ModelSlot,
         knobs: Arc<Mutex<InferenceKnobs>>,
@@ -115,7 +121,7 @@ impl Session {
         let (events_tx, events) = channel();
         let opened = spec.clone();
         let capture = spawn_capture(
-            move || opened.open(camera_mode),
+            move |first_frame_within| opened.open(&options, first_frame_within),
             frames.clone(),
             control.clone(),
             capture_stats.clone(),
@@ -123,7 +129,13 @@ impl Session {
             CaptureOptions {
                 real_time: true,
                 hold_at_end: true,
-                notify: Box::new(repaint.clone()),
+                // A camera or stream is worth waiting for: the app tries until told otherwise.
+                reconnect_timeout: None,
+                live_latest_wins: true,
+                notify: Box::new({
+                    let repaint = repaint.clone();
+                    move |_| repaint()
+                }),
             },
         );
         // The tracker lives on the inference thread and sees every frame the model does, and
@@ -198,7 +210,24 @@ impl Session {
                     self.live = live;
                     self.state = SourceState::Playing;
                 }
+                CaptureEvent::Reconnecting {
+                    attempt,
+                    retry_in,
+                    reason,
+                } => {
+                    self.state = SourceState::Reconnecting {
+                        attempt,
+                        next_at: Instant::now() + retry_in,
+                        reason,
+                    }
+                }
                 CaptureEvent::Failed(reason) => self.state = SourceState::Failed(reason),
+                CaptureEvent::GaveUp { reason, gone_for } => {
+                    self.state = SourceState::Failed(format!(
+                        "{reason} (gone for {:.0} s)",
+                        gone_for.as_secs_f64()
+                    ));
+                }
                 CaptureEvent::Ended => self.state = SourceState::Ended,
             }
         }

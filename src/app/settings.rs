@@ -15,7 +15,7 @@ use crate::track::TRACKING_CONF;
 use crate::compute::device::DeviceChoice;
 use crate::count::Region;
 use crate::output::attention_maps::Colormap;
-use crate::source::CameraMode;
+use crate::source::{CameraMode, RtspTransport, StreamUrl};
 use crate::track::TrackerConfig;
 use crate::weights::bundled::Layer9Choice;
 
@@ -37,7 +37,13 @@ pub struct Settings {
     pub show_labels: bool,
     /// Counters, timings and the FPS plot in the side panel.
     pub show_performance: bool,
+    /// The last source opened (a stream without its password).
     pub last_source: Option<String>,
+    /// Streams opened lately, newest first, without their passwords.
+    pub recent_streams: Vec<String>,
+    pub rtsp_transport: RtspTransport,
+    /// Where recordings and snapshots go; the platform's video folder when unset.
+    pub record_dir: Option<PathBuf>,
     pub looping: bool,
     pub camera_mode: Option<CameraMode>,
     /// Follow objects across frames (ByteTrack), with these settings.
@@ -78,6 +84,9 @@ impl Default for Settings {
             show_labels: true,
             show_performance: true,
             last_source: None,
+            recent_streams: Vec::new(),
+            rtsp_transport: RtspTransport::Tcp,
+            record_dir: None,
             looping: false,
             camera_mode: None,
             track: false,
@@ -108,6 +117,14 @@ impl Settings {
         }
     }
 
+    /// Put `url` (without its secrets) first in the recent streams.
+    pub fn remember_stream(&mut self, url: &StreamUrl) {
+        let remembered = url.without_secrets();
+        self.recent_streams.retain(|recent| *recent != remembered);
+        self.recent_streams.insert(0, remembered);
+        self.recent_streams.truncate(RECENT_STREAMS);
+    }
+
     /// The counting regions of a `width`×`height` source.
     pub fn regions_for(&self, width: u32, height: u32) -> &[Region] {
         self.regions
@@ -115,6 +132,9 @@ impl Settings {
             .map_or(&[], Vec::as_slice)
     }
 }
+
+/// How many recent streams the Source menu offers.
+const RECENT_STREAMS: usize = 10;
 
 /// Inference sizes offered in the UI (multiples of the model's stride 32).
 pub const IMAGE_SIZES: [usize; 6] = [256, 320, 416, 480, 640, 960];

@@ -96,11 +96,26 @@ impl StatusBar {
                 let text = match &session.state {
                     SourceState::Opening => format!("opening {name}"),
                     SourceState::Playing => name,
+                    SourceState::Reconnecting {
+                        attempt,
+                        next_at,
+                        reason,
+                    } => {
+                        // Counting down needs a repaint each second until the attempt.
+                        ui.ctx()
+                            .request_repaint_after(std::time::Duration::from_millis(250));
+                        let next_in = next_at.saturating_duration_since(std::time::Instant::now());
+                        format!(
+                            "{reason}: reconnecting (attempt {attempt}, next in {:.0} s)",
+                            next_in.as_secs_f64().ceil()
+                        )
+                    }
                     SourceState::Ended => format!("{name}: end"),
                     SourceState::Failed(reason) => reason.clone(),
                 };
                 let colour = match session.state {
                     SourceState::Failed(_) => Color32::RED,
+                    SourceState::Reconnecting { .. } => Color32::from_rgb(230, 160, 0),
                     _ => ui.visuals().text_color(),
                 };
                 ui.label(RichText::new(text).color(colour))

@@ -1,6 +1,9 @@
-//! `focalyolo run`: a video, camera or image sequence through the model without a window.
-//! Every decoded frame gets exactly one JSON line and one output video frame: the capture
-//! thread waits for the model rather than dropping frames. With `--track`, ByteTrack gives
+//! `focalyolo run`: a video, stream, camera or image sequence through the model without a
+//! window. From a file, every decoded frame gets exactly one JSON line and one output video
+//! frame: the capture thread waits for the model rather than dropping frames. A live source
+//! (camera, stream) is never made to wait: the model takes the newest frame each time, the
+//! JSON lines keep the decoded frames' indices (gaps are the frames skipped), and a lost
+//! source is reconnected until `--reconnect-timeout`. With `--track`, ByteTrack gives
 //! each object an ID, in the JSON and on the saved video; `--count-line`/`--count-zone`
 //! count the tracks crossing lines and entering zones.
 
@@ -10,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -25,7 +29,7 @@ use focalyolo::pipeline::{
     CaptureEvent, CaptureOptions, CaptureStats, Delivery, HandOff, PlaybackControl, catch_panic,
     spawn_capture,
 };
-use focalyolo::source::{Frame, Looping, SourceSpec};
+use focalyolo::source::{Frame, Looping, OpenOptions, RtspTransport, SourceSpec, StreamOptions};
 use focalyolo::track::{SequenceTracker, TRACKING_CONF, TrackedFrame, TrackerConfig};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,9 +48,17 @@ pub struct RunArgs {
     nms: NmsArgs,
     #[command(flatten)]
     track: TrackArgs,
-    /// A video file, `camera:N`, or an image, folder or glob.
+    /// A video file, `camera:N`, a stream (rtsp://, rtmp://, http(s)://, tcp://, udp://,
+    /// srt://), or an image, folder or glob.
     #[arg(long)]
     source: String,
+    /// A camera or stream gone longer than this many seconds ends the run (with status 0
+    /// when frames were processed).
+    #[arg(long, default_value_t = 30.0)]
+    reconnect_timeout: f64,
+    /// How RTSP carries the video.
+    #[arg(long, value_enum, default_value_t = RtspTransport::Tcp)]
+    rtsp_transport: RtspTransport,
     /// Write the annotated video here (mp4, mkv, mov, avi or webm).
     #[arg(long)]
     save: Option<PathBuf>,
@@ -82,6 +94,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.overlay_opacity) {
         bail!("--overlay-opacity must be between 0 and 1");
     }
+    if !(args.reconnect_timeout.is_finite() && args.reconnect_timeout > 0.0) {
+        bail!("--reconnect-timeout must be a positive number of seconds");
+    }
+    let reconnect_timeout = Duration::from_secs_f64(args.reconnect_timeout);
     let regions = args.count.regions()?;
     let tracking = match args.track.config()? {
         None if !regions.is_empty() => {
@@ -91,6 +107,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracking => tracking,
     };
     let spec = SourceSpec::parse(&args.source);
+    // The source as it may be shown: a stream's password masked.
+    let spec_name = spec.to_string();
     let device = ComputeDevice::select(args.model.device)?;
     let detector = args.model.load_detector(&device)?;
     let compared = match &args.compare {
@@ -120,9 +138,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let control = Arc::new(PlaybackControl::default());
     let (events_tx, events) = channel();
     let looping = args.looping;
+    let options = OpenOptions {
+        camera_mode: None,
+        stream: StreamOptions {
+            rtsp_transport: args.rtsp_transport,
+            // A stream silent for the whole timeout is gone, whatever the default.
+            stall_timeout: StreamOptions::default()
+                .stall_timeout
+                .min(reconnect_timeout),
+        },
+    };
+    let progress = match args.max_frames {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::no_length(),
+    };
+    let reporter = progress.clone();
     let capture = spawn_capture(
-        move || {
-            let source = spec.open(None)?;
+        move |first_frame_within| {
+            let source = spec.open(&options, first_frame_within)?;
             Ok(if looping {
                 Box::new(Looping::new(source))
             } else {
@@ -136,16 +169,36 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         CaptureOptions {
             real_time: false,
             hold_at_end: false,
-            notify: Box::new(|| {}),
+            reconnect_timeout: Some(reconnect_timeout),
+            live_latest_wins: true,
+            notify: Box::new(move |event| {
+                if let CaptureEvent::Reconnecting {
+                    attempt,
+                    retry_in,
+                    reason,
+                } = event
+                {
+                    reporter.suspend(|| {
+                        eprintln!(
+                            "{reason}: reconnecting (attempt {attempt}, in {:.1} s)",
+                            retry_in.as_secs_f64()
+                        );
+                    });
+                }
+            }),
         },
     );
     // Ctrl-C (the way to end a camera run) stops the capture; what was processed is kept.
     let interrupted = control.clone();
     ctrlc::set_handler(move || interrupted.stop()).context("cannot install the Ctrl-C handler")?;
-    let frame_rate = match events.recv() {
-        Ok(CaptureEvent::Opened { frame_rate, .. }) => frame_rate.unwrap_or(25.0),
-        Ok(CaptureEvent::Failed(reason)) => bail!("{reason}"),
-        _ => bail!("{}: the source ended before its first frame", args.source),
+    let frame_rate = match first_opening(&events) {
+        Some(CaptureEvent::Opened { frame_rate, .. }) => frame_rate.unwrap_or(25.0),
+        Some(CaptureEvent::Failed(reason)) => bail!("{reason}"),
+        Some(CaptureEvent::GaveUp { reason, gone_for }) => bail!(
+            "{reason}; no frame came in {:.0} s (--reconnect-timeout)",
+            gone_for.as_secs_f64()
+        ),
+        _ => bail!("{}: the source ended before its first frame", spec_name),
     };
 
     let mut run = Run::new(
@@ -156,10 +209,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracking,
         regions,
     )?;
-    let progress = match args.max_frames {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::no_length(),
-    };
     progress.set_style(
         ProgressStyle::with_template(
             "{bar:40} {pos}/{len} frames {per_sec} {elapsed_precise} {msg}",
@@ -189,20 +238,43 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     outcome?;
     finished?;
-    source_failure(&events)?;
-    eprintln!("{frames_done} frames");
+    let later: Vec<CaptureEvent> = events.try_iter().collect();
+    let reconnections = later
+        .iter()
+        .filter(|e| matches!(e, CaptureEvent::Opened { .. }))
+        .count();
+    // How the source ended, if it did not simply run out: its own error, or the reconnect
+    // timeout.
+    let ending = later
+        .into_iter()
+        .rfind(|e| matches!(e, CaptureEvent::Failed(_) | CaptureEvent::GaveUp { .. }));
+    if let Some(CaptureEvent::Failed(reason)) = &ending {
+        bail!("{reason}");
+    }
+    let skipped = frames.dropped();
+    let mut summary = format!("{frames_done} frames");
+    if skipped > 0 {
+        summary += &format!(", {skipped} skipped (the model was slower than the source)");
+    }
+    if reconnections > 0 {
+        summary += &format!(", {reconnections} reconnections");
+    }
+    eprintln!("{summary}");
+    if let Some(CaptureEvent::GaveUp { reason, gone_for }) = ending {
+        eprintln!(
+            "{spec_name}: gone for {:.1} s (--reconnect-timeout), the run ends ({reason})",
+            gone_for.as_secs_f64()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The source's own error, if it ended with one.
-fn source_failure(events: &Receiver<CaptureEvent>) -> anyhow::Result<()> {
-    match events
-        .try_iter()
-        .find(|e| matches!(e, CaptureEvent::Failed(_)))
-    {
-        Some(CaptureEvent::Failed(reason)) => bail!("{reason}"),
-        _ => Ok(()),
-    }
+/// What the capture said before the first frame: the source opened, or why it did not.
+/// Reconnection attempts before it opened are passed over (`notify` printed them).
+fn first_opening(events: &Receiver<CaptureEvent>) -> Option<CaptureEvent> {
+    events
+        .iter()
+        .find(|e| !matches!(e, CaptureEvent::Reconnecting { .. }))
 }
 
 /// One model of the run, its tracker and, for the first model, its counting.

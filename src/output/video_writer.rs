@@ -21,14 +21,6 @@ pub enum VideoWriteError {
     FfmpegMissing,
     #[error("{path}: cannot write video ({reason})")]
     Encode { path: PathBuf, reason: String },
-    #[error("{path}: frame {got_width}×{got_height} does not match the video's {width}×{height}")]
-    SizeChanged {
-        path: PathBuf,
-        width: u32,
-        height: u32,
-        got_width: u32,
-        got_height: u32,
-    },
 }
 
 /// How many of ffmpeg's last stderr lines an error quotes.
@@ -109,16 +101,16 @@ impl VideoWriter {
         }
     }
 
+    /// Append `frame`. One of another size (a stream back at another resolution) is scaled
+    /// to fit the video's, centred on black: the file stays one playable video.
     pub fn write(&mut self, frame: &RgbImage) -> Result<(), VideoWriteError> {
-        if frame.dimensions() != (self.width, self.height) {
-            return Err(VideoWriteError::SizeChanged {
-                path: self.path.clone(),
-                width: self.width,
-                height: self.height,
-                got_width: frame.width(),
-                got_height: frame.height(),
-            });
-        }
+        let fitted;
+        let frame = if frame.dimensions() == (self.width, self.height) {
+            frame
+        } else {
+            fitted = fit(frame, self.width, self.height);
+            &fitted
+        };
         let written = match self.stdin.as_mut() {
             Some(stdin) => stdin.write_all(frame.as_raw()),
             None => Err(ErrorKind::BrokenPipe.into()),
@@ -149,10 +141,48 @@ impl VideoWriter {
     }
 }
 
+/// `picture` scaled to fit `width`×`height` without distortion, centred on black.
+pub fn fit(picture: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let scale = (width as f32 / picture.width().max(1) as f32)
+        .min(height as f32 / picture.height().max(1) as f32);
+    let scaled_width = ((picture.width() as f32 * scale).round() as u32).clamp(1, width.max(1));
+    let scaled_height = ((picture.height() as f32 * scale).round() as u32).clamp(1, height.max(1));
+    let scaled = image::imageops::resize(
+        picture,
+        scaled_width,
+        scaled_height,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut out = RgbImage::new(width, height);
+    let x = (width - scaled_width) / 2;
+    let y = (height - scaled_height) / 2;
+    image::imageops::replace(&mut out, &scaled, i64::from(x), i64::from(y));
+    out
+}
+
 impl Drop for VideoWriter {
     fn drop(&mut self) {
         // Dropped without `finish` (an error elsewhere): let ffmpeg close what it has.
         drop(self.stdin.take());
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    #[test]
+    fn a_picture_of_another_size_is_fitted_centred_without_distortion() {
+        // 640×360 into 480×360: scaled to 480×270, 45 black rows above and below.
+        let white = RgbImage::from_pixel(640, 360, Rgb([255, 255, 255]));
+        let fitted = fit(&white, 480, 360);
+        assert_eq!(fitted.dimensions(), (480, 360));
+        assert_eq!(fitted.get_pixel(240, 44), &Rgb([0, 0, 0]));
+        assert_eq!(fitted.get_pixel(240, 45), &Rgb([255, 255, 255]));
+        assert_eq!(fitted.get_pixel(0, 180), &Rgb([255, 255, 255]));
+        assert_eq!(fitted.get_pixel(240, 314), &Rgb([255, 255, 255]));
+        assert_eq!(fitted.get_pixel(240, 315), &Rgb([0, 0, 0]));
     }
 }

@@ -1,13 +1,15 @@
 //! The capture thread: reads a source, paces file frames to their timestamps, obeys
-//! play/pause/step/seek, and reopens a live source that failed.
+//! play/pause/step/seek, and reconnects a live source that failed (with backoff, for as
+//! long as its owner allows), numbering frames on across connections.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::handoff::{CloseOnDrop, HandOff};
+use super::handoff::{CloseOnDrop, Delivery, HandOff};
 use crate::source::{Frame, FrameSource, SourceError};
 
 /// Play, pause, step and seek, set from the UI and obeyed by the capture thread.
@@ -68,8 +70,18 @@ pub enum CaptureEvent {
         duration: Option<f64>,
         live: bool,
     },
-    /// The source failed; a live source is retried every second until it comes back.
+    /// A live source failed or could not be reached: attempt `attempt` to reach it again
+    /// starts in `retry_in`.
+    Reconnecting {
+        attempt: u32,
+        retry_in: Duration,
+        reason: String,
+    },
+    /// The source failed for good.
     Failed(String),
+    /// A live source stayed away longer than [`CaptureOptions::reconnect_timeout`]; the
+    /// capture has ended.
+    GaveUp { reason: String, gone_for: Duration },
     /// A finite source reached its end.
     Ended,
 }
@@ -82,9 +94,25 @@ pub struct CaptureStats {
     pub last_read_us: AtomicU64,
 }
 
-/// How often a lost live source is tried again, and how finely waits notice a stop.
-const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The wait before the first attempt to reach a lost source again; each failed attempt
+/// doubles it, up to the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LONGEST_RETRY: Duration = Duration::from_secs(5);
+/// The least time an attempt to open a stream gets for its first frame.
+const SHORTEST_ATTEMPT: Duration = Duration::from_secs(1);
+/// How finely waits notice a stop.
 const WAIT_TICK: Duration = Duration::from_millis(10);
+
+/// The wait before attempt `attempt` (1, 2, …) to reach a lost source again.
+pub fn retry_delay(attempt: u32) -> Duration {
+    FIRST_RETRY
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(LONGEST_RETRY)
+}
+
+/// Opens the source: `first_frame_within` bounds how long a stream may take to give its
+/// first frame (its own stall timeout when `None`).
+pub type Opener = dyn Fn(Option<Duration>) -> Result<Box<dyn FrameSource>, SourceError>;
 
 /// Options of a capture thread.
 pub struct CaptureOptions {
@@ -93,12 +121,19 @@ pub struct CaptureOptions {
     /// At the end of a file, or after it failed part-way, wait for a seek (the app's
     /// replay and loop) instead of ending.
     pub hold_at_end: bool,
-    /// Called after each [`CaptureEvent`] is sent (the app asks for a repaint there).
-    pub notify: Box<dyn Fn() + Send>,
+    /// A live source gone longer than this (no frame since) ends the capture with
+    /// [`CaptureEvent::GaveUp`]; `None` keeps trying for as long as the owner waits.
+    pub reconnect_timeout: Option<Duration>,
+    /// Hand a live source's frames on newest-wins, whatever the hand-off was made with: a
+    /// live source is never made to wait for the model, which would build up latency.
+    pub live_latest_wins: bool,
+    /// Called with each [`CaptureEvent`] after it is sent (the app asks for a repaint
+    /// there, `run` prints reconnections).
+    pub notify: Box<dyn Fn(&CaptureEvent) + Send>,
 }
 
 /// Start a capture thread. `open` runs on that thread (a camera handle may not move
-/// between threads), and again to reopen a live source that failed.
+/// between threads), and again to reconnect a live source that failed.
 pub fn spawn_capture<F>(
     open: F,
     frames: Arc<HandOff<Frame>>,
@@ -108,7 +143,7 @@ pub fn spawn_capture<F>(
     options: CaptureOptions,
 ) -> JoinHandle<()>
 where
-    F: Fn() -> Result<Box<dyn FrameSource>, SourceError> + Send + 'static,
+    F: Fn(Option<Duration>) -> Result<Box<dyn FrameSource>, SourceError> + Send + 'static,
 {
     std::thread::Builder::new()
         .name("capture".into())
@@ -120,6 +155,9 @@ where
                 stats: &stats,
                 events: &events,
                 options: &options,
+                last_frame: Cell::new(Instant::now()),
+                renumber: Cell::new(Renumber::default()),
+                last_out: Cell::new(None),
             };
             capture.run(&open);
         })
@@ -132,6 +170,32 @@ struct Capture<'a> {
     stats: &'a CaptureStats,
     events: &'a Sender<CaptureEvent>,
     options: &'a CaptureOptions,
+    /// When the last frame was read (or the capture started): a lost source is gone since.
+    last_frame: Cell<Instant>,
+    /// Added to each frame of the current connection.
+    renumber: Cell<Renumber>,
+    /// Position and wall time of the last frame handed on.
+    last_out: Cell<Option<(Position, Instant)>>,
+}
+
+/// Where a frame stands in the sequence handed on.
+#[derive(Debug, Clone, Copy, Default)]
+struct Position {
+    index: u64,
+    pts: f64,
+    segment: u64,
+}
+
+/// What makes a new connection's frames follow the last one's: indices and times count
+/// on (the time across the outage included), and a new segment starts, so a tracker
+/// starts over.
+#[derive(Debug, Clone, Copy, Default)]
+struct Renumber(Position);
+
+/// A live source that is away: since when, and the attempts made to reach it.
+struct Outage {
+    since: Instant,
+    attempts: u32,
 }
 
 /// Ties presentation times to the wall clock from one frame on.
@@ -142,20 +206,47 @@ struct Clock {
 
 impl Capture<'_> {
     fn report(&self, event: CaptureEvent) {
+        (self.options.notify)(&event);
         let _ = self.events.send(event);
-        (self.options.notify)();
     }
 
-    fn run(&self, open: &dyn Fn() -> Result<Box<dyn FrameSource>, SourceError>) {
+    fn run(&self, open: &Opener) {
+        let mut outage: Option<Outage> = None;
         loop {
-            let mut source = match open() {
+            if self.control.stopped() {
+                return;
+            }
+            // The source has been away since its last frame (or the start); the last attempt
+            // still gets long enough to say why it fails.
+            let left = self.options.reconnect_timeout.map(|timeout| {
+                timeout
+                    .saturating_sub(self.last_frame.get().elapsed())
+                    .max(SHORTEST_ATTEMPT)
+            });
+            let mut source = match open(left) {
                 Ok(source) => source,
+                Err(err) if outage.is_some() || err.is_transient() => {
+                    let outage = outage.get_or_insert_with(|| Outage {
+                        since: self.last_frame.get(),
+                        attempts: 0,
+                    });
+                    if !self.wait_to_retry(outage, err.to_string()) {
+                        return;
+                    }
+                    continue;
+                }
                 Err(err) => {
                     self.report(CaptureEvent::Failed(err.to_string()));
                     return;
                 }
             };
             let live = source.is_live();
+            if outage.take().is_some() {
+                self.follow_on();
+            }
+            if live && self.options.live_latest_wins {
+                self.frames.set_delivery(Delivery::LatestWins);
+            }
             self.report(CaptureEvent::Opened {
                 frame_rate: source.frame_rate(),
                 duration: source.duration(),
@@ -164,35 +255,83 @@ impl Capture<'_> {
             loop {
                 match self.play(source.as_mut()) {
                     Ok(()) => return,
+                    Err(err) if live => {
+                        let lost = outage.insert(Outage {
+                            since: self.last_frame.get(),
+                            attempts: 0,
+                        });
+                        drop(source);
+                        if !self.wait_to_retry(lost, err.to_string()) {
+                            return;
+                        }
+                        break;
+                    }
                     Err(err) => self.report(CaptureEvent::Failed(err.to_string())),
                 }
                 // A damaged file keeps what it had: the app can still seek back into it.
-                if live || !self.options.hold_at_end || !self.idle_until_seek() {
-                    break;
+                if !self.options.hold_at_end || !self.idle_until_seek() {
+                    return;
                 }
-            }
-            drop(source);
-            if !live || !self.wait_for_retry(open) {
-                return;
             }
         }
     }
 
-    /// After a live source failed: wait until it opens again (true) or a stop (false).
-    fn wait_for_retry(&self, open: &dyn Fn() -> Result<Box<dyn FrameSource>, SourceError>) -> bool {
-        loop {
-            let deadline = Instant::now() + RETRY_INTERVAL;
-            while Instant::now() < deadline {
-                if self.control.stopped() {
-                    return false;
-                }
-                std::thread::sleep(WAIT_TICK);
-            }
-            // Probe without keeping the handle: `run` reopens it for real.
-            if open().is_ok() {
-                return true;
-            }
+    /// After a live source failed with `reason`: report the next attempt and wait for it
+    /// (true), or give up when the source has been away too long or the owner stopped
+    /// (false).
+    fn wait_to_retry(&self, outage: &mut Outage, reason: String) -> bool {
+        let gone_for = outage.since.elapsed();
+        let left = self
+            .options
+            .reconnect_timeout
+            .map(|timeout| timeout.saturating_sub(gone_for));
+        if left == Some(Duration::ZERO) {
+            self.report(CaptureEvent::GaveUp { reason, gone_for });
+            return false;
         }
+        outage.attempts += 1;
+        let retry_in = retry_delay(outage.attempts).min(left.unwrap_or(Duration::MAX));
+        self.report(CaptureEvent::Reconnecting {
+            attempt: outage.attempts,
+            retry_in,
+            reason,
+        });
+        let deadline = Instant::now() + retry_in;
+        while Instant::now() < deadline {
+            if self.control.stopped() || self.frames.is_closed() {
+                return false;
+            }
+            std::thread::sleep(WAIT_TICK);
+        }
+        true
+    }
+
+    /// A new connection: its frames follow the last one handed on.
+    fn follow_on(&self) {
+        if let Some((last, at)) = self.last_out.get() {
+            self.renumber.set(Renumber(Position {
+                index: last.index + 1,
+                pts: last.pts + at.elapsed().as_secs_f64(),
+                segment: last.segment + 1,
+            }));
+        }
+    }
+
+    /// Hand `frame` on, numbered after the frames of earlier connections. False when the
+    /// consumer has gone.
+    fn hand_on(&self, mut frame: Frame) -> bool {
+        let Renumber(offset) = self.renumber.get();
+        frame.index += offset.index;
+        frame.pts += offset.pts;
+        frame.segment += offset.segment;
+        let position = Position {
+            index: frame.index,
+            pts: frame.pts,
+            segment: frame.segment,
+        };
+        self.last_out.set(Some((position, Instant::now())));
+        self.stats.captured.fetch_add(1, Ordering::Relaxed);
+        self.frames.put(frame)
     }
 
     /// Read frames until the source ends, fails, or the owner stops the thread.
@@ -229,6 +368,7 @@ impl Capture<'_> {
                     self.stats
                         .last_read_us
                         .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    self.last_frame.set(Instant::now());
                     frame
                 }
             };
@@ -239,8 +379,7 @@ impl Capture<'_> {
                 }
                 continue;
             }
-            self.stats.captured.fetch_add(1, Ordering::Relaxed);
-            if !self.frames.put(frame) {
+            if !self.hand_on(frame) {
                 return Ok(());
             }
         }

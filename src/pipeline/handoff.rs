@@ -16,13 +16,13 @@ pub enum Delivery {
 struct Slot<T> {
     items: VecDeque<T>,
     closed: bool,
+    delivery: Delivery,
 }
 
 /// A one-way hand-off between two threads.
 pub struct HandOff<T> {
     slot: Mutex<Slot<T>>,
     changed: Condvar,
-    delivery: Delivery,
     dropped: AtomicU64,
     peak: AtomicUsize,
 }
@@ -33,9 +33,9 @@ impl<T> HandOff<T> {
             slot: Mutex::new(Slot {
                 items: VecDeque::new(),
                 closed: false,
+                delivery,
             }),
             changed: Condvar::new(),
-            delivery,
             dropped: AtomicU64::new(0),
             peak: AtomicUsize::new(0),
         }
@@ -46,14 +46,21 @@ impl<T> HandOff<T> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// From now on, deliver this way (a source found to be live is read newest-wins).
+    pub fn set_delivery(&self, delivery: Delivery) {
+        self.lock().delivery = delivery;
+        self.changed.notify_all();
+    }
+
     /// Hand `item` on. False when the hand-off is closed (the consumer has gone).
     pub fn put(&self, item: T) -> bool {
         let mut slot = self.lock();
-        match self.delivery {
+        match slot.delivery {
             Delivery::LatestWins => {
-                if slot.items.pop_front().is_some() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+                // More than one waits only after a switch from `EveryFrame`.
+                let replaced = slot.items.len() as u64;
+                slot.items.clear();
+                self.dropped.fetch_add(replaced, Ordering::Relaxed);
             }
             Delivery::EveryFrame { capacity } => {
                 while slot.items.len() >= capacity.max(1) && !slot.closed {

@@ -1,8 +1,12 @@
-//! Frame sources: still images, video files (decoded by the `ffmpeg` program) and cameras
-//! (nokhwa). Each yields [`Frame`]s in order, with their presentation time.
+//! Frame sources: still images, video files and network streams (decoded by the `ffmpeg`
+//! program) and cameras (nokhwa). Each yields [`Frame`]s in order, with their presentation
+//! time.
 
 mod camera;
+mod ffmpeg;
 mod images;
+mod stream;
+mod stream_url;
 mod video;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +16,8 @@ use thiserror::Error;
 
 pub use camera::{CameraDescription, CameraMode, CameraSource, list_cameras};
 pub use images::{ImageSequence, image_paths, image_paths_recursive, load_rgb, upright_size};
+pub use stream::{RtspTransport, StreamOptions, StreamSource};
+pub use stream_url::{STREAM_SCHEMES, StreamUrl};
 pub use video::VideoSource;
 
 #[derive(Debug, Error)]
@@ -33,6 +39,17 @@ pub enum SourceError {
     Video { path: PathBuf, reason: String },
     #[error("camera {index}: {reason}")]
     Camera { index: u32, reason: String },
+    /// `url` with its password masked; `reason` too.
+    #[error("{url}: {reason}")]
+    Stream { url: String, reason: String },
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed: a stream's server may come back, where a
+    /// missing file or camera stays missing.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Stream { .. })
+    }
 }
 
 /// One decoded frame: its position in the source, its presentation time, its pixels.
@@ -59,7 +76,8 @@ pub trait FrameSource {
     fn duration(&self) -> Option<f64> {
         None
     }
-    /// Whether frames should be shown at their presentation times (files) or as they come.
+    /// Whether frames should be shown at their presentation times (files) or as they come
+    /// (cameras, live streams: a live source is reconnected when it fails).
     fn is_live(&self) -> bool {
         false
     }
@@ -67,12 +85,22 @@ pub trait FrameSource {
     fn seek(&mut self, seconds: f64) -> Result<(), SourceError>;
 }
 
-/// What the user pointed at: `camera:N`, a video file, or images (file, folder, glob).
+/// What the user pointed at: `camera:N`, a stream URL, a video file, or images (file,
+/// folder, glob).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
     Camera(u32),
+    Stream(StreamUrl),
     Video(PathBuf),
     Images(String),
+}
+
+/// How sources are opened.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OpenOptions {
+    /// A camera's resolution and rate; its highest rate when `None`.
+    pub camera_mode: Option<CameraMode>,
+    pub stream: StreamOptions,
 }
 
 const VIDEO_EXTENSIONS: [&str; 13] = [
@@ -87,6 +115,9 @@ impl SourceSpec {
         {
             return Self::Camera(index);
         }
+        if let Some(url) = StreamUrl::parse(text) {
+            return Self::Stream(url);
+        }
         let path = Path::new(text);
         let is_video = path
             .extension()
@@ -99,24 +130,45 @@ impl SourceSpec {
         }
     }
 
-    /// Open the source; a camera at `camera_mode` when given, else at its highest frame
-    /// rate. Still images play at one per second.
+    /// Open the source. Still images play at one per second. A stream waits for its first
+    /// frame at most `first_frame_within` (its stall timeout when `None`).
     pub fn open(
         &self,
-        camera_mode: Option<CameraMode>,
+        options: &OpenOptions,
+        first_frame_within: Option<std::time::Duration>,
     ) -> Result<Box<dyn FrameSource>, SourceError> {
         Ok(match self {
-            Self::Camera(index) => Box::new(CameraSource::open(*index, camera_mode)?),
+            Self::Camera(index) => Box::new(CameraSource::open(*index, options.camera_mode)?),
+            Self::Stream(url) => {
+                Box::new(StreamSource::open(url, options.stream, first_frame_within)?)
+            }
             Self::Video(path) => Box::new(VideoSource::open(path)?),
             Self::Images(pattern) => Box::new(ImageSequence::open(pattern, 1.0)?),
         })
     }
 
-    /// The last path component (`clip.mp4`, `*.jpg`) or `camera:N`: short enough for a
-    /// status line, where the full path would push everything else off.
+    /// Whether frames arrive live (a camera, a stream) rather than from storage: a live
+    /// source is read as it comes, and skipped to its newest frame when the model is behind.
+    /// A stream that turns out to be a file on a server says so when it opens.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Self::Camera(_) | Self::Stream(_))
+    }
+
+    /// What to remember of this source (settings, recent lists): a stream without its
+    /// secrets.
+    pub fn to_remembered(&self) -> String {
+        match self {
+            Self::Stream(url) => url.without_secrets(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// The last path component (`clip.mp4`, `*.jpg`), `camera:N` or the stream's address
+    /// (password masked): short enough for a status line, where the full path would push
+    /// everything else off.
     pub fn short_name(&self) -> String {
         let path = match self {
-            Self::Camera(_) => return self.to_string(),
+            Self::Camera(_) | Self::Stream(_) => return self.to_string(),
             Self::Video(path) => path.as_path(),
             Self::Images(pattern) => Path::new(pattern),
         };
@@ -131,6 +183,7 @@ impl std::fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Camera(index) => write!(f, "camera:{index}"),
+            Self::Stream(url) => write!(f, "{url}"),
             Self::Video(path) => write!(f, "{}", path.display()),
             Self::Images(pattern) => f.write_str(pattern),
         }
@@ -221,6 +274,16 @@ mod tests {
             SourceSpec::parse("camera:x"),
             SourceSpec::Images("camera:x".into())
         );
+        let stream = SourceSpec::parse("rtsp://admin:secret@10.0.0.2/live");
+        assert!(matches!(stream, SourceSpec::Stream(_)));
+        assert!(stream.is_live());
+        assert_eq!(stream.to_string(), "rtsp://admin:***@10.0.0.2/live");
+        assert_eq!(stream.to_remembered(), "rtsp://admin@10.0.0.2/live");
+        // A URL-looking file name with an unknown scheme stays a path.
+        assert!(matches!(
+            SourceSpec::parse("notes://x.mp4"),
+            SourceSpec::Video(_)
+        ));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -77,16 +78,28 @@ pub fn nan_max(worst: f32, difference: f32) -> f32 {
 /// `focalyolo run` with the shared yolo11n.pt on the CPU: `source`, then `args`, its JSON
 /// lines to `json`.
 pub fn run_yolo11n(shared: &Path, source: &Path, args: &[&str], json: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+    yolo11n_run(shared, source, args, json)
+        .output()
+        .expect("the binary runs")
+}
+
+/// The command [`run_yolo11n`] runs, to start it beside something else.
+pub fn yolo11n_run(
+    shared: &Path,
+    source: impl AsRef<OsStr>,
+    args: &[&str],
+    json: &Path,
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_focalyolo"));
+    command
         .args(["run", "--device", "cpu", "--weights"])
         .arg(shared.join("weights/yolo11n.pt"))
         .arg("--source")
         .arg(source)
         .args(args)
         .arg("--json")
-        .arg(json)
-        .output()
-        .expect("the binary runs")
+        .arg(json);
+    command
 }
 
 /// Fail with `run`'s stderr unless it succeeded.

@@ -16,6 +16,7 @@ mod golden;
 mod kernels;
 mod pipeline;
 mod run_command;
+mod streams;
 mod tracking;
 mod video;
 mod weights_formats;

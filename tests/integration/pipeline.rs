@@ -13,6 +13,7 @@ use focalyolo::pipeline::{
 };
 use focalyolo::source::{Frame, FrameSource, SourceError};
 use image::RgbImage;
+use std::sync::atomic::AtomicU32;
 
 /// A camera at 1000 fps whose frames carry the time they were captured as their pts.
 struct Synthetic {
@@ -56,7 +57,7 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
     let (events, _events) = channel();
     let clock = Instant::now();
     let capture = spawn_capture(
-        move || Ok(Box::new(Synthetic { next: 0, clock }) as Box<dyn FrameSource>),
+        move |_| Ok(Box::new(Synthetic { next: 0, clock }) as Box<dyn FrameSource>),
         frames.clone(),
         control.clone(),
         stats.clone(),
@@ -64,7 +65,9 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
         CaptureOptions {
             real_time: true,
             hold_at_end: false,
-            notify: Box::new(|| {}),
+            reconnect_timeout: None,
+            live_latest_wins: true,
+            notify: Box::new(|_| {}),
         },
     );
     // A stand-in for a model that takes 20 ms a frame; it records how old each frame was
@@ -157,7 +160,7 @@ fn pause_step_and_seek_lose_no_frame() {
     let control = Arc::new(PlaybackControl::default());
     let (events, events_rx) = channel();
     let capture = spawn_capture(
-        || Ok(Box::new(Clip { next: 0 }) as Box<dyn FrameSource>),
+        |_| Ok(Box::new(Clip { next: 0 }) as Box<dyn FrameSource>),
         frames.clone(),
         control.clone(),
         Arc::new(CaptureStats::default()),
@@ -165,7 +168,9 @@ fn pause_step_and_seek_lose_no_frame() {
         CaptureOptions {
             real_time: true,
             hold_at_end: true,
-            notify: Box::new(|| {}),
+            reconnect_timeout: None,
+            live_latest_wins: true,
+            notify: Box::new(|_| {}),
         },
     );
     let take = || frames.take().expect("a frame").index;
@@ -199,4 +204,115 @@ fn pause_step_and_seek_lose_no_frame() {
     assert_eq!(take(), 30);
     control.stop();
     capture.join().unwrap();
+}
+
+/// A stream that gives three frames (numbered from 0 on each connection, as ffmpeg numbers
+/// them) and then drops.
+struct Dropping {
+    next: u64,
+}
+
+impl FrameSource for Dropping {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        if self.next == 3 {
+            return Err(stream_error("the stream ended"));
+        }
+        let index = self.next;
+        self.next += 1;
+        Ok(Some(Frame {
+            index,
+            pts: index as f64 / 10.0,
+            segment: 0,
+            image: RgbImage::new(8, 8),
+        }))
+    }
+
+    fn frame_rate(&self) -> Option<f64> {
+        Some(10.0)
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, _seconds: f64) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+fn stream_error(reason: &str) -> SourceError {
+    SourceError::Stream {
+        url: "tcp://127.0.0.1:9".into(),
+        reason: reason.into(),
+    }
+}
+
+#[test]
+fn a_dropped_stream_is_reconnected_with_backoff_and_its_frames_numbered_on() {
+    let frames = Arc::new(HandOff::new(Delivery::EveryFrame { capacity: 64 }));
+    let control = Arc::new(PlaybackControl::default());
+    let (events, events_rx) = channel();
+    // Connections 1 and 4 succeed; 2 and 3 are refused; after 4 the server is gone.
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counted = attempts.clone();
+    let started = Instant::now();
+    let capture = spawn_capture(
+        move |_| match counted.fetch_add(1, Ordering::SeqCst) {
+            0 | 3 => Ok(Box::new(Dropping { next: 0 }) as Box<dyn FrameSource>),
+            _ => Err(stream_error("Connection refused")),
+        },
+        frames.clone(),
+        control.clone(),
+        Arc::new(CaptureStats::default()),
+        events,
+        CaptureOptions {
+            real_time: false,
+            hold_at_end: false,
+            reconnect_timeout: Some(Duration::from_secs(4)),
+            live_latest_wins: false,
+            notify: Box::new(|_| {}),
+        },
+    );
+    capture.join().unwrap();
+    let took = started.elapsed();
+    let frames: Vec<Frame> = std::iter::from_fn(|| frames.try_take()).collect();
+    let numbered: Vec<(u64, u64)> = frames.iter().map(|f| (f.index, f.segment)).collect();
+    assert_eq!(
+        numbered,
+        [(0, 0), (1, 0), (2, 0), (3, 1), (4, 1), (5, 1)],
+        "the second connection's frames follow the first's, in a new segment"
+    );
+    assert!(frames.windows(2).all(|w| w[1].pts > w[0].pts));
+    // The outage (0.5 + 1 + 2 s of waits, at least 3.5 s) is on the timeline.
+    assert!(frames[3].pts - frames[2].pts >= 3.4, "{}", frames[3].pts);
+    let events: Vec<CaptureEvent> = events_rx.try_iter().collect();
+    let waits: Vec<(u32, Duration)> = events
+        .iter()
+        .filter_map(|e| match e {
+            CaptureEvent::Reconnecting {
+                attempt, retry_in, ..
+            } => Some((*attempt, *retry_in)),
+            _ => None,
+        })
+        .collect();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        waits[..3],
+        [(1, ms(500)), (2, ms(1000)), (3, ms(2000))],
+        "each failed attempt doubles the wait"
+    );
+    assert!(
+        matches!(events.last(), Some(CaptureEvent::GaveUp { reason, gone_for })
+            if reason.contains("Connection refused") && *gone_for >= ms(4000)),
+        "{events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, CaptureEvent::Opened { live: true, .. }))
+            .count(),
+        2
+    );
+    // 3.5 s to come back, then 4 s away before the capture gives up.
+    assert!(took < Duration::from_secs(15), "{took:?}");
 }

@@ -165,7 +165,7 @@ fn damaged_videos_end_with_a_clear_error() {
 fn a_missing_camera_is_a_clear_error() {
     // No machine this runs on has 200 cameras.
     let error = SourceSpec::Camera(199)
-        .open(None)
+        .open(&Default::default(), None)
         .err()
         .expect("camera 199 does not exist");
     assert!(
