@@ -19,6 +19,9 @@ pub struct LaunchOptions {
     pub track: bool,
     /// Weights to run beside the model (with their own layer 9).
     pub compare: Option<PathBuf>,
+    /// Where recordings and snapshots go; otherwise the saved setting, else the platform's
+    /// video folder.
+    pub record_dir: Option<PathBuf>,
     /// Where downloaded weights go (`weights/`).
     pub weights_folder: PathBuf,
     /// Where Ultralytics' yolo11n.pt is downloaded from.

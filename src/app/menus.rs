@@ -1,13 +1,21 @@
-//! The menu bar: sources (files, folders, cameras), the model, counting, and playback.
+//! The menu bar: sources (files, folders, cameras, streams), the model, counting, playback,
+//! and recording.
 
-use egui::Ui;
+use std::time::Duration;
+
+use egui::{Color32, Key, KeyboardShortcut, Modifiers, RichText, Ui};
 
 use super::Action;
 use super::count_editor::RegionKind;
 use super::session::Session;
 use super::settings::Settings;
+use super::stream_dialog::StreamDialog;
 use crate::compute::device::DeviceChoice;
 use crate::source::{CameraDescription, CameraMode, SourceSpec, list_cameras};
+
+/// Ctrl+R (⌘R on macOS) starts and stops recording; Ctrl+S saves a snapshot.
+const RECORD_KEY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::R);
+const SNAPSHOT_KEY: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
 use crate::weights::bundled::Layer9Choice;
 
 /// Resolutions offered for cameras; nokhwa picks the closest the camera supports.
@@ -39,6 +47,8 @@ const CAMERA_MODES: [CameraMode; 4] = [
 pub struct MenuBar {
     /// Cameras found the last time the Camera menu looked (it looks when first opened).
     cameras: Option<Vec<CameraDescription>>,
+    /// *Open stream…*.
+    pub streams: StreamDialog,
 }
 
 impl MenuBar {
@@ -52,8 +62,10 @@ impl MenuBar {
         model_busy: bool,
         comparing: bool,
         counting: CountMenu,
+        record: RecordButtons,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
+        actions.extend(self.streams.show(ui.ctx(), settings));
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("Source", |ui| self.source_menu(ui, settings, &mut actions));
             ui.menu_button("Model", |ui| {
@@ -66,6 +78,8 @@ impl MenuBar {
             if let Some(session) = session {
                 playback_controls(ui, settings, session, position, &mut actions);
             }
+            ui.separator();
+            actions.extend(record.show(ui));
         });
         actions
     }
@@ -97,11 +111,38 @@ impl MenuBar {
                 )));
             }
         }
+        if ui.button("Open stream…").clicked() {
+            ui.close();
+            self.streams.ask(None);
+        }
+        if !settings.recent_streams.is_empty() {
+            ui.menu_button("Recent streams", |ui| {
+                for recent in &settings.recent_streams {
+                    if ui.button(recent).clicked() {
+                        ui.close();
+                        actions.push(self.reopen(recent));
+                    }
+                }
+            });
+        }
         if let Some(last) = &settings.last_source
             && ui.button(format!("Reopen {last}")).clicked()
         {
             ui.close();
-            actions.push(Action::OpenSource(SourceSpec::parse(last)));
+            actions.push(self.reopen(last));
+        }
+        if ui
+            .button("Recording folder…")
+            .on_hover_text(match &settings.record_dir {
+                Some(folder) => folder.display().to_string(),
+                None => super::default_folder().display().to_string(),
+            })
+            .clicked()
+        {
+            ui.close();
+            if let Some(folder) = rfd::FileDialog::new().pick_folder() {
+                settings.record_dir = Some(folder);
+            }
         }
         ui.separator();
         ui.menu_button("Camera", |ui| {
@@ -189,6 +230,79 @@ pub struct CountMenu {
     pub has_regions: bool,
 }
 
+impl MenuBar {
+    /// Open a remembered source; a stream remembered without its password asks for it.
+    fn reopen(&mut self, remembered: &str) -> Action {
+        match SourceSpec::parse(remembered) {
+            SourceSpec::Stream(url) if url.needs_password() => Action::AskForStream(Some(url)),
+            spec => Action::OpenSource(spec),
+        }
+    }
+}
+
+/// Record and Snapshot, beside the playback controls.
+#[derive(Clone, Copy)]
+pub struct RecordButtons {
+    /// A frame is on screen to record or save.
+    pub has_frame: bool,
+    /// How long the recording under way has run.
+    pub recording: Option<Duration>,
+}
+
+impl RecordButtons {
+    fn show(self, ui: &mut Ui) -> Option<Action> {
+        let mut action = None;
+        let (label, hint) = match self.recording {
+            Some(_) => ("Stop recording", "Finish the MP4 (Ctrl+R)"),
+            None => ("Record", "Record the view to an MP4 (Ctrl+R)"),
+        };
+        if ui
+            .add_enabled(
+                self.has_frame || self.recording.is_some(),
+                egui::Button::new(label),
+            )
+            .on_hover_text(hint)
+            .clicked()
+        {
+            action = Some(Action::ToggleRecording);
+        }
+        if let Some(elapsed) = self.recording {
+            let seconds = elapsed.as_secs();
+            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 5.0, Color32::RED);
+            ui.label(
+                RichText::new(format!("REC {}:{:02}", seconds / 60, seconds % 60))
+                    .color(Color32::RED)
+                    .strong(),
+            );
+            // The clock ticks while nothing else changes (a paused source).
+            ui.ctx().request_repaint_after(Duration::from_millis(500));
+        }
+        if ui
+            .add_enabled(self.has_frame, egui::Button::new("Snapshot"))
+            .on_hover_text("Save the frame as shown (PNG) with its detections (JSON) (Ctrl+S)")
+            .clicked()
+        {
+            action = Some(Action::Snapshot);
+        }
+        action
+    }
+
+    /// Ctrl+R and Ctrl+S, wherever the focus is.
+    pub fn shortcuts(self, ui: &Ui) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if ui.input_mut(|i| i.consume_shortcut(&RECORD_KEY))
+            && (self.has_frame || self.recording.is_some())
+        {
+            actions.push(Action::ToggleRecording);
+        }
+        if ui.input_mut(|i| i.consume_shortcut(&SNAPSHOT_KEY)) && self.has_frame {
+            actions.push(Action::Snapshot);
+        }
+        actions
+    }
+}
+
 fn count_menu(ui: &mut Ui, counting: CountMenu, actions: &mut Vec<Action>) {
     for (kind, label) in [
         (RegionKind::Line, "Add line"),
@@ -273,7 +387,9 @@ fn playback_controls(
     {
         control.step();
     }
-    ui.checkbox(&mut settings.looping, "Loop");
+    if !session.live {
+        ui.checkbox(&mut settings.looping, "Loop");
+    }
     if let (Some(duration), false) = (session.duration, session.live) {
         let mut position = position.unwrap_or(0.0);
         let slider = ui.add(

@@ -12,11 +12,14 @@ mod launch;
 mod menus;
 mod model_manager;
 mod overlay_shader;
+mod recorder;
 mod session;
 mod settings;
 mod stats_panel;
 mod status_bar;
+mod stream_dialog;
 mod video_view;
+mod view_picture;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,7 +30,8 @@ use egui::Ui;
 use crate::compute::device::ComputeDevice;
 use crate::count::Region;
 use crate::output::explain::Explanation;
-use crate::source::{OpenOptions, SourceSpec, StreamOptions};
+use crate::output::report::{FrameRecord, count_records, records, tracked_records};
+use crate::source::{OpenOptions, SourceSpec, StreamOptions, StreamUrl};
 use crate::weights::bundled::Layer9Choice;
 
 use attention_panel::{AttentionPanel, PanelContent};
@@ -37,13 +41,15 @@ use detection_panel::{DetectionPanel, FrameView};
 use gpu::choose_device;
 pub use gpu::wgpu_setup;
 pub use launch::{LaunchOptions, run};
-use menus::{CountMenu, MenuBar};
+use menus::{CountMenu, MenuBar, RecordButtons};
 pub use model_manager::{ModelManager, ModelStatus, ModelSummary};
+pub use recorder::{RecordError, Recorded, Recorder, default_folder};
 pub use session::{InferenceKnobs, Processed, Session, SourceState};
 pub use settings::{IMAGE_SIZES, Settings, size_key};
 use stats_panel::{ComparisonStats, Stats};
-use status_bar::{StatusBar, welcome};
+use status_bar::{Note, StatusBar, welcome};
 use video_view::{ComparedBoxes, Comparison, Pointed, VideoView};
+use view_picture::ViewFrame;
 
 /// What a panel asks of the app; [`FocalYoloApp::apply`] carries it out.
 pub enum Action {
@@ -67,6 +73,12 @@ pub enum Action {
     ResetCounts,
     /// Write every crossing since counting (re)started to this CSV.
     ExportCounts(PathBuf),
+    /// Start recording the view, or stop and save the recording.
+    ToggleRecording,
+    /// Save the frame on screen as the view shows it, with its detections.
+    Snapshot,
+    /// Ask for a stream's address (and password), this one filled in.
+    AskForStream(Option<StreamUrl>),
 }
 
 pub struct FocalYoloApp {
@@ -92,6 +104,8 @@ pub struct FocalYoloApp {
     started: Instant,
     /// The frame on screen must be redrawn from `current` (new frame or new look).
     dirty: bool,
+    /// The view being recorded.
+    recorder: Option<Recorder>,
 }
 
 impl FocalYoloApp {
@@ -114,6 +128,9 @@ impl FocalYoloApp {
         }
         if launch.track {
             settings.track = true;
+        }
+        if let Some(folder) = &launch.record_dir {
+            settings.record_dir = Some(folder.clone());
         }
         if settings.weights.is_none() {
             let downloaded = launch.weights_folder.join("yolo11n.pt");
@@ -143,6 +160,7 @@ impl FocalYoloApp {
             download_url: launch.download_url,
             started: Instant::now(),
             dirty: false,
+            recorder: None,
         };
         if let Some(weights) = app.settings.weights.clone() {
             app.open_weights(&cc.egui_ctx, &weights);
@@ -236,6 +254,7 @@ impl FocalYoloApp {
 
     /// Play `spec`, replacing whatever was playing.
     pub fn open_source(&mut self, ctx: &egui::Context, spec: SourceSpec) {
+        self.stop_recording("another source was opened");
         self.settings.last_source = Some(spec.to_remembered());
         if let SourceSpec::Stream(url) = &spec {
             self.settings.remember_stream(url);
@@ -261,6 +280,97 @@ impl FocalYoloApp {
             self.knobs.clone(),
             move || repaint.request_repaint(),
         ));
+    }
+
+    /// Where recordings and snapshots go.
+    pub fn record_folder(&self) -> PathBuf {
+        self.settings
+            .record_dir
+            .clone()
+            .unwrap_or_else(default_folder)
+    }
+
+    /// The recording under way, if any.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
+    }
+
+    /// What the status bar says about the last recording or snapshot.
+    pub fn record_note(&self) -> Option<&Note> {
+        self.status_bar.note.as_ref()
+    }
+
+    /// Record the view from the next frame on, at the source's resolution and frame rate
+    /// (a frame must be on screen).
+    pub fn start_recording(&mut self) -> Result<(), RecordError> {
+        let Some(current) = &self.current else {
+            return Ok(());
+        };
+        let rate = self
+            .session
+            .as_ref()
+            .and_then(|s| s.frame_rate)
+            .unwrap_or(25.0);
+        let started = Recorder::start(
+            &self.record_folder(),
+            current.frame.image.dimensions(),
+            rate,
+            self.class_names(),
+        );
+        match started {
+            Ok(mut recorder) => {
+                recorder.record(ViewFrame::of(current, &self.settings));
+                self.status_bar.note = Some(Note::info(format!(
+                    "recording to {}",
+                    recorder.path().display()
+                )));
+                self.recorder = Some(recorder);
+                Ok(())
+            }
+            Err(err) => {
+                self.status_bar.note = Some(Note::error(format!("cannot record: {err}")));
+                Err(err)
+            }
+        }
+    }
+
+    /// Finish the recording under way, if any (`why` says what stopped it when the user
+    /// did not); what was saved.
+    pub fn stop_recording(&mut self, why: &str) -> Option<Result<Recorded, RecordError>> {
+        let finished = self.recorder.take()?.finish();
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        };
+        self.status_bar.note = Some(match &finished {
+            Ok(saved) => Note::info(format!(
+                "recording saved: {} ({:.1} s){why}",
+                saved.path.display(),
+                saved.seconds
+            )),
+            Err(err) => Note::error(format!("the recording failed: {err}{why}")),
+        });
+        Some(finished)
+    }
+
+    /// Save the frame on screen as the view shows it (PNG) with its detections (JSON);
+    /// the PNG's path.
+    pub fn snapshot(&mut self) -> Option<Result<PathBuf, RecordError>> {
+        let current = self.current.as_ref()?;
+        let names = self.class_names();
+        let view = ViewFrame::of(current, &self.settings);
+        let saved = recorder::snapshot(
+            &self.record_folder(),
+            &view,
+            &frame_record(current, &self.settings, &names),
+            &names,
+        );
+        self.status_bar.note = Some(match &saved {
+            Ok(png) => Note::info(format!("snapshot saved: {}", png.display())),
+            Err(err) => Note::error(format!("cannot save the snapshot: {err}")),
+        });
+        Some(saved)
     }
 
     /// Load weights in the background; the old model keeps running until they are ready.
@@ -313,6 +423,14 @@ impl FocalYoloApp {
             return;
         };
         let newest = session.poll();
+        let interrupted = match &session.state {
+            SourceState::Ended if !self.settings.looping || session.live => {
+                Some("the source ended")
+            }
+            SourceState::Failed(_) => Some("the source failed"),
+            SourceState::Reconnecting { .. } => Some("the stream was lost"),
+            _ => None,
+        };
         if session.state == SourceState::Ended && self.settings.looping && !session.live {
             session.seek(0.0);
         }
@@ -332,8 +450,14 @@ impl FocalYoloApp {
             if let Some(boxes) = &self.compared_boxes {
                 self.detection.comparison.record(&processed, boxes);
             }
+            if let Some(recorder) = &mut self.recorder {
+                recorder.record(ViewFrame::of(&processed, &self.settings));
+            }
             self.current = Some(processed);
             self.dirty = true;
+        }
+        if let Some(why) = interrupted {
+            self.stop_recording(why);
         }
     }
 
@@ -392,6 +516,18 @@ impl FocalYoloApp {
                 // The outcome is shown in the panel.
                 let _ = self.export_counts(&path);
             }
+            // Outcomes of these show in the status bar.
+            Action::ToggleRecording => {
+                if self.recorder.is_some() {
+                    self.stop_recording("");
+                } else {
+                    let _ = self.start_recording();
+                }
+            }
+            Action::Snapshot => {
+                let _ = self.snapshot();
+            }
+            Action::AskForStream(url) => self.menu_bar.streams.ask(url.as_ref()),
             Action::Seek(seconds) => {
                 if let Some(session) = &mut self.session {
                     session.seek(seconds);
@@ -464,6 +600,11 @@ impl eframe::App for FocalYoloApp {
             has_frame: self.current.is_some(),
             has_regions: !regions.is_empty(),
         };
+        let record = RecordButtons {
+            has_frame: self.current.is_some(),
+            recording: self.recorder.as_ref().map(Recorder::elapsed),
+        };
+        actions.extend(record.shortcuts(ui));
         egui::Panel::top("menu").show(ui, |ui| {
             actions.extend(self.menu_bar.show(
                 ui,
@@ -473,6 +614,7 @@ impl eframe::App for FocalYoloApp {
                 busy,
                 self.compared.summary.is_some() || self.compared.is_busy(),
                 counting,
+                record,
             ));
         });
         egui::Panel::bottom("status").show(ui, |ui| {
@@ -582,6 +724,31 @@ impl eframe::App for FocalYoloApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+/// The JSON of a snapshot: the frame and the boxes the view shows of it, with track IDs
+/// and counts as `run --json` writes them.
+fn frame_record(processed: &Processed, settings: &Settings, names: &[String]) -> FrameRecord {
+    let shown = |class: usize| !settings.hidden_classes.contains(&class);
+    let detections = match &processed.tracks {
+        Some(tracks) => tracked_records(&tracks.objects, names),
+        None => records(&processed.detections, names),
+    };
+    let (counts, crossings) = processed
+        .counted
+        .as_ref()
+        .map(|counted| count_records(counted, names))
+        .unzip();
+    FrameRecord {
+        frame: processed.frame.index,
+        pts: processed.frame.pts,
+        width: processed.frame.image.width(),
+        height: processed.frame.image.height(),
+        detections: detections.into_iter().filter(|d| shown(d.class)).collect(),
+        detections_b: None,
+        counts,
+        crossings,
     }
 }
 

@@ -11,11 +11,33 @@ use super::session::{Session, SourceState};
 pub struct StatusBar {
     /// Why the model runs where it does, when that was not the user's choice.
     device_note: Option<String>,
+    /// What became of the last recording or snapshot.
+    pub note: Option<Note>,
+}
+
+/// A line for the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub text: String,
+    pub error: bool,
+}
+
+impl Note {
+    pub fn info(text: String) -> Self {
+        Self { text, error: false }
+    }
+
+    pub fn error(text: String) -> Self {
+        Self { text, error: true }
+    }
 }
 
 impl StatusBar {
     pub fn new(device_note: Option<String>) -> Self {
-        Self { device_note }
+        Self {
+            device_note,
+            note: None,
+        }
     }
 
     pub fn show(
@@ -120,6 +142,15 @@ impl StatusBar {
                 };
                 ui.label(RichText::new(text).color(colour))
                     .on_hover_text(session.spec.to_string());
+            }
+            if let Some(note) = &self.note {
+                ui.separator();
+                let colour = if note.error {
+                    Color32::RED
+                } else {
+                    ui.visuals().text_color()
+                };
+                ui.label(RichText::new(&note.text).color(colour));
             }
         });
         action

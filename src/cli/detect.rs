@@ -121,7 +121,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         if let (Some(dir), true) = (&args.save, args.save_attention) {
             for map in &maps {
                 let target = dir.join(format!("{stem}.{}.png", map.key()));
-                overlay(&image, map, &frame.letterbox, 0.55)
+                overlay(&image, map, &frame.letterbox, Colormap::Turbo, 0.55)
                     .save(&target)
                     .with_context(|| format!("cannot write {}", target.display()))?;
             }

@@ -39,7 +39,8 @@ pub struct Cli {
 /// What the app opens with; unset options come from its saved settings.
 #[derive(Args)]
 struct AppArgs {
-    /// Play this at start: a video file, `camera:N`, or an image, folder or glob.
+    /// Play this at start: a video file, `camera:N`, a stream (rtsp://, rtmp://,
+    /// http(s)://, tcp://, udp://, srt://), or an image, folder or glob.
     #[arg(long)]
     source: Option<String>,
     /// Weights: an Ultralytics .pt checkpoint or a .safetensors file.
@@ -60,6 +61,10 @@ struct AppArgs {
     /// themselves for stock YOLO11n with SPPF beside the bundled FocalModulation).
     #[arg(long)]
     compare: Option<std::path::PathBuf>,
+    /// Where Record (Ctrl+R) and Snapshot (Ctrl+S) save their files (kept in the settings;
+    /// first default: the platform's video folder, in a `focalyolo` folder).
+    #[arg(long)]
+    record_dir: Option<std::path::PathBuf>,
 }
 
 impl AppArgs {
@@ -75,6 +80,7 @@ impl AppArgs {
             imgsz: self.imgsz,
             track: self.track,
             compare: self.compare,
+            record_dir: self.record_dir,
             ..focalyolo::app::LaunchOptions::new()
         };
         focalyolo::app::run(launch).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;

@@ -22,7 +22,7 @@ use focalyolo::count::{CountFrame, Region, SequenceCounter};
 use focalyolo::inference::detector::{Detector, FrameResult};
 use focalyolo::inference::postprocess::NmsOptions;
 use focalyolo::output::annotate::{draw_detections, draw_regions, draw_tracks, mosaic};
-use focalyolo::output::attention_maps::{heatmaps, overlay, select};
+use focalyolo::output::attention_maps::{Colormap, heatmaps, overlay, select};
 use focalyolo::output::report::{CountsCsv, FrameRecord, count_records, records, tracked_records};
 use focalyolo::output::video_writer::VideoWriter;
 use focalyolo::pipeline::{
@@ -489,6 +489,7 @@ impl<'a> Run<'a> {
                     &annotated,
                     map,
                     &output.result.letterbox,
+                    Colormap::Turbo,
                     self.args.overlay_opacity,
                 );
                 (map.label.clone(), tile)

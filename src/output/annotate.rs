@@ -109,6 +109,14 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[
 
 /// Draw every tracked object: the trail of its centre, then its box labelled with its ID.
 pub fn draw_tracks(image: &mut RgbImage, objects: &[TrackedObject], names: &[String]) {
+    draw_trails(image, objects);
+    for object in objects {
+        draw_box(image, &object.detection, &track_label(object, names));
+    }
+}
+
+/// The trail of each tracked object's centre, in its class colour.
+pub fn draw_trails(image: &mut RgbImage, objects: &[TrackedObject]) {
     let thickness = line_thickness(image);
     for object in objects {
         let colour = class_colour(object.detection.class);
@@ -116,8 +124,18 @@ pub fn draw_tracks(image: &mut RgbImage, objects: &[TrackedObject], names: &[Str
             draw_line(image, pair[0], pair[1], thickness, colour);
         }
     }
-    for object in objects {
-        draw_box(image, &object.detection, &track_label(object, names));
+}
+
+/// Each detection's box in its class colour, without a label (the app's labels off).
+pub fn draw_unlabelled(image: &mut RgbImage, detections: &[Detection]) {
+    let thickness = line_thickness(image);
+    for detection in detections {
+        draw_rectangle(
+            image,
+            detection.xyxy,
+            class_colour(detection.class),
+            thickness,
+        );
     }
 }
 

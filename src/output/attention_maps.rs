@@ -204,21 +204,16 @@ pub fn blend(under: u8, over: u8, opacity: f32) -> u8 {
     (f32::from(under) * (1.0 - opacity) + f32::from(over) * opacity + 0.5) as u8
 }
 
-/// `heatmap` coloured with turbo and blended over `image` at `opacity`, aligned through
-/// `letterbox`.
+/// `heatmap` coloured with `colormap` and blended over `image` at `opacity`, aligned
+/// through `letterbox`.
 pub fn overlay(
     image: &RgbImage,
     heatmap: &Heatmap,
     letterbox: &Letterbox,
+    colormap: Colormap,
     opacity: f32,
 ) -> RgbImage {
-    let colours = colourise(
-        heatmap,
-        letterbox,
-        Colormap::Turbo,
-        image.width(),
-        image.height(),
-    );
+    let colours = colourise(heatmap, letterbox, colormap, image.width(), image.height());
     let mut out = image.clone();
     for (pixel, colour) in out.pixels_mut().zip(colours.pixels()) {
         *pixel = Rgb(std::array::from_fn(|c| blend(pixel[c], colour[c], opacity)));
@@ -246,7 +241,7 @@ mod tests {
             (64, 32, 8)
         );
         let map = Heatmap::new("test".into(), 2, 1, vec![0.0, 1.0]);
-        let out = overlay(&image, &map, &letterbox, 1.0);
+        let out = overlay(&image, &map, &letterbox, Colormap::Turbo, 1.0);
         assert_eq!(out.get_pixel(0, 16).0, turbo(0.0));
         assert_eq!(out.get_pixel(127, 16).0, turbo(1.0));
         let left = out.get_pixel(40, 0).0;

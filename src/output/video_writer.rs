@@ -39,9 +39,38 @@ pub struct VideoWriter {
 impl VideoWriter {
     /// Start encoding `width`×`height` frames at `fps` into `path` (overwritten).
     pub fn create(path: &Path, width: u32, height: u32, fps: f64) -> Result<Self, VideoWriteError> {
-        let codec = match path.extension().and_then(|e| e.to_str()) {
-            Some(ext) if ext.eq_ignore_ascii_case("webm") => "libvpx-vp9",
-            _ => "libx264",
+        Self::spawn(path, width, height, fps, false)
+    }
+
+    /// As [`VideoWriter::create`], with the encoder's fastest settings that still compress
+    /// well: for recording beside the model as it runs.
+    pub fn create_realtime(
+        path: &Path,
+        width: u32,
+        height: u32,
+        fps: f64,
+    ) -> Result<Self, VideoWriteError> {
+        Self::spawn(path, width, height, fps, true)
+    }
+
+    fn spawn(
+        path: &Path,
+        width: u32,
+        height: u32,
+        fps: f64,
+        realtime: bool,
+    ) -> Result<Self, VideoWriteError> {
+        let webm = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("webm"));
+        let (codec, fast) = if webm {
+            (
+                "libvpx-vp9",
+                ["-deadline", "realtime", "-cpu-used", "8"].as_slice(),
+            )
+        } else {
+            ("libx264", ["-preset", "veryfast"].as_slice())
         };
         let mut command = FfmpegCommand::new();
         command
@@ -54,9 +83,11 @@ impl VideoWriter {
             .input("-")
             // 4:2:0 needs even sides; odd-sized frames get one black row or column.
             .filter("pad=ceil(iw/2)*2:ceil(ih/2)*2")
-            .codec_video(codec)
-            .pix_fmt("yuv420p")
-            .output(path);
+            .codec_video(codec);
+        if realtime {
+            command.args(fast);
+        }
+        command.pix_fmt("yuv420p").output(path);
         let mut child = command.spawn().map_err(|e| match e.kind() {
             ErrorKind::NotFound => VideoWriteError::FfmpegMissing,
             _ => VideoWriteError::Encode {

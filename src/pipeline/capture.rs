@@ -351,7 +351,14 @@ impl Capture<'_> {
             let stepping = self.control.is_paused();
             if stepping && !self.control.take_step() {
                 clock = None;
-                std::thread::sleep(WAIT_TICK);
+                if source.is_live() {
+                    // A live source is read on while paused and its frames let go: what
+                    // it sent meanwhile must not wait in a pipe and come late on Play.
+                    source.next_frame()?;
+                    self.last_frame.set(Instant::now());
+                } else {
+                    std::thread::sleep(WAIT_TICK);
+                }
                 continue;
             }
             let frame = match pending.take() {

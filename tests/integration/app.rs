@@ -19,6 +19,7 @@ use focalyolo::source::SourceSpec;
 use focalyolo::weights::bundled::Layer9Choice;
 
 use crate::common::{frame_records, require_shared, run_yolo11n, succeeded};
+use crate::streams::{MPEG_TS_H264, ffmpeg_server, free_port};
 
 fn launch(weights: Option<PathBuf>, weights_folder: &Path) -> LaunchOptions {
     LaunchOptions {
@@ -614,4 +615,219 @@ fn a_line_clicked_on_the_video_counts_as_run_does_and_exports() {
         let off = (placed[0] - wanted[0]).hypot(placed[1] - wanted[1]);
         assert!(off < 1.5, "{placed:?} for {wanted:?}");
     }
+}
+
+/// Pixels of `rgb` (packed RGB) within 40 levels of `colour` in every channel.
+fn pixels_near(rgb: &[u8], colour: [u8; 3]) -> usize {
+    rgb.chunks_exact(3)
+        .filter(|p| (0..3).all(|c| p[c].abs_diff(colour[c]) <= 40))
+        .count()
+}
+
+/// Every frame of `video` as packed RGB, and its size and frame rate.
+fn decode(video: &Path) -> (Vec<Vec<u8>>, (u32, u32), f64) {
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-of", "csv=p=0"])
+        .args(["-show_entries", "stream=width,height,r_frame_rate"])
+        .arg(video)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+    let fields: Vec<&str> = text.split(',').collect();
+    assert_eq!(fields.len(), 3, "ffprobe: {text}");
+    let (width, height): (u32, u32) = (fields[0].parse().unwrap(), fields[1].parse().unwrap());
+    let (num, den) = fields[2].split_once('/').unwrap();
+    let rate = num.parse::<f64>().unwrap() / den.parse::<f64>().unwrap();
+    let raw = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(video)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "the recording decodes");
+    let frame = (width * height * 3) as usize;
+    assert_eq!(raw.stdout.len() % frame, 0);
+    let frames = raw.stdout.chunks_exact(frame).map(<[u8]>::to_vec).collect();
+    (frames, (width, height), rate)
+}
+
+#[test]
+fn record_makes_a_playable_mp4_of_the_view_and_snapshot_saves_png_and_json() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let recordings = folder.path().join("recordings");
+    let mut harness = harness(LaunchOptions {
+        record_dir: Some(recordings.clone()),
+        imgsz: Some(320),
+        ..launch(Some(shared.join("weights/yolo11n.pt")), folder.path())
+    });
+    step_until(&mut harness, "the model", model_ready);
+    let clip = shared.join("videos/vamsi_pedestrians.avi");
+    play(&mut harness, &clip);
+    step_until(&mut harness, "people boxed", |app| {
+        app.current().is_some_and(|c| !c.detections.is_empty())
+    });
+    harness.get_by_label("Record").click();
+    harness.run_steps(2);
+    let first_pts = harness.state().current().unwrap().frame.pts;
+    assert!(harness.state().recorder().is_some(), "recording");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.get_by_label_contains("REC 0:0");
+    let last_pts = harness.state().current().unwrap().frame.pts;
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::R);
+    harness.run_steps(2);
+    assert!(harness.state().recorder().is_none(), "Ctrl+R stopped it");
+    let note = harness.state().record_note().unwrap().clone();
+    assert!(
+        !note.error && note.text.starts_with("recording saved: "),
+        "{note:?}"
+    );
+
+    let videos: Vec<PathBuf> = std::fs::read_dir(&recordings)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(videos.len(), 1, "{videos:?}");
+    let name = videos[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("focalyolo-20") && name.ends_with(".mp4"),
+        "{name}"
+    );
+    let (frames, size, rate) = decode(&videos[0]);
+    assert_eq!(size, (480, 360), "the source's resolution");
+    assert!(
+        (rate - 10.0).abs() < 0.01,
+        "the source's frame rate: {rate}"
+    );
+    // As long as the frames it holds lasted (the first to the last shown, plus one frame).
+    let length = frames.len() as f64 / rate;
+    let recorded = last_pts - first_pts + 1.0 / rate;
+    println!(
+        "{} frames, {length:.2} s of video for {recorded:.2} s recorded ({:.2} s of wall time)",
+        frames.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        (length - recorded).abs() <= 0.35,
+        "{length:.2} s of video for {recorded:.2} s recorded"
+    );
+    // The boxes are drawn: the clip's people in their class colour, which the clip itself
+    // hardly has.
+    let person = focalyolo::output::annotate::class_colour(0);
+    let source = decode_first_frame(&clip);
+    let middle = &frames[frames.len() / 2];
+    assert!(
+        pixels_near(middle, person) > 300.max(10 * pixels_near(&source, person)),
+        "{} box pixels in the recording, {} in the clip",
+        pixels_near(middle, person),
+        pixels_near(&source, person)
+    );
+
+    // Ctrl+S: the frame as shown, and its detections (paused, so that it stays on screen).
+    harness.state().session().unwrap().control.set_paused(true);
+    harness.run_steps(4);
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+    harness.run_steps(2);
+    let note = harness.state().record_note().unwrap().clone();
+    let png = PathBuf::from(
+        note.text
+            .strip_prefix("snapshot saved: ")
+            .expect(&note.text),
+    );
+    let snapshot = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(snapshot.dimensions(), (480, 360));
+    assert!(pixels_near(snapshot.as_raw(), person) > 300);
+    let record: focalyolo::output::report::FrameRecord =
+        serde_json::from_str(&std::fs::read_to_string(png.with_extension("json")).unwrap())
+            .unwrap();
+    let current = harness.state().current().unwrap();
+    assert_eq!(record.frame, current.frame.index);
+    assert_eq!(record.detections.len(), current.detections.len());
+}
+
+/// The first frame of `video` as packed RGB.
+fn decode_first_frame(video: &Path) -> Vec<u8> {
+    let raw = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(video)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    raw.stdout
+}
+
+#[test]
+fn a_lost_stream_shows_reconnecting_over_its_last_frame_and_comes_back() {
+    let shared = require_shared!();
+    let folder = tempfile::tempdir().unwrap();
+    let mut harness = harness(LaunchOptions {
+        record_dir: Some(folder.path().join("recordings")),
+        imgsz: Some(320),
+        ..launch(Some(shared.join("weights/yolo11n.pt")), folder.path())
+    });
+    step_until(&mut harness, "the model", model_ready);
+    let url = format!("tcp://127.0.0.1:{}", free_port());
+    let listen = format!("{url}?listen=1");
+    let videos = shared.join("videos");
+    let server = ffmpeg_server(
+        &videos.join("vamsi_pedestrians.avi"),
+        60.0,
+        true,
+        &MPEG_TS_H264,
+        &listen,
+    );
+    let ctx = harness.ctx.clone();
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(&url));
+    let width = |app: &FocalYoloApp| app.current().map(|c| c.frame.image.width());
+    step_until(&mut harness, "the stream's frames", |app| {
+        width(app) == Some(480)
+    });
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::R);
+    harness.run_steps(2);
+    assert!(harness.state().recorder().is_some());
+
+    drop(server);
+    step_until(&mut harness, "the loss noticed", |app| {
+        matches!(
+            app.session().unwrap().state,
+            SourceState::Reconnecting { .. }
+        )
+    });
+    assert_eq!(
+        width(harness.state()),
+        Some(480),
+        "the last frame stays on screen"
+    );
+    harness.get_by_label_contains("reconnecting (attempt");
+    let note = harness.state().record_note().unwrap().text.clone();
+    assert!(
+        note.starts_with("recording saved: ") && note.ends_with("(the stream was lost)"),
+        "{note}"
+    );
+    assert!(harness.state().settings().recent_streams.contains(&url));
+
+    let _back = ffmpeg_server(
+        &videos.join("ckd_traffic.webm"),
+        60.0,
+        true,
+        &MPEG_TS_H264,
+        &listen,
+    );
+    step_until(&mut harness, "the stream back at 640", |app| {
+        width(app) == Some(640)
+    });
+    assert_eq!(
+        harness.state().session().unwrap().state,
+        SourceState::Playing
+    );
 }

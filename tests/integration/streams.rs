@@ -15,7 +15,7 @@ use crate::common::{frame_records, require_shared, yolo11n_run};
 const LONGEST: Duration = Duration::from_secs(120);
 
 /// A child process killed when the test is done with it, even on a failed assertion.
-struct Running(Child);
+pub struct Running(Child);
 
 impl Running {
     fn start(command: &mut Command) -> Self {
@@ -62,7 +62,7 @@ impl Drop for Running {
 }
 
 /// A port nothing listens on (free a moment ago).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -73,7 +73,13 @@ fn free_port() -> u16 {
 /// ffmpeg serving `seconds` of `clip`, re-encoded as a live encoder would (H.264, no
 /// B-frames, a key frame every second), at its own pace (`-re`, unless `paced` is false),
 /// to one client of `url`.
-fn ffmpeg_server(clip: &Path, seconds: f64, paced: bool, format: &[&str], url: &str) -> Running {
+pub fn ffmpeg_server(
+    clip: &Path,
+    seconds: f64,
+    paced: bool,
+    format: &[&str],
+    url: &str,
+) -> Running {
     let mut command = Command::new("ffmpeg");
     command.args(["-hide_banner", "-loglevel", "error", "-nostdin"]);
     if paced {
@@ -88,7 +94,7 @@ fn ffmpeg_server(clip: &Path, seconds: f64, paced: bool, format: &[&str], url: &
     Running::start(&mut command)
 }
 
-const MPEG_TS_H264: [&str; 10] = [
+pub const MPEG_TS_H264: [&str; 10] = [
     "-c:v",
     "libx264",
     "-preset",
