@@ -5,6 +5,7 @@
 //! writes it, and the reader takes a frame's line, then its bytes: the two stay in step
 //! without buffering frames.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{ChildStdout, ExitStatus};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -13,6 +14,8 @@ use std::time::Duration;
 use ffmpeg_sidecar::child::FfmpegChild;
 use ffmpeg_sidecar::command::FfmpegCommand;
 use image::RgbImage;
+
+use super::Frame;
 
 /// The rate ffmpeg itself assumes for streams that carry no timing (raw MJPEG, raw H.264).
 pub const ASSUMED_FRAME_RATE: f64 = 25.0;
@@ -79,6 +82,47 @@ impl LogLine {
     }
 }
 
+/// Frame numbers and times of one decode that started `start` seconds into its input
+/// (ffmpeg counts and times from there).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameClock {
+    start: f64,
+    last_pts: Option<f64>,
+}
+
+impl FrameClock {
+    pub fn starting_at(start: f64) -> Self {
+        Self {
+            start,
+            last_pts: None,
+        }
+    }
+
+    /// The decode's frame `n`, whose own time is `pts` (a frame without one follows the last
+    /// at `rate`), numbered and timed in the input, in `segment`.
+    pub fn frame(
+        &mut self,
+        n: u64,
+        pts: Option<f64>,
+        rate: f64,
+        segment: u64,
+        image: RgbImage,
+    ) -> Frame {
+        let pts = match (pts, self.last_pts) {
+            (Some(pts), _) => self.start + pts,
+            (None, Some(last)) => last + 1.0 / rate,
+            (None, None) => self.start,
+        };
+        self.last_pts = Some(pts);
+        Frame {
+            index: (self.start * rate).round() as u64 + n,
+            pts,
+            segment,
+            image,
+        }
+    }
+}
+
 /// One running ffmpeg, decoding one input into RGB frames.
 pub struct Decoder {
     child: FfmpegChild,
@@ -87,10 +131,27 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Start `command` (its input and options set) with the `showinfo` filter and raw RGB
-    /// frames on stdout.
-    pub fn spawn(mut command: FfmpegCommand) -> std::io::Result<Self> {
-        command.filter("showinfo").rawvideo();
+    /// Decode the first video stream of `input` from `start` seconds, every frame exactly
+    /// once (`-fps_mode passthrough`: none duplicated or dropped to fit a constant rate);
+    /// `input_options` go before the input.
+    pub fn start(
+        input: impl AsRef<OsStr>,
+        input_options: &[&str],
+        start: f64,
+    ) -> std::io::Result<Self> {
+        let mut command = FfmpegCommand::new();
+        command
+            .hide_banner()
+            .args(["-nostats", "-nostdin"])
+            .args(input_options);
+        if start > 0.0 {
+            command.seek(format!("{start:.6}"));
+        }
+        command
+            .input(input)
+            .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+            .filter("showinfo")
+            .rawvideo();
         let mut child = command.spawn()?;
         let (Some(stdout), Some(stderr)) = (child.take_stdout(), child.take_stderr()) else {
             return Err(std::io::Error::other("ffmpeg's output is not piped"));

@@ -11,10 +11,9 @@ use std::io::ErrorKind;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use ffmpeg_sidecar::command::FfmpegCommand;
 use serde::{Deserialize, Serialize};
 
-use super::ffmpeg::{ASSUMED_FRAME_RATE, Decoder, LogLine};
+use super::ffmpeg::{ASSUMED_FRAME_RATE, Decoder, FrameClock, LogLine};
 use super::{Frame, FrameSource, SourceError, StreamUrl};
 
 /// How RTSP carries the video: TCP (interleaved, the default: no losses through NAT and
@@ -56,9 +55,8 @@ pub struct StreamSource {
     duration: Option<f64>,
     /// The frame size of this connection; another one ends it.
     size: Option<(u32, u32)>,
-    /// Where the current decode started (a seek into a remote file), in seconds.
-    start: f64,
-    last_pts: Option<f64>,
+    /// Frame times and numbers of the current decode (from a seek into a remote file).
+    clock: FrameClock,
     first: Option<Frame>,
     /// ffmpeg's last error line.
     last_error: Option<String>,
@@ -80,8 +78,7 @@ impl StreamSource {
             frame_rate: None,
             duration: None,
             size: None,
-            start: 0.0,
-            last_pts: None,
+            clock: FrameClock::starting_at(0.0),
             first: None,
             last_error: None,
             seeks: 0,
@@ -100,36 +97,30 @@ impl StreamSource {
         self.first = None;
         self.size = None;
         self.last_error = None;
-        self.start = start;
-        self.last_pts = None;
-        let mut command = FfmpegCommand::new();
-        command.hide_banner().args(["-nostats", "-nostdin"]);
+        self.clock = FrameClock::starting_at(start);
+        // Decode each frame as soon as its data is in, without waiting for reordering a
+        // live encoder does not do; look at little of the stream to learn its format.
+        let mut options = vec![
+            "-flags",
+            "low_delay",
+            "-probesize",
+            PROBE_BYTES,
+            "-analyzeduration",
+            PROBE_MICROSECONDS,
+        ];
         if matches!(self.url.scheme().as_str(), "rtsp" | "rtsps") {
             let transport = match self.options.rtsp_transport {
                 RtspTransport::Tcp => "tcp",
                 RtspTransport::Udp => "udp",
             };
-            command.args(["-rtsp_transport", transport]);
+            options.extend(["-rtsp_transport", transport]);
         }
-        if start > 0.0 {
-            command.seek(format!("{start:.6}"));
-        }
-        command
-            // Decode each frame as soon as its data is in, without waiting for reordering
-            // a live encoder does not do.
-            .args(["-flags", "low_delay"])
-            .args([
-                "-probesize",
-                PROBE_BYTES,
-                "-analyzeduration",
-                PROBE_MICROSECONDS,
-            ])
-            .input(self.url.as_str())
-            .args(["-map", "0:v:0", "-fps_mode", "passthrough"]);
-        self.decoder = Some(Decoder::spawn(command).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => SourceError::FfmpegMissing,
-            _ => self.error(e.to_string()),
-        })?);
+        self.decoder = Some(
+            Decoder::start(self.url.as_str(), &options, start).map_err(|e| match e.kind() {
+                ErrorKind::NotFound => SourceError::FfmpegMissing,
+                _ => self.error(e.to_string()),
+            })?,
+        );
         Ok(())
     }
 
@@ -204,18 +195,7 @@ impl StreamSource {
             return self.ended();
         };
         let rate = self.frame_rate.unwrap_or(ASSUMED_FRAME_RATE);
-        let pts = match (pts, self.last_pts) {
-            (Some(pts), _) => self.start + pts,
-            (None, Some(last)) => last + 1.0 / rate,
-            (None, None) => self.start,
-        };
-        self.last_pts = Some(pts);
-        Ok(Some(Frame {
-            index: (self.start * rate).round() as u64 + n,
-            pts,
-            segment: self.seeks,
-            image,
-        }))
+        Ok(Some(self.clock.frame(n, pts, rate, self.seeks, image)))
     }
 
     /// ffmpeg stopped: a remote file ended, or a live stream was lost.

@@ -5,9 +5,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use ffmpeg_sidecar::command::FfmpegCommand;
-
-use super::ffmpeg::{ASSUMED_FRAME_RATE, Decoder, LogLine, QUOTED_ERRORS};
+use super::ffmpeg::{ASSUMED_FRAME_RATE, Decoder, FrameClock, LogLine, QUOTED_ERRORS};
 use super::{Frame, FrameSource, SourceError};
 
 pub struct VideoSource {
@@ -15,10 +13,8 @@ pub struct VideoSource {
     decoder: Option<Decoder>,
     frame_rate: Option<f64>,
     duration: Option<f64>,
-    /// Where the current decode started, in seconds: ffmpeg restarts timestamps at a seek.
-    start: f64,
-    /// The time of the last frame, for one that comes without its own.
-    last_pts: Option<f64>,
+    /// Frame times and numbers of the current decode: ffmpeg restarts them at a seek.
+    clock: FrameClock,
     /// The first frame, read by `open` to prove the file decodes.
     first: Option<Frame>,
     errors: Vec<String>,
@@ -36,8 +32,7 @@ impl VideoSource {
             decoder: None,
             frame_rate: None,
             duration: None,
-            start: 0.0,
-            last_pts: None,
+            clock: FrameClock::starting_at(0.0),
             first: None,
             errors: Vec::new(),
             seeks: 0,
@@ -55,20 +50,13 @@ impl VideoSource {
         self.decoder = None;
         self.first = None;
         self.errors.clear();
-        self.start = start;
-        self.last_pts = None;
-        let mut command = FfmpegCommand::new();
-        command.hide_banner().args(["-nostats", "-nostdin"]);
-        if start > 0.0 {
-            command.seek(format!("{start:.6}"));
-        }
-        command
-            .input(&self.path)
-            .args(["-map", "0:v:0", "-fps_mode", "passthrough"]);
-        self.decoder = Some(Decoder::spawn(command).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => SourceError::FfmpegMissing,
-            _ => self.video_error(e.to_string()),
-        })?);
+        self.clock = FrameClock::starting_at(start);
+        self.decoder = Some(Decoder::start(&self.path, &[], start).map_err(
+            |e| match e.kind() {
+                ErrorKind::NotFound => SourceError::FfmpegMissing,
+                _ => self.video_error(e.to_string()),
+            },
+        )?);
         Ok(())
     }
 
@@ -148,18 +136,7 @@ impl VideoSource {
             return Err(error);
         };
         let rate = self.frame_rate.unwrap_or(ASSUMED_FRAME_RATE);
-        let pts = match (pts, self.last_pts) {
-            (Some(pts), _) => self.start + pts,
-            (None, Some(last)) => last + 1.0 / rate,
-            (None, None) => self.start,
-        };
-        self.last_pts = Some(pts);
-        Ok(Some(Frame {
-            index: (self.start * rate).round() as u64 + n,
-            pts,
-            segment: self.seeks,
-            image,
-        }))
+        Ok(Some(self.clock.frame(n, pts, rate, self.seeks, image)))
     }
 }
 

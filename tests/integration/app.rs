@@ -751,6 +751,15 @@ fn record_makes_a_playable_mp4_of_the_view_and_snapshot_saves_png_and_json() {
     let current = harness.state().current().unwrap();
     assert_eq!(record.frame, current.frame.index);
     assert_eq!(record.detections.len(), current.detections.len());
+
+    // The window closed mid-recording: the file is still finished and plays.
+    harness.get_by_label("Record").click();
+    harness.run_steps(2);
+    let unfinished = harness.state().recorder().unwrap().path().to_path_buf();
+    drop(harness);
+    let (frames, size, _) = decode(&unfinished);
+    assert_eq!(size, (480, 360));
+    assert!(!frames.is_empty());
 }
 
 /// The first frame of `video` as packed RGB.
