@@ -161,14 +161,11 @@ fn the_outputs_recipe_writes_every_layer_it_trains_under_its_ultralytics_name() 
     recipe_writes_every_layer_it_trains(&shared, Recipe::Outputs, 23, Training::NotChecked);
 }
 
-/// Found when views became fresh every epoch: a step of the `outputs` recipe raises its
-/// own loss on fixed views of the images it trains on, in proportion to the learning rate
-/// (0.8010 at lr 0; 0.8011, 0.8024, 0.8153, 0.9634 after two steps at 1e-8 … 1e-5, layer
-/// 9 alone), while the loss's gradient with respect to the head's outputs is right (unit
-/// test in `distill::targets`) and the MSE recipes fall as they should. Until the cause
-/// is found the recipe is not to be trusted; the bundled layer does not use it.
+/// Training with the `outputs` recipe lowers its loss on fixed views of the images it
+/// trains on. (Its old objective did not: weighted by the student's own detached scores, it
+/// was not minimal at the teacher, and its steps raised it in proportion to the learning
+/// rate.)
 #[test]
-#[ignore = "known defect: the outputs recipe raises its loss on fixed views (see the comment)"]
 fn the_outputs_recipe_lowers_its_loss_on_fixed_views() {
     let shared = require_shared!();
     recipe_writes_every_layer_it_trains(&shared, Recipe::Outputs, 23, Training::Checked);
@@ -265,6 +262,9 @@ fn recipe_writes_every_layer_it_trains(
     }
     let trained = dir.path().join("trained.safetensors");
     let after = fixed_view_losses(&options, &trained);
+    println!(
+        "{recipe:?}: loss on fixed views {before} before training, {after:?} after each epoch"
+    );
     assert!(
         after.last().unwrap() < &before,
         "loss on fixed views did not fall from {before}: {after:?}"
