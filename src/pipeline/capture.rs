@@ -192,12 +192,6 @@ struct Position {
 #[derive(Debug, Clone, Copy, Default)]
 struct Renumber(Position);
 
-/// A live source that is away: since when, and the attempts made to reach it.
-struct Outage {
-    since: Instant,
-    attempts: u32,
-}
-
 /// Ties presentation times to the wall clock from one frame on.
 struct Clock {
     wall: Instant,
@@ -211,7 +205,8 @@ impl Capture<'_> {
     }
 
     fn run(&self, open: &Opener) {
-        let mut outage: Option<Outage> = None;
+        // Attempts to reach the source again since it was lost; `None` while it is there.
+        let mut attempts: Option<u32> = None;
         loop {
             if self.control.stopped() {
                 return;
@@ -225,12 +220,8 @@ impl Capture<'_> {
             });
             let mut source = match open(left) {
                 Ok(source) => source,
-                Err(err) if outage.is_some() || err.is_transient() => {
-                    let outage = outage.get_or_insert_with(|| Outage {
-                        since: self.last_frame.get(),
-                        attempts: 0,
-                    });
-                    if !self.wait_to_retry(outage, err.to_string()) {
+                Err(err) if attempts.is_some() || err.is_transient() => {
+                    if !self.wait_to_retry(attempts.get_or_insert(0), err.to_string()) {
                         return;
                     }
                     continue;
@@ -241,7 +232,7 @@ impl Capture<'_> {
                 }
             };
             let live = source.is_live();
-            if outage.take().is_some() {
+            if attempts.take().is_some() {
                 self.follow_on();
             }
             if live && self.options.live_latest_wins {
@@ -256,12 +247,8 @@ impl Capture<'_> {
                 match self.play(source.as_mut()) {
                     Ok(()) => return,
                     Err(err) if live => {
-                        let lost = outage.insert(Outage {
-                            since: self.last_frame.get(),
-                            attempts: 0,
-                        });
                         drop(source);
-                        if !self.wait_to_retry(lost, err.to_string()) {
+                        if !self.wait_to_retry(attempts.insert(0), err.to_string()) {
                             return;
                         }
                         break;
@@ -276,11 +263,11 @@ impl Capture<'_> {
         }
     }
 
-    /// After a live source failed with `reason`: report the next attempt and wait for it
-    /// (true), or give up when the source has been away too long or the owner stopped
-    /// (false).
-    fn wait_to_retry(&self, outage: &mut Outage, reason: String) -> bool {
-        let gone_for = outage.since.elapsed();
+    /// After a live source failed with `reason` (`attempts` made since it was lost): report
+    /// the next attempt and wait for it (true), or give up when the source has been away too
+    /// long, since its last frame, or the owner stopped (false).
+    fn wait_to_retry(&self, attempts: &mut u32, reason: String) -> bool {
+        let gone_for = self.last_frame.get().elapsed();
         let left = self
             .options
             .reconnect_timeout
@@ -289,10 +276,10 @@ impl Capture<'_> {
             self.report(CaptureEvent::GaveUp { reason, gone_for });
             return false;
         }
-        outage.attempts += 1;
-        let retry_in = retry_delay(outage.attempts).min(left.unwrap_or(Duration::MAX));
+        *attempts += 1;
+        let retry_in = retry_delay(*attempts).min(left.unwrap_or(Duration::MAX));
         self.report(CaptureEvent::Reconnecting {
-            attempt: outage.attempts,
+            attempt: *attempts,
             retry_in,
             reason,
         });
