@@ -62,6 +62,7 @@ impl StreamUrl {
     pub fn user(&self) -> Option<&str> {
         self.userinfo()
             .map(|userinfo| userinfo.split_once(':').map_or(userinfo, |(user, _)| user))
+            .filter(|user| !user.is_empty())
     }
 
     fn password(&self) -> Option<&str> {
@@ -249,5 +250,7 @@ mod tests {
         let plain = StreamUrl::parse("http://phone:8080/video").unwrap();
         assert_eq!(plain.to_string(), "http://phone:8080/video");
         assert!(!plain.needs_password());
+        // ffmpeg's "any address" for UDP is not a user.
+        assert!(!StreamUrl::parse("udp://@:1234").unwrap().needs_password());
     }
 }
