@@ -344,24 +344,26 @@ mod tests {
         (normal([2, 64, anchors], 3.0), background + objects)
     }
 
+    /// `t` moved by normal noise of standard deviation `scale`.
+    fn nudged(t: &Tensor<3>, scale: f32) -> Tensor<3> {
+        let noise = Tensor::<3>::random(
+            t.dims(),
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &t.device(),
+        );
+        t.clone() + noise * scale
+    }
+
     /// The output loss and its gradient against central finite differences, along random
     /// directions, at students that differ from the teacher by `offset`.
     fn check_gradient_near_the_teacher(offset: f32) {
         let device = Device::flex().autodiff();
         let teacher = teacher_head(&device, 200);
-        let nudge = |t: &Tensor<3>, scale: f32| {
-            t.clone()
-                + Tensor::<3>::random(
-                    t.dims(),
-                    burn::tensor::Distribution::Normal(0.0, 1.0),
-                    &device,
-                ) * scale
-        };
         for trial in 0..4 {
-            let student = (nudge(&teacher.0, offset), nudge(&teacher.1, offset));
+            let student = (nudged(&teacher.0, offset), nudged(&teacher.1, offset));
             let direction = (
-                nudge(&(teacher.0.clone() * 0.0), 1.0),
-                nudge(&(teacher.1.clone() * 0.0), 1.0),
+                nudged(&teacher.0.zeros_like(), 1.0),
+                nudged(&teacher.1.zeros_like(), 1.0),
             );
             let (boxes, classes) = (
                 student.0.clone().detach().require_grad(),
@@ -408,16 +410,11 @@ mod tests {
         let at_teacher: f32 = output_loss(teacher.clone(), teacher.clone()).into_scalar();
         assert!(at_teacher.abs() < 1e-5, "{at_teacher}");
         for scale in [1e-3, 1e-2, 1e-1] {
-            let moved = |t: &Tensor<3>| {
-                t.clone()
-                    + Tensor::<3>::random(
-                        t.dims(),
-                        burn::tensor::Distribution::Normal(0.0, 1.0),
-                        &device,
-                    ) * scale
-            };
-            let near: f32 =
-                output_loss((moved(&teacher.0), moved(&teacher.1)), teacher.clone()).into_scalar();
+            let near: f32 = output_loss(
+                (nudged(&teacher.0, scale), nudged(&teacher.1, scale)),
+                teacher.clone(),
+            )
+            .into_scalar();
             assert!(near > at_teacher, "{near} at {scale} from the teacher");
         }
         // The two-anchor case: teacher 0.5 and 0.01, student 0.5 and 0.02. The old
