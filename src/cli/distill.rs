@@ -62,6 +62,9 @@ pub struct DistillArgs {
     /// Peak learning rate (AdamW, cosine decay to 1% of it).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// The layers after 9 that train (--train-through) learn at this share of --lr.
+    #[arg(long, default_value_t = 0.1)]
+    later_lr_scale: f64,
     /// AdamW's decoupled weight decay.
     #[arg(long, default_value_t = 1e-4)]
     weight_decay: f64,
@@ -124,6 +127,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         canvas: args.canvas,
         scale: (args.min_scale, args.max_scale),
         learning_rate: args.lr,
+        later_layers_lr_scale: args.later_lr_scale,
         weight_decay: args.weight_decay,
         validation,
         val: args.val.clone(),

@@ -84,7 +84,11 @@ pub struct DistillOptions {
     /// on the minimal canvas, the image at a smaller input size; above 1, a crop of the
     /// enlarged image.
     pub scale: (f64, f64),
+    /// Layer 9's peak learning rate.
     pub learning_rate: f64,
+    /// The layers after 9 that train learn at this share of layer 9's rate: they start
+    /// trained, and should adapt to the new layer rather than be relearnt.
+    pub later_layers_lr_scale: f64,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f64,
     /// Images never trained on, whose loss is reported after every epoch: how well the
@@ -113,6 +117,7 @@ impl Default for DistillOptions {
             canvas: Canvas::Minimal,
             scale: (0.5, 1.5),
             learning_rate: 1e-3,
+            later_layers_lr_scale: 0.1,
             weight_decay: 1e-4,
             validation: Vec::new(),
             val: None,
@@ -290,8 +295,13 @@ pub fn distill(
                 * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
             let loss = batch_loss(&student, &samples, options.recipe);
             let value: f32 = loss.clone().into_scalar();
-            let grads = GradientsParams::from_grads(loss.backward(), &student);
-            student = optimizer.step(lr, student, grads);
+            let mut grads = loss.backward();
+            let layer9 = GradientsParams::from_module(&mut grads, &student.model[LAYER9]);
+            let later = GradientsParams::from_grads(grads, &student);
+            student = optimizer.step(lr, student, layer9);
+            if !later.is_empty() {
+                student = optimizer.step(lr * options.later_layers_lr_scale, student, later);
+            }
             epoch_loss += value * samples.len() as f32;
             seen += samples.len();
             on_event(DistillEvent::Step {
@@ -423,6 +433,10 @@ fn save_layers(
         ("canvas", format!("{:?}", options.canvas).to_lowercase()),
         ("scale", format!("{}-{}", options.scale.0, options.scale.1)),
         ("learning_rate", options.learning_rate.to_string()),
+        (
+            "later_layers_lr_scale",
+            options.later_layers_lr_scale.to_string(),
+        ),
         ("weight_decay", options.weight_decay.to_string()),
         ("final_loss", loss.to_string()),
     ];

@@ -150,6 +150,38 @@ fn training_c2psa_too_writes_layer_10_in_ultralytics_names_and_it_loads() {
         change > 1e-4,
         "layer 10 did not train (max change {change})"
     );
+
+    // The layers after 9 learn at their share of layer 9's rate: none, here.
+    let frozen_out = dir.path().join("layer10-at-rate-0.safetensors");
+    let frozen = DistillOptions {
+        epochs: 1,
+        later_layers_lr_scale: 0.0,
+        ..options
+    };
+    distill(
+        &teacher,
+        &few_images(&shared, 6),
+        &frozen,
+        &frozen_out,
+        false,
+        &mut |_| {},
+    )
+    .unwrap();
+    let (frozen_model, _) = Yolo::load(
+        &teacher
+            .with_focal_layer(&Weights::load(&frozen_out).unwrap())
+            .unwrap(),
+        &device,
+    )
+    .unwrap();
+    let change = (layer10(&frozen_model) - layer10(&teacher_model))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+    assert!(
+        change < 1e-4,
+        "layer 10 trained at rate 0 (max change {change})"
+    );
 }
 
 /// Layers 9–23 trained with the `outputs` recipe: with a zero learning rate the file
