@@ -72,9 +72,6 @@ fn new_file(folder: &Path, extension: &str) -> Result<PathBuf, RecordError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
     pub path: PathBuf,
-    /// Frames the model's results were drawn on (the video holds more: each is held until
-    /// the next one's time).
-    pub frames: u64,
     /// The video's length.
     pub seconds: f64,
 }
@@ -166,18 +163,12 @@ fn encode(
     path: PathBuf,
 ) -> Result<Recorded, RecordError> {
     let mut timeline = Timeline::new(frame_rate);
-    let mut drawn = 0;
     for frame in queue {
         timeline.push(frame.render(names), frame.pts, &mut video)?;
-        drawn += 1;
     }
     let seconds = timeline.finish(&mut video)?;
     video.finish()?;
-    Ok(Recorded {
-        path,
-        frames: drawn,
-        seconds,
-    })
+    Ok(Recorded { path, seconds })
 }
 
 /// Frames at their times on a constant-rate video: each is written as many times as it

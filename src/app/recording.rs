@@ -67,7 +67,12 @@ impl FocalYoloApp {
     /// Finish the recording under way, if any (`why` says what stopped it when the user
     /// did not); what was saved.
     pub fn stop_recording(&mut self, why: &str) -> Option<Result<Recorded, RecordError>> {
-        let finished = self.recorder.take()?.finish();
+        let recorder = self.recorder.take()?;
+        let skipped = match recorder.skipped() {
+            0 => String::new(),
+            n => format!(", {n} frames skipped while the encoder was busy"),
+        };
+        let finished = recorder.finish();
         let why = if why.is_empty() {
             String::new()
         } else {
@@ -75,7 +80,7 @@ impl FocalYoloApp {
         };
         self.status_bar.note = Some(match &finished {
             Ok(saved) => Note::info(format!(
-                "recording saved: {} ({:.1} s){why}",
+                "recording saved: {} ({:.1} s{skipped}){why}",
                 saved.path.display(),
                 saved.seconds
             )),

@@ -104,7 +104,7 @@ const SHORTEST_ATTEMPT: Duration = Duration::from_secs(1);
 const WAIT_TICK: Duration = Duration::from_millis(10);
 
 /// The wait before attempt `attempt` (1, 2, …) to reach a lost source again.
-pub fn retry_delay(attempt: u32) -> Duration {
+fn retry_delay(attempt: u32) -> Duration {
     FIRST_RETRY
         .saturating_mul(1 << attempt.saturating_sub(1).min(16))
         .min(LONGEST_RETRY)

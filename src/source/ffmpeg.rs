@@ -20,9 +20,6 @@ use super::Frame;
 /// The rate ffmpeg itself assumes for streams that carry no timing (raw MJPEG, raw H.264).
 pub const ASSUMED_FRAME_RATE: f64 = 25.0;
 
-/// How many of ffmpeg's last error lines an error message quotes.
-pub const QUOTED_ERRORS: usize = 3;
-
 /// What a line of ffmpeg's log says that the reader needs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogLine {

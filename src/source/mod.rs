@@ -147,13 +147,6 @@ impl SourceSpec {
         })
     }
 
-    /// Whether frames arrive live (a camera, a stream) rather than from storage: a live
-    /// source is read as it comes, and skipped to its newest frame when the model is behind.
-    /// A stream that turns out to be a file on a server says so when it opens.
-    pub fn is_live(&self) -> bool {
-        matches!(self, Self::Camera(_) | Self::Stream(_))
-    }
-
     /// What to remember of this source (settings, recent lists): a stream without its
     /// secrets.
     pub fn to_remembered(&self) -> String {
@@ -276,7 +269,6 @@ mod tests {
         );
         let stream = SourceSpec::parse("rtsp://admin:secret@10.0.0.2/live");
         assert!(matches!(stream, SourceSpec::Stream(_)));
-        assert!(stream.is_live());
         assert_eq!(stream.to_string(), "rtsp://admin:***@10.0.0.2/live");
         assert_eq!(stream.to_remembered(), "rtsp://admin@10.0.0.2/live");
         // A URL-looking file name with an unknown scheme stays a path.

@@ -5,8 +5,11 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::ffmpeg::{ASSUMED_FRAME_RATE, Decoder, FrameClock, LogLine, QUOTED_ERRORS};
+use super::ffmpeg::{ASSUMED_FRAME_RATE, Decoder, FrameClock, LogLine};
 use super::{Frame, FrameSource, SourceError};
+
+/// How many of ffmpeg's last error lines an error message quotes.
+const QUOTED_ERRORS: usize = 3;
 
 pub struct VideoSource {
     path: PathBuf,
