@@ -733,7 +733,7 @@ fn record_makes_a_playable_mp4_of_the_view_and_snapshot_saves_png_and_json() {
 
     // Ctrl+S: the frame as shown, and its detections (paused, so that it stays on screen).
     harness.state().session().unwrap().control.set_paused(true);
-    harness.run_steps(4);
+    settle_paused(&mut harness);
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
     harness.run_steps(2);
     let note = harness.state().record_note().unwrap().clone();
@@ -760,6 +760,25 @@ fn record_makes_a_playable_mp4_of_the_view_and_snapshot_saves_png_and_json() {
     let (frames, size, _) = decode(&unfinished);
     assert_eq!(size, (480, 360));
     assert!(!frames.is_empty());
+}
+
+/// Step a paused app until the frame on screen stops changing: a frame captured or in
+/// inference when Pause was pressed still arrives.
+fn settle_paused(harness: &mut Harness<'_, FocalYoloApp>) {
+    let index =
+        |harness: &Harness<'_, FocalYoloApp>| harness.state().current().map(|c| c.frame.index);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut unchanged_since = Instant::now();
+    let mut last = index(harness);
+    while unchanged_since.elapsed() < Duration::from_millis(500) {
+        assert!(Instant::now() < deadline, "frames kept coming while paused");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+        if index(harness) != last {
+            last = index(harness);
+            unchanged_since = Instant::now();
+        }
+    }
 }
 
 /// The first frame of `video` as packed RGB.
