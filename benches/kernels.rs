@@ -1,5 +1,6 @@
-//! The WGSL depthwise kernel against burn's `conv2d(groups = C)` on the same wgpu device,
-//! for every depthwise layer shape of YOLO11n at 320 and 640.
+//! Our depthwise kernels against burn's `conv2d(groups = C)` on the same device (the WGSL
+//! kernel on wgpu, the CPU loops on burn's CPU backend), for every depthwise layer shape of
+//! YOLO11n at 320 and 640.
 
 use std::time::{Duration, Instant};
 
@@ -10,22 +11,21 @@ use focalyolo::compute::kernels::benchmark::yolo11n_depthwise_shapes;
 use focalyolo::compute::kernels::{burn_depthwise_conv2d, depthwise_conv2d, runs_wgsl};
 
 fn depthwise(c: &mut Criterion) {
-    let gpu = match ComputeDevice::select(DeviceChoice::Gpu) {
-        Ok(gpu) => gpu,
-        Err(err) => {
-            eprintln!("skipped: {err}");
-            return;
-        }
-    };
-    if !runs_wgsl(&gpu.device) {
+    match ComputeDevice::select(DeviceChoice::Gpu) {
+        Ok(gpu) if runs_wgsl(&gpu.device) => depthwise_on(c, "wgsl", gpu),
         // The description says why the kernel check switched them off.
-        eprintln!(
+        Ok(gpu) => eprintln!(
             "skipped: the WGSL kernels cannot be timed on {}",
             gpu.description
-        );
-        return;
+        ),
+        Err(err) => eprintln!("skipped the WGSL kernels: {err}"),
     }
-    let device = gpu.device;
+    depthwise_on(c, "cpu", ComputeDevice::cpu());
+}
+
+/// Our kernel (named `ours`) against burn's on `device`.
+fn depthwise_on(c: &mut Criterion, ours: &str, device: ComputeDevice) {
+    let device = device.device;
     let mut group = c.benchmark_group("depthwise");
     group
         .sample_size(20)
@@ -61,12 +61,13 @@ fn depthwise(c: &mut Criterion) {
                     start.elapsed()
                 }
             };
-            group.bench_function(BenchmarkId::new("wgsl", &id), |bench| {
+            group.bench_function(BenchmarkId::new(ours, &id), |bench| {
                 bench.iter_custom(run(depthwise_conv2d))
             });
-            group.bench_function(BenchmarkId::new("burn_conv2d", &id), |bench| {
-                bench.iter_custom(run(burn_depthwise_conv2d))
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("{ours}_burn_conv2d"), &id),
+                |bench| bench.iter_custom(run(burn_depthwise_conv2d)),
+            );
         }
     }
     group.finish();

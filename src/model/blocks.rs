@@ -73,8 +73,7 @@ impl C3k {
             .m
             .iter()
             .fold(self.cv1.forward(x.clone()), |y, b| b.forward(y));
-        self.cv3
-            .forward(Tensor::cat(vec![a, self.cv2.forward(x)], 1))
+        self.cv3.forward_concat(vec![a, self.cv2.forward(x)])
     }
 }
 
@@ -127,7 +126,7 @@ impl C3k2 {
             let last = ys.last().expect("chunk gives two halves").clone();
             ys.push(stage.forward(last));
         }
-        self.cv2.forward(Tensor::cat(ys, 1))
+        self.cv2.forward_concat(ys)
     }
 
     /// Whether the stages are C3k blocks (m/l/x scales and the deeper layers of n/s).
@@ -163,6 +162,6 @@ impl Sppf {
             let pooled = max_pool2d(ys.last().expect("non-empty").clone(), options.clone());
             ys.push(pooled);
         }
-        self.cv2.forward(Tensor::cat(ys, 1))
+        self.cv2.forward_concat(ys)
     }
 }

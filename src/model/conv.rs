@@ -137,7 +137,7 @@ impl Conv2dLayer {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [out_channels, _, k, _] = self.weight.dims();
+        let out_channels = self.out_channels();
         if self.groups == out_channels && out_channels > 1 {
             let bias = match &self.bias {
                 Some(b) => b.val(),
@@ -146,16 +146,31 @@ impl Conv2dLayer {
             return depthwise_conv2d(x, self.weight.val(), bias, self.stride, self.activation);
         }
         // The weights are autodiff tensors while a layer trains, even on plain inputs.
+        if self.groups == 1 && cpu::on_flex(&x) && cpu::on_flex(&self.weight.val()) {
+            return self.forward_concat(vec![x]);
+        }
+        self.burn_forward(x)
+    }
+
+    /// `forward(cat(parts, 1))`, the concatenation not written out on the CPU backend.
+    pub fn forward_concat(&self, parts: Vec<Tensor<4>>) -> Tensor<4> {
         let weight = self.weight.val();
-        if self.groups == 1 && cpu::on_flex(&x) && cpu::on_flex(&weight) {
+        if self.groups == 1 && parts.iter().all(cpu::on_flex) && cpu::on_flex(&weight) {
             return cpu::conv2d(
-                x,
+                parts,
                 weight,
                 self.bias.as_ref().map(|b| b.val()),
                 self.stride,
                 self.activation,
             );
         }
+        self.forward(Tensor::cat(parts, 1))
+    }
+
+    /// The convolution through burn's operations (autodiff while training, wgpu).
+    fn burn_forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, _, k, _] = self.weight.dims();
+        let weight = self.weight.val();
         let pad = k / 2;
         let options = ConvOptions::new([self.stride; 2], [pad; 2], [1, 1], self.groups);
         let y = conv2d(x, weight, self.bias.as_ref().map(|b| b.val()), options);
@@ -230,6 +245,11 @@ impl Conv {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(x)
+    }
+
+    /// `forward(cat(parts, 1))`; see [`Conv2dLayer::forward_concat`].
+    pub fn forward_concat(&self, parts: Vec<Tensor<4>>) -> Tensor<4> {
+        self.conv.forward_concat(parts)
     }
 
     pub fn out_channels(&self) -> usize {

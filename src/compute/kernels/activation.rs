@@ -18,7 +18,7 @@ impl Activation {
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::Identity => x,
-            Activation::Silu if cpu::on_flex(&x) => cpu::silu_in_place(x),
+            _ if cpu::on_flex(&x) => cpu::activate_in_place(x, self),
             Activation::Silu => silu(x),
             Activation::Gelu => gelu(x),
         }

@@ -1,5 +1,6 @@
 //! Depthwise convolution (`groups = channels`) with bias and fused activation:
-//! `shaders/depthwise_conv.wgsl` on wgpu, burn's `conv2d` elsewhere.
+//! `shaders/depthwise_conv.wgsl` on wgpu, [`cpu::depthwise_conv2d`] on the CPU backend,
+//! burn's `conv2d` elsewhere (autodiff while training).
 
 use burn::backend::wgpu::{
     CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
@@ -11,7 +12,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor};
 
-use super::Activation;
+use super::{Activation, cpu};
 use super::{BackendDevice, WORKGROUP, runs_wgsl, settings_by_id};
 
 fn output_shape(input: &Shape, weight: &Shape, stride: &usize) -> Shape {
@@ -266,7 +267,8 @@ fn activation_code(activation: Activation) -> u32 {
 }
 
 /// `activation(conv2d(x, weight, bias, stride, padding k/2, groups = channels))` for an
-/// odd square kernel `weight` of shape `(C, 1, k, k)`; the WGSL kernel on wgpu for k ≤ 9.
+/// odd square kernel `weight` of shape `(C, 1, k, k)`; the WGSL kernel on wgpu for k ≤ 9,
+/// our loops on the CPU.
 pub fn depthwise_conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -284,11 +286,14 @@ pub fn depthwise_conv2d(
             activation_code(activation),
         ));
     }
+    if cpu::on_flex(&x) && cpu::on_flex(&weight) && cpu::on_flex(&bias) {
+        return cpu::depthwise_conv2d(x, weight, bias, stride, activation);
+    }
     burn_depthwise_conv2d(x, weight, bias, stride, activation)
 }
 
-/// The same layer through burn's generic `conv2d`: the CPU path, and the baseline the
-/// kernel is tested and benchmarked against.
+/// The same layer through burn's generic `conv2d`: the baseline the kernels are tested and
+/// benchmarked against.
 pub fn burn_depthwise_conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,

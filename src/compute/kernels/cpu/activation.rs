@@ -1,43 +1,58 @@
-//! SiLU vectorised (AVX2 where the CPU has it) and split over rayon's threads.
+//! SiLU and GELU vectorised (the widest SIMD the CPU has, see [`super::vectorised`]) and
+//! split over rayon's threads. flex evaluates both one element at a time on one thread
+//! (`expf`, `erff`).
 
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::vectorised;
+use crate::compute::kernels::Activation;
+
 /// Elements per rayon task: large enough that scheduling costs nothing next to the work.
 const CHUNK: usize = 1 << 14;
 
-/// `x * sigmoid(x)` on a CPU tensor, in place when `x` holds its buffer alone.
-pub fn silu_in_place<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+/// `activation(x)` on a CPU tensor, in place when `x` holds its buffer alone.
+pub fn activate_in_place<const D: usize>(x: Tensor<D>, activation: Activation) -> Tensor<D> {
+    if activation == Activation::Identity {
+        return x;
+    }
     let device = x.device();
     let mut data = x.into_data();
     let values = data
         .as_mut_slice::<f32>()
         .expect("on_flex checked the dtype is f32");
-    values.par_chunks_mut(CHUNK).for_each(silu_slice);
+    values
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| activate(chunk, activation));
     Tensor::from_data(data, &device)
 }
 
-/// SiLU on every value, in place.
-pub(super) fn silu_slice(values: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2.
-        unsafe { silu_slice_avx2(values) };
-        return;
-    }
-    silu_slice_portable(values);
+/// `activation` on every value, in place.
+pub(super) fn activate(values: &mut [f32], activation: Activation) {
+    vectorised(
+        #[inline(always)]
+        || activate_inline(values, activation),
+    );
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn silu_slice_avx2(values: &mut [f32]) {
-    silu_slice_portable(values);
-}
-
+/// [`activate`] for callers already inside [`vectorised`].
 #[inline(always)]
-fn silu_slice_portable(values: &mut [f32]) {
-    for v in values {
-        *v = silu(*v);
+pub(super) fn activate_inline(values: &mut [f32], activation: Activation) {
+    match activation {
+        Activation::Identity => {}
+        Activation::Silu => values.iter_mut().for_each(|v| *v = silu(*v)),
+        Activation::Gelu => values.iter_mut().for_each(|v| *v = gelu(*v)),
+    }
+}
+
+/// `activation(value + bias)` on every value, in one pass, for callers already inside
+/// [`vectorised`].
+#[inline(always)]
+pub(super) fn add_and_activate(values: &mut [f32], bias: f32, activation: Activation) {
+    match activation {
+        Activation::Identity => values.iter_mut().for_each(|v| *v += bias),
+        Activation::Silu => values.iter_mut().for_each(|v| *v = silu(*v + bias)),
+        Activation::Gelu => values.iter_mut().for_each(|v| *v = gelu(*v + bias)),
     }
 }
 
@@ -51,6 +66,33 @@ pub fn silu(x: f32) -> f32 {
 #[inline(always)]
 pub(super) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
+}
+
+/// The exact GELU, `x · Φ(x) = x / 2 · erfc(-x / √2)`, within a few ulp: erfc by Numerical
+/// Recipes' Chebyshev fit (`erfcc`, fractional error below 1.2e-7 everywhere), which keeps
+/// GELU's negative tail relatively accurate where `1 + erf` would cancel. `e^(-z²)`, with
+/// `z² = x² / 2`, is taken as `e^(-h² / 2) · e^(-(|x| - h)(|x| + h) / 2)` with `h` holding
+/// `|x|`'s top 12 bits, so `h²` is exact: `z` or `z²` rounded would cost up to 160 ulp in
+/// the tail.
+#[inline(always)]
+pub(super) fn gelu(x: f32) -> f32 {
+    let magnitude = x.abs();
+    let a = magnitude * std::f32::consts::FRAC_1_SQRT_2;
+    let high = f32::from_bits(magnitude.to_bits() & 0xffff_f000);
+    let t = 1.0 / (1.0 + 0.5 * a);
+    let poly = t
+        * (1.000_023_7
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let rest = (high - magnitude) * (high + magnitude) * 0.5 - 1.265_512_2 + poly;
+    let tail = t * exp(-0.5 * high * high) * exp(rest);
+    // erfc(-x / √2): the tail itself for x ≤ 0.
+    let erfc = if x <= 0.0 { tail } else { 2.0 - tail };
+    0.5 * x * erfc
 }
 
 /// `e^x` by Cephes' `expf` (range reduction by ln 2, degree-6 polynomial), written without
@@ -80,6 +122,50 @@ pub(super) fn exp(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exact_gelu(x: f32) -> f64 {
+        let x = x as f64;
+        0.5 * x * libm::erfc(-x / std::f64::consts::SQRT_2)
+    }
+
+    #[test]
+    fn gelu_matches_the_exact_function_across_its_range() {
+        // Worst error in ulp of the exact value, over [from, to) thousandths.
+        let worst = |from: i32, to: i32| {
+            let mut worst = (0.0f64, 0.0f32);
+            for i in from..to {
+                let x = i as f32 * 1e-3;
+                let (got, want) = (gelu(x) as f64, exact_gelu(x));
+                let ulp = want.abs().max(f32::MIN_POSITIVE as f64) * f32::EPSILON as f64;
+                let error = (got - want).abs() / ulp;
+                if error > worst.0 {
+                    worst = (error, x);
+                }
+            }
+            worst
+        };
+        // Below -13 GELU is under 1e-38, in f32's subnormals.
+        let worst = worst(-13_000, 20_000);
+        eprintln!("worst {worst:?}");
+        assert!(worst.0 <= 8.0, "worst error {} ulp at {}", worst.0, worst.1);
+        assert_eq!(gelu(0.0), 0.0);
+        assert_eq!(gelu(1000.0), 1000.0);
+        assert!(gelu(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn gelu_agrees_with_burns() {
+        let device = crate::compute::device::ComputeDevice::cpu().device;
+        let x = Tensor::<1>::random(
+            [4096],
+            burn::tensor::Distribution::Normal(0.0, 3.0),
+            &device,
+        );
+        let expected = burn::tensor::activation::gelu(x.clone());
+        let ours = activate_in_place(x, Activation::Gelu);
+        let diff: f32 = (ours - expected).abs().max().into_scalar();
+        assert!(diff <= 1e-5, "max |Δ| {diff}");
+    }
 
     fn exact_silu(x: f32) -> f32 {
         (x as f64 / (1.0 + (-(x as f64)).exp())) as f32
@@ -119,8 +205,12 @@ mod tests {
     #[test]
     fn vectorised_path_agrees_with_the_scalar_function() {
         let mut values: Vec<f32> = (0..10_007).map(|i| (i as f32 - 5000.0) * 0.01).collect();
+        let mut gelu_values = values.clone();
         let want: Vec<f32> = values.iter().map(|&x| silu(x)).collect();
-        silu_slice(&mut values);
+        activate(&mut values, Activation::Silu);
         assert_eq!(values, want);
+        let want: Vec<f32> = gelu_values.iter().map(|&x| gelu(x)).collect();
+        activate(&mut gelu_values, Activation::Gelu);
+        assert_eq!(gelu_values, want);
     }
 }

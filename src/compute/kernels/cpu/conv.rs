@@ -4,11 +4,13 @@
 //! adds bias and activation while the band's outputs are in cache. Bands run on rayon's
 //! threads, each gemm on one.
 
+use std::mem::MaybeUninit;
+
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::activation::silu_slice;
-use super::{flex_tensor, values};
+use super::activation::{activate_inline, add_and_activate};
+use super::{assume_written, filled_by, flex_tensor, values, vectorised, with_scratch};
 use crate::compute::kernels::Activation;
 
 /// im2col floats per band (512 KiB): the band's columns stay in L2 while gemm packs them.
@@ -54,33 +56,52 @@ impl Geometry {
         by_cache.min(by_threads).max(1)
     }
 
-    /// Output columns `[first, end)` of a kernel row at tap `dx` that read inside the
-    /// input row; the others read padding.
     fn valid_columns(&self, dx: usize) -> (usize, usize) {
-        let pad = self.pad();
-        // ix = ox * stride + dx - pad must lie in 0..w.
-        let first = pad.saturating_sub(dx).div_ceil(self.stride);
-        let end = if self.w + pad > dx {
-            ((self.w + pad - dx - 1) / self.stride + 1).min(self.out_w)
-        } else {
-            0
-        };
-        (first.min(end), end)
+        valid_columns(self.w, self.k, self.stride, self.out_w, dx)
     }
 }
 
-/// `activation(conv2d(x, weight) + bias)` with padding `k / 2` and one group, for f32
-/// tensors on the CPU backend (see [`super::on_flex`]).
+/// Output columns `[first, end)` of a row of `out_w` that kernel tap `dx` (of a `k`-wide
+/// kernel at `stride`, padding `k / 2`) reads inside an input row of `w`; the others read
+/// padding.
+pub(super) fn valid_columns(
+    w: usize,
+    k: usize,
+    stride: usize,
+    out_w: usize,
+    dx: usize,
+) -> (usize, usize) {
+    let pad = k / 2;
+    // ix = ox * stride + dx - pad must lie in 0..w.
+    let first = pad.saturating_sub(dx).div_ceil(stride);
+    let end = if w + pad > dx {
+        ((w + pad - dx - 1) / stride + 1).min(out_w)
+    } else {
+        0
+    };
+    (first.min(end), end)
+}
+
+/// `activation(conv2d(cat(parts, 1), weight) + bias)` with padding `k / 2` and one group,
+/// for f32 tensors on the CPU backend (see [`super::on_flex`]). The concatenation is not
+/// written out when the convolution is 1×1 at stride 1 (every concatenation in YOLO11 feeds
+/// one): each part is multiplied by its columns of the weights and the products summed in
+/// the output.
 pub fn conv2d(
-    x: Tensor<4>,
+    mut parts: Vec<Tensor<4>>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     stride: usize,
     activation: Activation,
 ) -> Tensor<4> {
-    let device = x.device();
-    let [batch, cin, h, w] = x.dims();
     let [cout, _, k, _] = weight.dims();
+    if parts.len() > 1 && (k, stride) != (1, 1) {
+        parts = vec![Tensor::cat(parts, 1)];
+    }
+    let device = parts[0].device();
+    let [batch, _, h, w] = parts[0].dims();
+    let channels: Vec<usize> = parts.iter().map(|part| part.dims()[1]).collect();
+    let cin = channels.iter().sum();
     let out_h = (h + 2 * (k / 2) - k) / stride + 1;
     let out_w = (w + 2 * (k / 2) - k) / stride + 1;
     let geometry = Geometry {
@@ -93,46 +114,106 @@ pub fn conv2d(
         out_h,
         out_w,
     };
-    let (x, weight) = (flex_tensor(x), flex_tensor(weight));
+    let parts: Vec<_> = parts.into_iter().map(flex_tensor).collect();
+    let weight = flex_tensor(weight);
     let bias = bias.map(flex_tensor);
-    let (x, weight, bias) = (values(&x), values(&weight), bias.as_ref().map(values));
+    let (weight, bias) = (values(&weight), bias.as_ref().map(values));
+    let input = Input {
+        parts: parts.iter().map(values).zip(channels).collect(),
+        plane: h * w,
+    };
 
     let plane = out_h * out_w;
-    let mut out = vec![0.0f32; batch * cout * plane];
     let threads = rayon::current_num_threads();
-    if plane <= SMALL_PLANE {
-        for (image, out_image) in out.chunks_exact_mut(cout * plane).enumerate() {
-            let input = &x[image * cin * h * w..(image + 1) * cin * h * w];
-            convolve_whole(&geometry, input, weight, out_image);
-            out_image
-                .par_chunks_mut(plane)
-                .zip(0..cout)
-                .for_each(|(channel, co)| finish(channel, bias.map(|b| b[co]), activation));
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        if plane <= SMALL_PLANE {
+            for (image, out_image) in out.chunks_exact_mut(cout * plane).enumerate() {
+                let input = input.image(image);
+                let len = out_image.len();
+                // SAFETY: `out_image` holds `len` values.
+                unsafe {
+                    convolve_whole(
+                        &geometry,
+                        &input,
+                        weight,
+                        out_image.as_mut_ptr().cast(),
+                        len,
+                    )
+                };
+                // SAFETY: the gemm in `convolve_whole` wrote every output of the image.
+                let out_image = unsafe { assume_written(out_image) };
+                out_image
+                    .par_chunks_mut(plane)
+                    .zip(0..cout)
+                    .for_each(|(channel, co)| finish(channel, bias.map(|b| b[co]), activation));
+            }
+        } else {
+            let band_rows = geometry.band_rows(threads);
+            let bands_per_image = out_h.div_ceil(band_rows);
+            let out = SharedOutput(out.as_mut_ptr().cast());
+            (0..batch * bands_per_image)
+                .into_par_iter()
+                .for_each(|task| {
+                    let (image, band) = (task / bands_per_image, task % bands_per_image);
+                    let first_row = band * band_rows;
+                    let rows = band_rows.min(out_h - first_row);
+                    let input = input.image(image);
+                    let image_start = image * cout * plane;
+                    // SAFETY: the image's outputs lie in the buffer; this task writes only
+                    // its own rows of each channel, and no other task writes them.
+                    unsafe {
+                        convolve_band(
+                            &geometry,
+                            &input,
+                            weight,
+                            first_row,
+                            rows,
+                            out.at(image_start),
+                            cout * plane,
+                        )
+                    };
+                    for co in 0..cout {
+                        let start = image_start + co * plane + first_row * out_w;
+                        // SAFETY: as above; `convolve_band` has just written these rows.
+                        let band = unsafe { out.slice(start, rows * out_w) };
+                        finish(band, bias.map(|b| b[co]), activation);
+                    }
+                });
         }
-    } else {
-        let band_rows = geometry.band_rows(threads);
-        let bands_per_image = out_h.div_ceil(band_rows);
-        let out_ptr = SharedOutput(out.as_mut_ptr());
-        (0..batch * bands_per_image)
-            .into_par_iter()
-            .for_each(|task| {
-                let (image, band) = (task / bands_per_image, task % bands_per_image);
-                let first_row = band * band_rows;
-                let rows = band_rows.min(out_h - first_row);
-                let input = &x[image * cin * h * w..(image + 1) * cin * h * w];
-                // SAFETY: bands of one image and different images write disjoint outputs.
-                let out_image = unsafe { out_ptr.image(image, cout * plane) };
-                convolve_band(&geometry, input, weight, first_row, rows, out_image);
-                for (co, channel) in out_image.chunks_exact_mut(plane).enumerate() {
-                    let band = &mut channel[first_row * out_w..(first_row + rows) * out_w];
-                    finish(band, bias.map(|b| b[co]), activation);
-                }
-            });
+    };
+    // SAFETY: both paths write every output (gemm overwrites its destination unread).
+    let out = unsafe { filled_by(batch * cout * plane, fill) };
+    Tensor::<4>::from_data(TensorData::new(out, [batch, cout, out_h, out_w]), &device)
+}
+
+/// A convolution's input: the parts whose channels, in order, are its channels (one part
+/// but for a concatenation), each `(values, channels)`, planes of `plane` values.
+struct Input<'a> {
+    parts: Vec<(&'a [f32], usize)>,
+    plane: usize,
+}
+
+impl<'a> Input<'a> {
+    /// The parts of image `image` of the batch.
+    fn image(&self, image: usize) -> Input<'a> {
+        let parts = self.parts.iter().map(|&(values, channels)| {
+            let len = channels * self.plane;
+            (&values[image * len..(image + 1) * len], channels)
+        });
+        Input {
+            parts: parts.collect(),
+            plane: self.plane,
+        }
     }
-    let out = Tensor::<4>::from_data(TensorData::new(out, [batch, cout, out_h, out_w]), &device);
-    match activation {
-        Activation::Gelu => activation.apply(out),
-        Activation::Identity | Activation::Silu => out,
+
+    /// The one part of an input that is not a concatenation.
+    fn whole(&self) -> &'a [f32] {
+        assert_eq!(
+            self.parts.len(),
+            1,
+            "concatenations feed 1×1 convolutions only"
+        );
+        self.parts[0].0
     }
 }
 
@@ -145,117 +226,196 @@ unsafe impl Send for SharedOutput {}
 unsafe impl Sync for SharedOutput {}
 
 impl SharedOutput {
-    /// The `len` outputs of image `image`.
+    /// Where output `index` is.
     ///
     /// # Safety
-    /// No two live slices from this buffer may write the same element.
+    /// `index` must lie within the buffer.
+    unsafe fn at(&self, index: usize) -> *mut f32 {
+        unsafe { self.0.add(index) }
+    }
+
+    /// The `len` written outputs from `start`.
+    ///
+    /// # Safety
+    /// They must lie within the buffer, have been written, and no other live slice or
+    /// writer may touch them.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn image(&self, image: usize, len: usize) -> &mut [f32] {
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(image * len), len) }
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
 
 /// Rows `first_row..first_row + rows` of every output channel: one single-threaded gemm
 /// of the weights `(cout, taps)` by the band's im2col matrix `(taps, rows · out_w)`.
-/// Writes only those rows of `out_image`.
-fn convolve_band(
+/// Writes only those rows of the image's outputs (`image_len` values from `out_image`).
+///
+/// # Safety
+/// `out_image` must be valid for writes of `image_len` values.
+unsafe fn convolve_band(
     g: &Geometry,
-    input: &[f32],
+    input: &Input,
     weight: &[f32],
     first_row: usize,
     rows: usize,
-    out_image: &mut [f32],
+    out_image: *mut f32,
+    image_len: usize,
 ) {
     let columns = rows * g.out_w;
-    let dst = &mut out_image[first_row * g.out_w..];
-    if g.pointwise() {
-        let rhs = Matrix {
-            values: &input[first_row * g.w..],
-            row_stride: g.h * g.w,
-        };
-        return multiply(g, weight, rhs, columns, dst, gemm::Parallelism::None);
-    }
-    let mut gathered = vec![0.0f32; g.taps() * columns];
-    for (ci, rows_out) in gathered.chunks_exact_mut(g.k * g.k * columns).enumerate() {
-        im2col_channel(g, &input[ci * g.h * g.w..], first_row, rows, rows_out);
-    }
-    let rhs = Matrix {
-        values: &gathered,
-        row_stride: columns,
+    let offset = first_row * g.out_w;
+    let dst = Destination {
+        // SAFETY: the band's first row lies inside the image.
+        values: unsafe { out_image.add(offset) },
+        len: image_len - offset,
     };
-    multiply(g, weight, rhs, columns, dst, gemm::Parallelism::None);
+    let serial = gemm::Parallelism::None;
+    if g.pointwise() {
+        // SAFETY: `dst` is valid for writes of its `len` (the caller's contract).
+        return unsafe { multiply_parts(g, input, weight, first_row * g.w, columns, dst, serial) };
+    }
+    let input = input.whole();
+    with_scratch(g.taps() * columns, |gathered| {
+        for (ci, rows_out) in gathered.chunks_exact_mut(g.k * g.k * columns).enumerate() {
+            im2col_channel(g, &input[ci * g.h * g.w..], first_row, rows, rows_out);
+        }
+        let rhs = Matrix {
+            values: gathered,
+            row_stride: columns,
+        };
+        // SAFETY: as above.
+        unsafe { multiply(g, weight, g.taps(), rhs, columns, &dst, false, serial) };
+    });
 }
 
 /// The whole image at once, for planes too small to share out in bands: the im2col
 /// matrix gathered by channel on every thread, then one gemm that splits itself.
-fn convolve_whole(g: &Geometry, input: &[f32], weight: &[f32], out_image: &mut [f32]) {
+///
+/// # Safety
+/// `out_image` must be valid for writes of `image_len` values.
+unsafe fn convolve_whole(
+    g: &Geometry,
+    input: &Input,
+    weight: &[f32],
+    out_image: *mut f32,
+    image_len: usize,
+) {
     let columns = g.out_h * g.out_w;
     let parallel = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    let dst = Destination {
+        values: out_image,
+        len: image_len,
+    };
     if g.pointwise() {
+        // SAFETY: `dst` is valid for writes of its `len` (the caller's contract).
+        return unsafe { multiply_parts(g, input, weight, 0, columns, dst, parallel) };
+    }
+    let input = input.whole();
+    with_scratch(g.taps() * columns, |gathered| {
+        gathered
+            .par_chunks_mut(g.k * g.k * columns)
+            .enumerate()
+            .for_each(|(ci, rows_out)| {
+                im2col_channel(g, &input[ci * g.h * g.w..], 0, g.out_h, rows_out);
+            });
         let rhs = Matrix {
-            values: input,
+            values: gathered,
             row_stride: columns,
         };
-        return multiply(g, weight, rhs, columns, out_image, parallel);
-    }
-    let mut gathered = vec![0.0f32; g.taps() * columns];
-    gathered
-        .par_chunks_mut(g.k * g.k * columns)
-        .enumerate()
-        .for_each(|(ci, rows_out)| {
-            im2col_channel(g, &input[ci * g.h * g.w..], 0, g.out_h, rows_out);
-        });
-    let rhs = Matrix {
-        values: &gathered,
-        row_stride: columns,
-    };
-    multiply(g, weight, rhs, columns, out_image, parallel);
+        // SAFETY: as above.
+        unsafe { multiply(g, weight, g.taps(), rhs, columns, &dst, false, parallel) };
+    });
 }
 
-/// The right-hand side of a gemm: `taps` rows of `columns` values, `row_stride` apart.
+/// A 1×1 convolution's outputs from `first` on: the input planes are the im2col matrix
+/// itself, so each part is one gemm with its columns of the weights, the later ones adding
+/// to what the earlier wrote.
+///
+/// # Safety
+/// `dst` must be valid for writes of its `len` values.
+unsafe fn multiply_parts(
+    g: &Geometry,
+    input: &Input,
+    weight: &[f32],
+    first: usize,
+    columns: usize,
+    dst: Destination,
+    parallelism: gemm::Parallelism,
+) {
+    let mut channel = 0;
+    for (index, &(values, channels)) in input.parts.iter().enumerate() {
+        let rhs = Matrix {
+            values: &values[first..],
+            row_stride: input.plane,
+        };
+        let lhs = &weight[channel..];
+        // SAFETY: `dst` is valid for writes (the caller's contract), and written in full
+        // by the first part before the others read it.
+        unsafe { multiply(g, lhs, channels, rhs, columns, &dst, index > 0, parallelism) };
+        channel += channels;
+    }
+}
+
+/// Where a gemm writes: `len` values from `values`, not necessarily initialised.
+struct Destination {
+    values: *mut f32,
+    len: usize,
+}
+
+/// The right-hand side of a gemm: rows of `columns` values, `row_stride` apart.
 struct Matrix<'a> {
     values: &'a [f32],
     row_stride: usize,
 }
 
-/// `dst (cout rows, plane apart) = weight (cout × taps) · rhs (taps × columns)`.
-fn multiply(
+/// `dst (cout rows, plane apart) (+)= lhs (cout × depth, rows taps apart) · rhs (depth ×
+/// columns)`: `lhs` is the weights from the first column this product uses. With
+/// `accumulate` the product is added to `dst`, otherwise written without reading it.
+///
+/// # Safety
+/// `dst` must be valid for writes of its `len` values, and initialised where it is read.
+#[allow(clippy::too_many_arguments)]
+unsafe fn multiply(
     g: &Geometry,
-    weight: &[f32],
+    lhs: &[f32],
+    depth: usize,
     rhs: Matrix,
     columns: usize,
-    dst: &mut [f32],
+    dst: &Destination,
+    accumulate: bool,
     parallelism: gemm::Parallelism,
 ) {
     let plane = g.out_h * g.out_w;
     let taps = g.taps();
-    assert!(weight.len() >= g.cout * taps, "weights cover cout × taps");
     assert!(
-        dst.len() >= (g.cout - 1) * plane + columns,
+        lhs.len() >= (g.cout - 1) * taps + depth,
+        "weights cover cout × depth"
+    );
+    assert!(
+        dst.len >= (g.cout - 1) * plane + columns,
         "dst covers every row"
     );
     assert!(
-        rhs.values.len() >= (taps - 1) * rhs.row_stride + columns,
+        rhs.values.len() >= (depth - 1) * rhs.row_stride + columns,
         "rhs covers every row"
     );
-    // SAFETY: the asserts above keep every index gemm touches inside the three slices:
+    // SAFETY: the asserts above keep every index gemm touches inside the three buffers:
     // dst (i, j) at i·plane + j, lhs (i, t) at i·taps + t, rhs (t, j) at t·row_stride + j.
+    // With `read_dst` false gemm only writes dst.
     unsafe {
         gemm::gemm(
             g.cout,
             columns,
-            taps,
-            dst.as_mut_ptr(),
+            depth,
+            dst.values,
             1,
             plane as isize,
-            false,
-            weight.as_ptr(),
+            accumulate,
+            lhs.as_ptr(),
             1,
             taps as isize,
             rhs.values.as_ptr(),
             1,
             rhs.row_stride as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -267,7 +427,7 @@ fn multiply(
 
 /// The `k · k` im2col rows of one input channel (`channel` starts at its plane) for
 /// output rows `first_row..first_row + rows`: row `(dy, dx)` holds the input under that
-/// tap for every output, and stays zero where the tap falls in the padding.
+/// tap for every output, and zero where the tap falls in the padding. Writes all of `out`.
 fn im2col_channel(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, out: &mut [f32]) {
     let columns = rows * g.out_w;
     let pad = g.pad();
@@ -276,14 +436,14 @@ fn im2col_channel(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, 
         for dx in 0..g.k {
             let tap_row = tap_rows.next().expect("one im2col row per tap");
             let (first, end) = g.valid_columns(dx);
-            if first >= end {
-                continue;
-            }
             for (r, out_row) in tap_row.chunks_exact_mut(g.out_w).enumerate() {
                 let iy = (first_row + r) * g.stride + dy;
-                if iy < pad || iy - pad >= g.h {
+                if first >= end || iy < pad || iy - pad >= g.h {
+                    out_row.fill(0.0);
                     continue;
                 }
+                out_row[..first].fill(0.0);
+                out_row[end..].fill(0.0);
                 let in_row = &channel[(iy - pad) * g.w..(iy - pad + 1) * g.w];
                 let start = first * g.stride + dx - pad;
                 let dst = &mut out_row[first..end];
@@ -301,12 +461,13 @@ fn im2col_channel(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, 
 
 /// Bias and activation on some outputs of one channel.
 fn finish(values: &mut [f32], bias: Option<f32>, activation: Activation) {
-    if let Some(b) = bias {
-        values.iter_mut().for_each(|v| *v += b);
-    }
-    if activation == Activation::Silu {
-        silu_slice(values);
-    }
+    vectorised(
+        #[inline(always)]
+        || match bias {
+            Some(bias) => add_and_activate(values, bias, activation),
+            None => activate_inline(values, activation),
+        },
+    );
 }
 
 #[cfg(test)]
@@ -346,7 +507,7 @@ mod tests {
                     bias.clone(),
                     options,
                 ));
-                let ours = conv2d(x, weight, bias, stride, activation);
+                let ours = conv2d(vec![x], weight, bias, stride, activation);
                 assert_eq!(ours.dims(), expected.dims(), "case {case}");
                 let ours = ours.into_data().try_into_vec::<f32>().unwrap();
                 let expected = expected.into_data().try_into_vec::<f32>().unwrap();
@@ -370,9 +531,41 @@ mod tests {
         let weight = Tensor::<4>::random([3, 4, 3, 3], uniform, &device);
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let expected = burn_conv2d(half.clone(), weight.clone(), None, options);
-        let ours = conv2d(half, weight, None, 1, Activation::Identity);
+        let ours = conv2d(vec![half], weight, None, 1, Activation::Identity);
         let diff: f32 = (ours - expected).abs().max().into_scalar();
         assert!(diff <= 1e-5, "max |Δ| {diff}");
+    }
+
+    /// A concatenation of parts (C3k2's halves and stage outputs) against burn's conv of the
+    /// concatenation written out: whole planes and bands, a batch, 1×1 and 3×3.
+    #[test]
+    fn conv2d_of_parts_matches_the_concatenation() {
+        let device = ComputeDevice::cpu().device;
+        let uniform = Distribution::Uniform(-1.0, 1.0);
+        for &(batch, size, k) in &[(1, 10, 1), (2, 24, 1), (1, 12, 3)] {
+            let whole = Tensor::<4>::random([batch, 8, size, size], uniform, &device);
+            let mut parts = whole.chunk(2, 1);
+            parts.push(Tensor::<4>::random(
+                [batch, 3, size, size],
+                uniform,
+                &device,
+            ));
+            let weight = Tensor::<4>::random([5, 11, k, k], uniform, &device);
+            let bias = Tensor::<1>::random([5], uniform, &device);
+            let options = ConvOptions::new([1, 1], [k / 2; 2], [1, 1], 1);
+            let expected = Activation::Silu.apply(burn_conv2d(
+                Tensor::cat(parts.clone(), 1),
+                weight.clone(),
+                Some(bias.clone()),
+                options,
+            ));
+            let ours = conv2d(parts, weight, Some(bias), 1, Activation::Silu);
+            let diff: f32 = (ours - expected).abs().max().into_scalar();
+            assert!(
+                diff <= 1e-5,
+                "batch {batch} size {size} k {k}: max |Δ| {diff}"
+            );
+        }
     }
 
     fn geometry(w: usize, k: usize, stride: usize) -> Geometry {
