@@ -429,6 +429,14 @@ unsafe fn multiply(
 /// output rows `first_row..first_row + rows`: row `(dy, dx)` holds the input under that
 /// tap for every output, and zero where the tap falls in the padding. Writes all of `out`.
 fn im2col_channel(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, out: &mut [f32]) {
+    vectorised(
+        #[inline(always)]
+        || im2col_rows(g, channel, first_row, rows, out),
+    );
+}
+
+#[inline(always)]
+fn im2col_rows(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, out: &mut [f32]) {
     let columns = rows * g.out_w;
     let pad = g.pad();
     let mut tap_rows = out.chunks_exact_mut(columns);
@@ -447,13 +455,30 @@ fn im2col_channel(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, 
                 let in_row = &channel[(iy - pad) * g.w..(iy - pad + 1) * g.w];
                 let start = first * g.stride + dx - pad;
                 let dst = &mut out_row[first..end];
-                if g.stride == 1 {
-                    dst.copy_from_slice(&in_row[start..start + dst.len()]);
-                } else {
-                    for (d, s) in dst.iter_mut().zip(in_row[start..].iter().step_by(g.stride)) {
-                        *d = *s;
-                    }
-                }
+                gather(dst, &in_row[start..], g.stride);
+            }
+        }
+    }
+}
+
+/// `dst[i] = src[i · stride]`. Stride 2 (every downsampling conv) is written as pairs so
+/// that it vectorises: `step_by` left it a scalar loop, 10% of the CPU profile.
+#[inline(always)]
+fn gather(dst: &mut [f32], src: &[f32], stride: usize) {
+    match stride {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        2 => {
+            let Some((last, rest)) = dst.split_last_mut() else {
+                return;
+            };
+            for (d, pair) in rest.iter_mut().zip(src.chunks_exact(2)) {
+                *d = pair[0];
+            }
+            *last = src[2 * rest.len()];
+        }
+        _ => {
+            for (d, s) in dst.iter_mut().zip(src.iter().step_by(stride)) {
+                *d = *s;
             }
         }
     }
