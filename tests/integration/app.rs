@@ -18,7 +18,7 @@ use focalyolo::pipeline::PlaybackControl;
 use focalyolo::source::SourceSpec;
 use focalyolo::weights::bundled::Layer9Choice;
 
-use crate::common::{frame_records, require_shared, run_yolo11n, succeeded};
+use crate::common::{HangGuard, frame_records, require_shared, run_yolo11n, succeeded};
 use crate::streams::{MPEG_TS_H264, ffmpeg_server, free_port};
 
 fn launch(weights: Option<PathBuf>, weights_folder: &Path) -> LaunchOptions {
@@ -43,24 +43,23 @@ fn harness(options: LaunchOptions) -> Harness<'static, FocalYoloApp> {
         })
 }
 
-/// Step the UI until `done` holds, or fail after five minutes: a guard against a hang, not
-/// a speed check. A first inference on lavapipe compiles every kernel, which took over a
-/// minute here while the other tests kept both cores busy.
+/// Step the UI until `done` holds, or fail after five minutes of a fair share of the
+/// machine ([`HangGuard`]): a guard against a hang, not a speed check.
 fn step_until(
     harness: &mut Harness<'_, FocalYoloApp>,
     what: &str,
     done: impl Fn(&FocalYoloApp) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
+    let mut guard = HangGuard::new(Duration::from_secs(300));
+    loop {
         harness.step();
         if done(harness.state()) {
             harness.run_steps(4);
             return;
         }
+        guard.check(what);
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("timed out waiting for {what}");
 }
 
 /// Play `source` (a file, folder or camera) in the app.

@@ -3,6 +3,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use burn::tensor::Tensor;
 use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
@@ -118,4 +119,56 @@ pub fn frame_records(json: &Path) -> Vec<FrameRecord> {
         .lines()
         .map(|line| serde_json::from_str(line).expect("each line is a frame record"))
         .collect()
+}
+
+/// A guard against a hang that is not a speed check: `budget` of the time a fair share of
+/// this machine gives the tests. Wall time counts in full while no more tasks are runnable
+/// than there are cores, and in proportion `cores / load` (the 1-minute load average) while
+/// more are, so another job beside the suite stretches the wait instead of failing it. A
+/// first inference on lavapipe compiles every kernel: 34 s alone here (60 s with no shader
+/// cache), over 300 s of wall time with another CPU job running. Never more than
+/// [`HangGuard::WALL_LIMIT`] of wall time, so a real hang still ends.
+pub struct HangGuard {
+    budget: Duration,
+    used: Duration,
+    started: Instant,
+    last: Instant,
+}
+
+impl HangGuard {
+    pub const WALL_LIMIT: Duration = Duration::from_secs(1200);
+
+    pub fn new(budget: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            budget,
+            used: Duration::ZERO,
+            started: now,
+            last: now,
+        }
+    }
+
+    /// Count the time since the last check at the machine's current share; panic naming
+    /// `what` once the budget or the wall limit is spent.
+    pub fn check(&mut self, what: &str) {
+        let now = Instant::now();
+        self.used += (now - self.last).mul_f64(machine_share());
+        self.last = now;
+        let waited = now - self.started;
+        assert!(
+            self.used < self.budget && waited < Self::WALL_LIMIT,
+            "timed out waiting for {what}: {waited:.0?} of wall time, {:.0?} of a fair share of the machine",
+            self.used
+        );
+    }
+}
+
+/// The share of a core each runnable task gets: 1 unless the load average is above the
+/// number of cores (and 1 where the load cannot be read).
+fn machine_share() -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok());
+    load.map_or(1.0, |load| (cores / load).min(1.0))
 }
