@@ -19,6 +19,14 @@ use super::{assume_written, filled_by, flex_tensor, values, vectorised, with_scr
 const LANES: usize = 16;
 use crate::compute::kernels::Activation;
 
+/// One channel of a depthwise convolution: its input plane, its `k · k` taps and its bias.
+#[derive(Clone, Copy)]
+struct Channel<'a> {
+    input: &'a [f32],
+    taps: &'a [f32],
+    bias: f32,
+}
+
 /// One plane's sizes: input `h × w`, kernel `k × k` at `stride`, padding `k / 2`.
 #[derive(Debug, Clone)]
 struct Plane {
@@ -103,24 +111,23 @@ pub fn depthwise_conv2d(
                 .enumerate()
                 .for_each(|(index, out)| {
                     let c = index % channels;
-                    let input = &x[index * h * w..(index + 1) * h * w];
-                    let taps = &weight[c * k * k..(c + 1) * k * k];
+                    let channel = Channel {
+                        input: &x[index * h * w..(index + 1) * h * w],
+                        taps: &weight[c * k * k..(c + 1) * k * k],
+                        bias: bias[c],
+                    };
                     if stride == 1 {
                         let len = plane.padded_region() + plane.flat_len();
                         with_scratch(len, |scratch| {
                             vectorised(
                                 #[inline(always)]
-                                || {
-                                    convolve_padded(
-                                        &plane, input, taps, bias[c], activation, out, scratch,
-                                    )
-                                },
+                                || convolve_padded(&plane, channel, activation, out, scratch),
                             )
                         });
                     } else {
                         vectorised(
                             #[inline(always)]
-                            || convolve_plane(&plane, input, taps, bias[c], activation, out),
+                            || convolve_plane(&plane, channel, activation, out),
                         );
                     }
                 });
@@ -138,13 +145,12 @@ pub fn depthwise_conv2d(
 #[inline(always)]
 fn convolve_padded(
     g: &Plane,
-    input: &[f32],
-    taps: &[f32],
-    bias: f32,
+    channel: Channel,
     activation: Activation,
     out: &mut [MaybeUninit<f32>],
     scratch: &mut [f32],
 ) {
+    let Channel { input, taps, bias } = channel;
     let (pad, width) = (g.k / 2, g.padded_width());
     let (padded, flat) = scratch.split_at_mut(g.padded_region());
     padded.fill(0.0);
@@ -173,17 +179,16 @@ fn convolve_padded(
     activate_inline(unsafe { assume_written(out) }, activation);
 }
 
-/// One output plane at any stride: every row set to the bias, each tap's products added along x, then the
-/// activation. Writes all of `out`.
+/// One output plane at any stride: every row set to the bias, each tap's products added
+/// along x, then the activation. Writes all of `out`.
 #[inline(always)]
 fn convolve_plane(
     g: &Plane,
-    input: &[f32],
-    taps: &[f32],
-    bias: f32,
+    channel: Channel,
     activation: Activation,
     out: &mut [MaybeUninit<f32>],
 ) {
+    let Channel { input, taps, bias } = channel;
     out.iter_mut().for_each(|v| {
         v.write(bias);
     });
