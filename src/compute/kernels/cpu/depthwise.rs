@@ -104,7 +104,7 @@ pub fn depthwise_conv2d(
     let (x, weight, bias) = (flex_tensor(x), flex_tensor(weight), flex_tensor(bias));
     let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
     let out_plane = plane.out_h * plane.out_w;
-    // SAFETY: every plane is written in full by `convolve_plane`.
+    // SAFETY: `convolve_padded` and `convolve_plane` each write their plane in full.
     let out = unsafe {
         filled_by(batch * channels * out_plane, |out| {
             out.par_chunks_mut(out_plane)
