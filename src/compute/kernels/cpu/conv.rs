@@ -1,8 +1,7 @@
 //! 2-D convolution with one group on the CPU, in bands of output rows: each band gathers
-//! its im2col rows straight from the NCHW input planes (long runs along x, where flex
-//! converts to channels-last and gathers channel by channel), multiplies with `gemm`, and
-//! adds bias and activation while the band's outputs are in cache. Bands run on rayon's
-//! threads, each gemm on one.
+//! its im2col rows straight from the NCHW input planes ([`super::im2col`]), multiplies
+//! with `gemm`, and adds bias and activation while the band's outputs are in cache. Bands
+//! run on rayon's threads, each gemm on one.
 
 use std::mem::MaybeUninit;
 
@@ -10,6 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::activation::{activate_inline, add_and_activate};
+use super::im2col::im2col_channel;
 use super::{assume_written, filled_by, flex_tensor, values, vectorised, with_scratch};
 use crate::compute::kernels::Activation;
 
@@ -22,22 +22,18 @@ const SMALL_PLANE: usize = 400;
 /// The sizes of one convolution: `x (B, cin, h, w)`, `weight (cout, cin, k, k)`, stride,
 /// padding `k / 2`.
 #[derive(Debug, Clone, Copy)]
-struct Geometry {
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    out_h: usize,
-    out_w: usize,
+pub(super) struct Geometry {
+    pub(super) cin: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) cout: usize,
+    pub(super) k: usize,
+    pub(super) stride: usize,
+    pub(super) out_h: usize,
+    pub(super) out_w: usize,
 }
 
 impl Geometry {
-    fn pad(&self) -> usize {
-        self.k / 2
-    }
-
     /// Rows of the im2col matrix: one per input channel and kernel tap.
     fn taps(&self) -> usize {
         self.cin * self.k * self.k
@@ -55,31 +51,6 @@ impl Geometry {
         let by_threads = self.out_h.div_ceil(4 * threads);
         by_cache.min(by_threads).max(1)
     }
-
-    fn valid_columns(&self, dx: usize) -> (usize, usize) {
-        valid_columns(self.w, self.k, self.stride, self.out_w, dx)
-    }
-}
-
-/// Output columns `[first, end)` of a row of `out_w` that kernel tap `dx` (of a `k`-wide
-/// kernel at `stride`, padding `k / 2`) reads inside an input row of `w`; the others read
-/// padding.
-pub(super) fn valid_columns(
-    w: usize,
-    k: usize,
-    stride: usize,
-    out_w: usize,
-    dx: usize,
-) -> (usize, usize) {
-    let pad = k / 2;
-    // ix = ox * stride + dx - pad must lie in 0..w.
-    let first = pad.saturating_sub(dx).div_ceil(stride);
-    let end = if w + pad > dx {
-        ((w + pad - dx - 1) / stride + 1).min(out_w)
-    } else {
-        0
-    };
-    (first.min(end), end)
 }
 
 /// `activation(conv2d(cat(parts, 1), weight) + bias)` with padding `k / 2` and one group,
@@ -130,17 +101,23 @@ pub fn conv2d(
             for (image, out_image) in out.chunks_exact_mut(cout * plane).enumerate() {
                 let input = input.image(image);
                 let len = out_image.len();
+                let rows = Rows {
+                    first: 0,
+                    count: out_h,
+                    parallel: true,
+                };
                 // SAFETY: `out_image` holds `len` values.
                 unsafe {
-                    convolve_whole(
+                    convolve_rows(
                         &geometry,
                         &input,
                         weight,
+                        rows,
                         out_image.as_mut_ptr().cast(),
                         len,
                     )
                 };
-                // SAFETY: the gemm in `convolve_whole` wrote every output of the image.
+                // SAFETY: `convolve_rows` wrote every output of the image.
                 let out_image = unsafe { assume_written(out_image) };
                 out_image
                     .par_chunks_mut(plane)
@@ -156,17 +133,20 @@ pub fn conv2d(
                 .for_each(|task| {
                     let (image, band) = (task / bands_per_image, task % bands_per_image);
                     let first_row = band * band_rows;
-                    let rows = band_rows.min(out_h - first_row);
+                    let rows = Rows {
+                        first: first_row,
+                        count: band_rows.min(out_h - first_row),
+                        parallel: false,
+                    };
                     let input = input.image(image);
                     let image_start = image * cout * plane;
                     // SAFETY: the image's outputs lie in the buffer; this task writes only
                     // its own rows of each channel, and no other task writes them.
                     unsafe {
-                        convolve_band(
+                        convolve_rows(
                             &geometry,
                             &input,
                             weight,
-                            first_row,
                             rows,
                             out.at(image_start),
                             cout * plane,
@@ -174,8 +154,8 @@ pub fn conv2d(
                     };
                     for co in 0..cout {
                         let start = image_start + co * plane + first_row * out_w;
-                        // SAFETY: as above; `convolve_band` has just written these rows.
-                        let band = unsafe { out.slice(start, rows * out_w) };
+                        // SAFETY: as above; `convolve_rows` has just written these rows.
+                        let band = unsafe { out.slice(start, rows.count * out_w) };
                         finish(band, bias.map(|b| b[co]), activation);
                     }
                 });
@@ -245,83 +225,76 @@ impl SharedOutput {
     }
 }
 
-/// Rows `first_row..first_row + rows` of every output channel: one single-threaded gemm
-/// of the weights `(cout, taps)` by the band's im2col matrix `(taps, rows · out_w)`.
-/// Writes only those rows of the image's outputs (`image_len` values from `out_image`).
+/// Which output rows one call computes, and whether it shares them out over rayon's
+/// threads (a whole small plane) or runs on the calling one (a band, beside other bands).
+#[derive(Clone, Copy)]
+struct Rows {
+    first: usize,
+    count: usize,
+    parallel: bool,
+}
+
+/// Rows `rows.first..rows.first + rows.count` of every output channel: the weights
+/// `(cout, taps)` times the rows' im2col matrix `(taps, count · out_w)`, gathered from the
+/// input planes (a 1×1 stride-1 convolution reads them as they are). Writes only those rows
+/// of the image's outputs (`image_len` values from `out_image`).
 ///
 /// # Safety
 /// `out_image` must be valid for writes of `image_len` values.
-unsafe fn convolve_band(
+unsafe fn convolve_rows(
     g: &Geometry,
     input: &Input,
     weight: &[f32],
-    first_row: usize,
-    rows: usize,
+    rows: Rows,
     out_image: *mut f32,
     image_len: usize,
 ) {
-    let columns = rows * g.out_w;
-    let offset = first_row * g.out_w;
+    let columns = rows.count * g.out_w;
+    let offset = rows.first * g.out_w;
     let dst = Destination {
-        // SAFETY: the band's first row lies inside the image.
+        // SAFETY: the first row lies inside the image.
         values: unsafe { out_image.add(offset) },
         len: image_len - offset,
     };
-    let serial = gemm::Parallelism::None;
+    let parallelism = if rows.parallel {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
     if g.pointwise() {
+        let first = rows.first * g.w;
         // SAFETY: `dst` is valid for writes of its `len` (the caller's contract).
-        return unsafe { multiply_parts(g, input, weight, first_row * g.w, columns, dst, serial) };
+        return unsafe { multiply_parts(g, input, weight, first, columns, dst, parallelism) };
     }
     let input = input.whole();
     with_scratch(g.taps() * columns, |gathered| {
-        for (ci, rows_out) in gathered.chunks_exact_mut(g.k * g.k * columns).enumerate() {
-            im2col_channel(g, &input[ci * g.h * g.w..], first_row, rows, rows_out);
+        let per_channel = g.k * g.k * columns;
+        let gather_channel = |(ci, rows_out): (usize, &mut [f32])| {
+            im2col_channel(
+                g,
+                &input[ci * g.h * g.w..],
+                rows.first,
+                rows.count,
+                rows_out,
+            );
+        };
+        if rows.parallel {
+            gathered
+                .par_chunks_mut(per_channel)
+                .enumerate()
+                .for_each(gather_channel);
+        } else {
+            gathered
+                .chunks_exact_mut(per_channel)
+                .enumerate()
+                .for_each(gather_channel);
         }
         let rhs = Matrix {
             values: gathered,
             row_stride: columns,
         };
         // SAFETY: as above.
-        unsafe { multiply(g, weight, g.taps(), rhs, columns, &dst, false, serial) };
-    });
-}
-
-/// The whole image at once, for planes too small to share out in bands: the im2col
-/// matrix gathered by channel on every thread, then one gemm that splits itself.
-///
-/// # Safety
-/// `out_image` must be valid for writes of `image_len` values.
-unsafe fn convolve_whole(
-    g: &Geometry,
-    input: &Input,
-    weight: &[f32],
-    out_image: *mut f32,
-    image_len: usize,
-) {
-    let columns = g.out_h * g.out_w;
-    let parallel = gemm::Parallelism::Rayon(rayon::current_num_threads());
-    let dst = Destination {
-        values: out_image,
-        len: image_len,
-    };
-    if g.pointwise() {
-        // SAFETY: `dst` is valid for writes of its `len` (the caller's contract).
-        return unsafe { multiply_parts(g, input, weight, 0, columns, dst, parallel) };
-    }
-    let input = input.whole();
-    with_scratch(g.taps() * columns, |gathered| {
-        gathered
-            .par_chunks_mut(g.k * g.k * columns)
-            .enumerate()
-            .for_each(|(ci, rows_out)| {
-                im2col_channel(g, &input[ci * g.h * g.w..], 0, g.out_h, rows_out);
-            });
-        let rhs = Matrix {
-            values: gathered,
-            row_stride: columns,
-        };
-        // SAFETY: as above.
-        unsafe { multiply(g, weight, g.taps(), rhs, columns, &dst, false, parallel) };
+        unsafe { multiply(g, weight, g.taps(), rhs, columns, &dst, false, parallelism) };
     });
 }
 
@@ -422,65 +395,6 @@ unsafe fn multiply(
             false,
             parallelism,
         );
-    }
-}
-
-/// The `k · k` im2col rows of one input channel (`channel` starts at its plane) for
-/// output rows `first_row..first_row + rows`: row `(dy, dx)` holds the input under that
-/// tap for every output, and zero where the tap falls in the padding. Writes all of `out`.
-fn im2col_channel(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, out: &mut [f32]) {
-    vectorised(
-        #[inline(always)]
-        || im2col_rows(g, channel, first_row, rows, out),
-    );
-}
-
-#[inline(always)]
-fn im2col_rows(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, out: &mut [f32]) {
-    let columns = rows * g.out_w;
-    let pad = g.pad();
-    let mut tap_rows = out.chunks_exact_mut(columns);
-    for dy in 0..g.k {
-        for dx in 0..g.k {
-            let tap_row = tap_rows.next().expect("one im2col row per tap");
-            let (first, end) = g.valid_columns(dx);
-            for (r, out_row) in tap_row.chunks_exact_mut(g.out_w).enumerate() {
-                let iy = (first_row + r) * g.stride + dy;
-                if first >= end || iy < pad || iy - pad >= g.h {
-                    out_row.fill(0.0);
-                    continue;
-                }
-                out_row[..first].fill(0.0);
-                out_row[end..].fill(0.0);
-                let in_row = &channel[(iy - pad) * g.w..(iy - pad + 1) * g.w];
-                let start = first * g.stride + dx - pad;
-                let dst = &mut out_row[first..end];
-                gather(dst, &in_row[start..], g.stride);
-            }
-        }
-    }
-}
-
-/// `dst[i] = src[i · stride]`. Stride 2 (every downsampling conv) is written as pairs so
-/// that it vectorises: `step_by` left it a scalar loop, 10% of the CPU profile.
-#[inline(always)]
-fn gather(dst: &mut [f32], src: &[f32], stride: usize) {
-    match stride {
-        1 => dst.copy_from_slice(&src[..dst.len()]),
-        2 => {
-            let Some((last, rest)) = dst.split_last_mut() else {
-                return;
-            };
-            for (d, pair) in rest.iter_mut().zip(src.chunks_exact(2)) {
-                *d = pair[0];
-            }
-            *last = src[2 * rest.len()];
-        }
-        _ => {
-            for (d, s) in dst.iter_mut().zip(src.iter().step_by(stride)) {
-                *d = *s;
-            }
-        }
     }
 }
 
@@ -590,46 +504,6 @@ mod tests {
                 diff <= 1e-5,
                 "batch {batch} size {size} k {k}: max |Δ| {diff}"
             );
-        }
-    }
-
-    fn geometry(w: usize, k: usize, stride: usize) -> Geometry {
-        let out_w = (w + 2 * (k / 2) - k) / stride + 1;
-        Geometry {
-            cin: 1,
-            h: w,
-            w,
-            cout: 1,
-            k,
-            stride,
-            out_h: out_w,
-            out_w,
-        }
-    }
-
-    #[test]
-    fn valid_columns_are_exactly_those_inside_the_row() {
-        for (w, k, stride) in [
-            (8, 3, 1),
-            (8, 3, 2),
-            (7, 3, 2),
-            (5, 5, 1),
-            (4, 7, 1),
-            (9, 1, 1),
-        ] {
-            let g = geometry(w, k, stride);
-            for dx in 0..k {
-                let (first, end) = g.valid_columns(dx);
-                for ox in 0..g.out_w {
-                    let ix = (ox * stride + dx) as isize - (k / 2) as isize;
-                    let inside = (0..w as isize).contains(&ix);
-                    assert_eq!(
-                        (first..end).contains(&ox),
-                        inside,
-                        "w {w} k {k} stride {stride} dx {dx} ox {ox}"
-                    );
-                }
-            }
         }
     }
 }

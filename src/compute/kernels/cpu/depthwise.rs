@@ -12,7 +12,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::activation::activate_inline;
-use super::conv::valid_columns;
+use super::im2col::valid_columns;
 use super::{assume_written, filled_by, flex_tensor, values, vectorised, with_scratch};
 
 /// Outputs summed together in registers: one AVX-512 vector, two AVX2 ones.

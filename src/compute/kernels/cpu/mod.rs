@@ -15,6 +15,7 @@ mod activation;
 mod conv;
 mod decode;
 mod depthwise;
+mod im2col;
 mod upsample;
 
 pub use activation::activate_in_place;
