@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::ModelError;
 use super::conv::Conv;
-use crate::compute::kernels::Activation;
+use crate::compute::kernels::{Activation, cpu};
 use crate::weights::WeightsView;
 
 fn silu_conv(view: &WeightsView, device: &Device) -> Result<Conv, ModelError> {
@@ -159,7 +159,12 @@ impl Sppf {
             .with_padding([SPPF_POOL / 2; 2]);
         let mut ys = vec![self.cv1.forward(x)];
         for _ in 0..3 {
-            let pooled = max_pool2d(ys.last().expect("non-empty").clone(), options.clone());
+            let last = ys.last().expect("non-empty").clone();
+            let pooled = if cpu::on_flex(&last) {
+                cpu::max_pool2d(last, SPPF_POOL)
+            } else {
+                max_pool2d(last, options.clone())
+            };
             ys.push(pooled);
         }
         self.cv2.forward_concat(ys)

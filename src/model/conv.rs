@@ -23,6 +23,9 @@ pub struct Conv2dLayer {
     pub groups: usize,
     #[module(skip)]
     pub activation: Activation,
+    /// The weights as the CPU convolution reads them, packed on first use.
+    #[module(skip)]
+    pub packed: cpu::PackCache,
 }
 
 /// Upload a loaded tensor of rank `D`.
@@ -96,6 +99,7 @@ impl Conv2dLayer {
             stride,
             groups: if depthwise { out_channels } else { 1 },
             activation,
+            packed: cpu::PackCache::default(),
         })
     }
 
@@ -125,6 +129,7 @@ impl Conv2dLayer {
             stride: 1,
             groups,
             activation,
+            packed: cpu::PackCache::default(),
         }
     }
 
@@ -162,6 +167,7 @@ impl Conv2dLayer {
                 self.bias.as_ref().map(|b| b.val()),
                 self.stride,
                 self.activation,
+                &self.packed,
             );
         }
         self.forward(Tensor::cat(parts, 1))

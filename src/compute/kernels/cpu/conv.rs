@@ -9,7 +9,10 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::activation::{activate_inline, add_and_activate};
+#[cfg(target_arch = "x86_64")]
+use super::direct;
 use super::im2col::im2col_channel;
+use super::packed::PackCache;
 use super::{assume_written, filled_by, flex_tensor, values, vectorised, with_scratch};
 use crate::compute::kernels::Activation;
 
@@ -59,11 +62,58 @@ impl Geometry {
 /// one): each part is multiplied by its columns of the weights and the products summed in
 /// the output.
 pub fn conv2d(
+    parts: Vec<Tensor<4>>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    activation: Activation,
+    packed: &PackCache,
+) -> Tensor<4> {
+    let [_, _, h, w] = parts[0].dims();
+    let k = weight.dims()[2];
+    let out_plane = ((h + 2 * (k / 2) - k) / stride + 1) * ((w + 2 * (k / 2) - k) / stride + 1);
+    let fastest = *Method::available().last().expect("im2col runs everywhere");
+    // Larger planes run faster in im2col's bands (measured per layer: see
+    // docs/cpu-performance.md); the direct kernel wins where im2col convolves whole planes.
+    let method = if out_plane <= SMALL_PLANE {
+        fastest
+    } else {
+        Method::Im2col
+    };
+    conv2d_by(method, parts, weight, bias, stride, activation, packed)
+}
+
+/// How a convolution runs on the CPU: [`direct`] where the CPU has AVX2 and FMA, else
+/// im2col and `gemm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Im2col,
+    #[cfg(target_arch = "x86_64")]
+    Direct,
+}
+
+impl Method {
+    /// The methods this CPU runs, the fastest last.
+    fn available() -> Vec<Method> {
+        let mut methods = vec![Method::Im2col];
+        #[cfg(target_arch = "x86_64")]
+        if direct::available() {
+            methods.push(Method::Direct);
+        }
+        methods
+    }
+}
+
+/// [`conv2d`] by `method`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn conv2d_by(
+    method: Method,
     mut parts: Vec<Tensor<4>>,
     weight: Tensor<4>,
     bias: Option<Tensor<1>>,
     stride: usize,
     activation: Activation,
+    packed: &PackCache,
 ) -> Tensor<4> {
     let [cout, _, k, _] = weight.dims();
     if parts.len() > 1 && (k, stride) != (1, 1) {
@@ -88,12 +138,38 @@ pub fn conv2d(
     let parts: Vec<_> = parts.into_iter().map(flex_tensor).collect();
     let weight = flex_tensor(weight);
     let bias = bias.map(flex_tensor);
-    let (weight, bias) = (values(&weight), bias.as_ref().map(values));
+    let bias = bias.as_ref().map(values);
     let input = Input {
         parts: parts.iter().map(values).zip(channels).collect(),
         plane: h * w,
     };
 
+    let out = match method {
+        #[cfg(target_arch = "x86_64")]
+        Method::Direct => {
+            let packed = packed.get(&weight, cout, geometry.taps());
+            direct::convolve(&geometry, &input, batch, &packed, bias, activation)
+        }
+        Method::Im2col => {
+            let weight = values(&weight);
+            im2col_gemm(&geometry, &input, batch, weight, bias, activation)
+        }
+    };
+    Tensor::<4>::from_data(TensorData::new(out, [batch, cout, out_h, out_w]), &device)
+}
+
+/// The convolution as im2col and `gemm`, in bands of output rows (or whole small planes).
+fn im2col_gemm(
+    geometry: &Geometry,
+    input: &Input,
+    batch: usize,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+) -> Vec<f32> {
+    let &Geometry {
+        cout, out_h, out_w, ..
+    } = geometry;
     let plane = out_h * out_w;
     let threads = rayon::current_num_threads();
     let fill = |out: &mut [MaybeUninit<f32>]| {
@@ -109,7 +185,7 @@ pub fn conv2d(
                 // SAFETY: `out_image` holds `len` values.
                 unsafe {
                     convolve_rows(
-                        &geometry,
+                        geometry,
                         &input,
                         weight,
                         rows,
@@ -144,7 +220,7 @@ pub fn conv2d(
                     // its own rows of each channel, and no other task writes them.
                     unsafe {
                         convolve_rows(
-                            &geometry,
+                            geometry,
                             &input,
                             weight,
                             rows,
@@ -162,20 +238,19 @@ pub fn conv2d(
         }
     };
     // SAFETY: both paths write every output (gemm overwrites its destination unread).
-    let out = unsafe { filled_by(batch * cout * plane, fill) };
-    Tensor::<4>::from_data(TensorData::new(out, [batch, cout, out_h, out_w]), &device)
+    unsafe { filled_by(batch * cout * plane, fill) }
 }
 
 /// A convolution's input: the parts whose channels, in order, are its channels (one part
 /// but for a concatenation), each `(values, channels)`, planes of `plane` values.
-struct Input<'a> {
-    parts: Vec<(&'a [f32], usize)>,
-    plane: usize,
+pub(super) struct Input<'a> {
+    pub(super) parts: Vec<(&'a [f32], usize)>,
+    pub(super) plane: usize,
 }
 
 impl<'a> Input<'a> {
     /// The parts of image `image` of the batch.
-    fn image(&self, image: usize) -> Input<'a> {
+    pub(super) fn image(&self, image: usize) -> Input<'a> {
         let parts = self.parts.iter().map(|&(values, channels)| {
             let len = channels * self.plane;
             (&values[image * len..(image + 1) * len], channels)
@@ -187,7 +262,7 @@ impl<'a> Input<'a> {
     }
 
     /// The one part of an input that is not a concatenation.
-    fn whole(&self) -> &'a [f32] {
+    pub(super) fn whole(&self) -> &'a [f32] {
         assert_eq!(
             self.parts.len(),
             1,
@@ -431,6 +506,9 @@ mod tests {
             (1, 6, 9, 7, 5, 5, 1),     // a wider kernel
             (1, 4, 5, 5, 3, 1, 2),     // 1×1 at stride 2 gathers
             (1, 40, 3, 2, 7, 3, 1),    // planes smaller than the kernel
+            (1, 48, 40, 36, 70, 3, 1), // many tiles and blocks, a last block not full
+            (2, 33, 21, 30, 20, 1, 1), // pointwise planes that end inside a tile
+            (1, 24, 41, 40, 9, 3, 2),  // stride 2, odd rows
         ]
         .iter()
         .enumerate()
@@ -446,15 +524,28 @@ mod tests {
                     bias.clone(),
                     options,
                 ));
-                let ours = conv2d(vec![x], weight, bias, stride, activation);
-                assert_eq!(ours.dims(), expected.dims(), "case {case}");
-                let ours = ours.into_data().try_into_vec::<f32>().unwrap();
+                let expected_dims = expected.dims();
                 let expected = expected.into_data().try_into_vec::<f32>().unwrap();
-                for (i, (a, b)) in ours.iter().zip(&expected).enumerate() {
-                    assert!(
-                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
-                        "case {case} {activation:?} value {i}: {a} against {b}"
+                for method in Method::available() {
+                    let ours = conv2d_by(
+                        method,
+                        vec![x.clone()],
+                        weight.clone(),
+                        bias.clone(),
+                        stride,
+                        activation,
+                        &PackCache::default(),
                     );
+                    assert_eq!(ours.dims()[..], expected_dims[..], "case {case}");
+                    let ours = ours.into_data().try_into_vec::<f32>().unwrap();
+                    // Rounding grows with the terms summed (in another order than burn's).
+                    let scale = ((cin * k * k) as f32 / 100.0).sqrt().max(1.0);
+                    for (i, (a, b)) in ours.iter().zip(&expected).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-5 * scale * (1.0 + b.abs()),
+                            "case {case} {method:?} {activation:?} value {i}: {a} against {b}"
+                        );
+                    }
                 }
             }
         }
@@ -470,9 +561,19 @@ mod tests {
         let weight = Tensor::<4>::random([3, 4, 3, 3], uniform, &device);
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let expected = burn_conv2d(half.clone(), weight.clone(), None, options);
-        let ours = conv2d(vec![half], weight, None, 1, Activation::Identity);
-        let diff: f32 = (ours - expected).abs().max().into_scalar();
-        assert!(diff <= 1e-5, "max |Δ| {diff}");
+        for method in Method::available() {
+            let ours = conv2d_by(
+                method,
+                vec![half.clone()],
+                weight.clone(),
+                None,
+                1,
+                Activation::Identity,
+                &PackCache::default(),
+            );
+            let diff: f32 = (ours - expected.clone()).abs().max().into_scalar();
+            assert!(diff <= 1e-5, "{method:?}: max |Δ| {diff}");
+        }
     }
 
     /// A concatenation of parts (C3k2's halves and stage outputs) against burn's conv of the
@@ -498,12 +599,22 @@ mod tests {
                 Some(bias.clone()),
                 options,
             ));
-            let ours = conv2d(parts, weight, Some(bias), 1, Activation::Silu);
-            let diff: f32 = (ours - expected).abs().max().into_scalar();
-            assert!(
-                diff <= 1e-5,
-                "batch {batch} size {size} k {k}: max |Δ| {diff}"
-            );
+            for method in Method::available() {
+                let ours = conv2d_by(
+                    method,
+                    parts.clone(),
+                    weight.clone(),
+                    Some(bias.clone()),
+                    1,
+                    Activation::Silu,
+                    &PackCache::default(),
+                );
+                let diff: f32 = (ours - expected.clone()).abs().max().into_scalar();
+                assert!(
+                    diff <= 1e-5,
+                    "{method:?} batch {batch} size {size} k {k}: max |Δ| {diff}"
+                );
+            }
         }
     }
 }

@@ -71,7 +71,7 @@ fn im2col_rows(g: &Geometry, channel: &[f32], first_row: usize, rows: usize, out
 /// `dst[i] = src[i · stride]`. Stride 2 (every downsampling conv) is written as pairs so
 /// that it vectorises: `step_by` left it a scalar loop, 10% of the CPU profile.
 #[inline(always)]
-fn gather(dst: &mut [f32], src: &[f32], stride: usize) {
+pub(super) fn gather(dst: &mut [f32], src: &[f32], stride: usize) {
     match stride {
         1 => dst.copy_from_slice(&src[..dst.len()]),
         2 => {

@@ -9,19 +9,28 @@
 //! after it gathers element by element; here it is written out. Detect's sigmoid and DFL
 //! softmax run in one vectorised pass. Depthwise convolutions (FocalModulation's levels,
 //! Detect's DWConvs, C2PSA's positional conv) run plane by plane on every thread with bias
-//! and activation fused, where flex ran them through its grouped convolution.
+//! and activation fused, where flex ran them through its grouped convolution. On CPUs with
+//! AVX2 and FMA, convolutions of planes up to 20×20 run on our own micro-kernel
+//! ([`direct`]) with weights packed once per layer; SPPF's max pools run plane by plane.
 
 mod activation;
 mod conv;
 mod decode;
 mod depthwise;
+#[cfg(target_arch = "x86_64")]
+mod direct;
 mod im2col;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+mod packed;
+mod pool;
 mod upsample;
 
 pub use activation::activate_in_place;
 pub use conv::conv2d;
 pub use decode::{AnchorGrid, decode};
 pub use depthwise::depthwise_conv2d;
+pub use packed::PackCache;
+pub use pool::max_pool2d;
 pub use upsample::upsample_nearest2x;
 
 use std::cell::RefCell;

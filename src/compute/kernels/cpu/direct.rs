@@ -1,0 +1,446 @@
+//! Direct convolution on x86 CPUs with AVX2 and FMA, for the small planes (20×20 and
+//! less) where im2col and `gemm` convolved whole planes with gemm split over threads,
+//! packing the weights and the inputs on every call. Here each input channel is laid out
+//! once as phase planes (at stride 1 the zero-bordered plane; at stride 2 its four phases,
+//! even or odd rows by even or odd columns) so that a kernel tap reads the same flat offset
+//! from every output, the outputs indexed along rows as wide as the phase planes (the few
+//! extra columns are computed and dropped). 1×1 stride-1 convolutions read their input
+//! planes, and the parts of a concatenation, where they are. A few tiles of [`NR`] outputs
+//! at a time, every tap's inputs are packed into a panel, and a micro-kernel holds [`MR`]
+//! output channels × [`NR`] outputs in twelve AVX2 registers over the panel: two loads and
+//! six broadcast weights (packed once per layer, [`super::packed`]) per tap. Bias and
+//! activation are applied to each tile before it is stored.
+//!
+//! On larger planes im2col's bands stay faster (measured per layer in
+//! `docs/cpu-performance.md`): the phase planes of a 160×160 input spread a tile's taps
+//! over more streams than the caches hold.
+
+use std::arch::x86_64::{
+    __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
+    _mm256_storeu_ps,
+};
+use std::mem::MaybeUninit;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::activation::add_and_activate;
+use super::conv::{Geometry, Input};
+use super::im2col::{gather, valid_columns};
+use super::packed::{MR, PackedWeights};
+use super::{filled_by, vectorised, with_scratch};
+use crate::compute::kernels::Activation;
+
+/// Outputs per micro-tile: two AVX2 vectors.
+const NR: usize = 16;
+/// Packed inputs per group of tiles (256 KiB): the panels stay in L2 while every block
+/// of output channels runs over them.
+const PANEL_FLOATS: usize = 64 * 1024;
+
+/// Whether this CPU runs the micro-kernel.
+pub(super) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Where the micro-kernel finds a tap's input: phase planes `pitch` wide, outputs indexed
+/// `y · pitch + x`.
+#[derive(Debug)]
+struct Layout {
+    pitch: usize,
+    /// Phase plane rows.
+    rows: usize,
+    /// For each tap `(dy, dx)`, how far past an output's index its input lies.
+    offsets: Vec<usize>,
+    /// Outputs in the flat indexing: `out_h` rows of `pitch`.
+    flat_len: usize,
+    /// Values per prepared input channel: its phase planes and the zeros the last tile
+    /// reads past them. None when the input planes are read in place.
+    channel_len: Option<usize>,
+}
+
+impl Layout {
+    fn new(g: &Geometry) -> Self {
+        let s = g.stride;
+        let reach = (g.k - 1) / s;
+        let pitch = g.out_w + reach;
+        let rows = g.out_h + reach;
+        let phase_len = rows * pitch;
+        let offsets: Vec<usize> = (0..g.k)
+            .flat_map(|dy| {
+                (0..g.k).map(move |dx| {
+                    let phase = (dy % s) * s + dx % s;
+                    phase * phase_len + (dy / s) * pitch + dx / s
+                })
+            })
+            .collect();
+        let flat_len = g.out_h * pitch;
+        let furthest = offsets.iter().max().copied().unwrap_or(0) + flat_len.next_multiple_of(NR);
+        let in_place = g.k == 1 && s == 1;
+        Self {
+            pitch,
+            rows,
+            flat_len,
+            channel_len: (!in_place).then(|| furthest.max(s * s * phase_len)),
+            offsets,
+        }
+    }
+
+    fn tiles(&self) -> usize {
+        self.flat_len.div_ceil(NR)
+    }
+}
+
+/// One convolution's constants, shared by its tasks.
+struct Job<'a> {
+    g: &'a Geometry,
+    layout: Layout,
+    weights: &'a PackedWeights,
+    bias: Option<&'a [f32]>,
+    activation: Activation,
+}
+
+/// Pointers to the input channels of one image, where the micro-kernel starts reading.
+struct Channels(Vec<*const f32>);
+
+// SAFETY: the pointers are read-only views of buffers that outlive every task.
+unsafe impl Sync for Channels {}
+unsafe impl Send for Channels {}
+
+/// The output buffer, shared by tasks that each write their own outputs.
+#[derive(Clone, Copy)]
+struct Output(*mut f32);
+
+// SAFETY: tasks write disjoint outputs (see `convolve`).
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
+
+impl Output {
+    /// The output `index` values on (a method, so that closures capture the whole `Output`).
+    fn skip(self, index: usize) -> Output {
+        Output(self.0.wrapping_add(index))
+    }
+}
+
+/// `activation(conv2d(input, weights) + bias)` for a batch of `batch` images, padding
+/// `k / 2`, on a CPU for which [`available`] holds. Returns the `(batch, cout, out_h,
+/// out_w)` outputs.
+pub(super) fn convolve(
+    g: &Geometry,
+    input: &Input,
+    batch: usize,
+    weights: &PackedWeights,
+    bias: Option<&[f32]>,
+    activation: Activation,
+) -> Vec<f32> {
+    assert!(available(), "callers check `available`");
+    assert_eq!(
+        weights.taps(),
+        g.cin * g.k * g.k,
+        "weights packed for this geometry"
+    );
+    let job = Job {
+        g,
+        layout: Layout::new(g),
+        weights,
+        bias,
+        activation,
+    };
+    match job.layout.channel_len {
+        Some(len) => with_prepared(batch * g.cin * len, |prepared| {
+            prepare(&job, input, prepared, len);
+            let images: Vec<_> = prepared
+                .chunks_exact(g.cin * len)
+                .map(|image| {
+                    let starts = image.chunks_exact(len).map(<[f32]>::as_ptr).collect();
+                    (Channels(starts), None)
+                })
+                .collect();
+            run(&job, &images)
+        }),
+        None => {
+            let images: Vec<_> = (0..batch)
+                .map(|image| in_place_channels(&job, &input.image(image)))
+                .collect();
+            run(&job, &images)
+        }
+    }
+}
+
+/// Each image's input channels, and for an input read in place whose last tile would read
+/// past its planes, that tile's inputs copied with zeros after them.
+type Images = [(Channels, Option<(Vec<f32>, Channels)>)];
+
+/// The convolution of every image in `images`, on rayon's threads.
+fn run(job: &Job, images: &Images) -> Vec<f32> {
+    let g = job.g;
+    let batch = images.len();
+    let plane = g.out_h * g.out_w;
+    let blocks = g.cout.div_ceil(MR);
+    let tiles = job.layout.tiles();
+    // Split by tiles first: a task packs its tiles' panels once for all its blocks.
+    let wanted = 4 * rayon::current_num_threads();
+    let q_chunks = tiles.min(wanted.div_ceil(batch));
+    let block_chunks = wanted.div_ceil(batch * q_chunks).clamp(1, blocks);
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        let out = Output(out.as_mut_ptr().cast());
+        (0..batch * block_chunks * q_chunks)
+            .into_par_iter()
+            .for_each(|task| {
+                let image = task / (block_chunks * q_chunks);
+                let block_chunk = task / q_chunks % block_chunks;
+                let q_chunk = task % q_chunks;
+                let (channels, tail) = &images[image];
+                let tail = tail.as_ref().map(|(_, starts)| starts);
+                let out_image = out.skip(image * g.cout * plane);
+                // SAFETY: `available` holds; each task writes the outputs of its own
+                // blocks of channels and its own tiles, within its image.
+                unsafe {
+                    convolve_task(
+                        job,
+                        channels,
+                        tail,
+                        share(blocks, block_chunks, block_chunk),
+                        share(tiles, q_chunks, q_chunk),
+                        out_image,
+                    )
+                }
+            });
+    };
+    // SAFETY: the tasks cover every block of output channels and every tile, and each
+    // tile's store writes every output its stretch holds.
+    unsafe { filled_by(batch * g.cout * plane, fill) }
+}
+
+/// Part `index` of `0..len` cut into `parts` nearly equal ranges.
+fn share(len: usize, parts: usize, index: usize) -> Range<usize> {
+    len * index / parts..len * (index + 1) / parts
+}
+
+/// The input channels of every image as phase planes into `out`, `len` values each.
+fn prepare(job: &Job, input: &Input, out: &mut [f32], len: usize) {
+    let g = job.g;
+    let phase_len = job.layout.rows * job.layout.pitch;
+    let phases = g.stride * g.stride;
+    out.par_chunks_mut(len)
+        .zip(input.whole().par_chunks(g.h * g.w))
+        .for_each(|(out, channel)| {
+            let (planes, tail) = out.split_at_mut(phases * phase_len);
+            tail.fill(0.0);
+            // The stem has three channels: its phases are the work to share.
+            planes
+                .par_chunks_mut(phase_len)
+                .enumerate()
+                .for_each(|(phase, out)| {
+                    let (a, b) = (phase / g.stride, phase % g.stride);
+                    vectorised(
+                        #[inline(always)]
+                        || phase_plane(g, &job.layout, channel, (a, b), out),
+                    )
+                });
+        });
+}
+
+/// Phase plane `(a, b)` of one input channel: the zero-bordered input at rows
+/// `stride · i + a` and columns `stride · j + b`.
+#[inline(always)]
+fn phase_plane(
+    g: &Geometry,
+    layout: &Layout,
+    channel: &[f32],
+    (a, b): (usize, usize),
+    out: &mut [f32],
+) {
+    let s = g.stride;
+    let pad = g.k / 2;
+    let (first_row, end_row) = valid_columns(g.h, g.k, s, layout.rows, a);
+    let (first, end) = valid_columns(g.w, g.k, s, layout.pitch, b);
+    for (i, row) in out.chunks_exact_mut(layout.pitch).enumerate() {
+        if !(first_row..end_row).contains(&i) || first >= end {
+            row.fill(0.0);
+            continue;
+        }
+        row[..first].fill(0.0);
+        row[end..].fill(0.0);
+        let in_row = &channel[(s * i + a - pad) * g.w..][..g.w];
+        gather(&mut row[first..end], &in_row[s * first + b - pad..], s);
+    }
+}
+
+/// `f` with a buffer of `len` values holding whatever earlier calls left. Prepared inputs
+/// are megabytes at 640: allocated afresh they came back as pages the kernel zeroes on
+/// first touch (4% of the samples).
+fn with_prepared<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    static PREPARED: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+    match PREPARED.try_lock() {
+        Ok(mut buffer) => {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+            f(&mut buffer[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    }
+}
+
+/// An image's channels read in place, and if its last tile would read past the planes,
+/// that tile's inputs copied with zeros after them.
+fn in_place_channels(job: &Job, input: &Input) -> (Channels, Option<(Vec<f32>, Channels)>) {
+    let plane = input.plane;
+    let starts: Vec<*const f32> = input
+        .parts
+        .iter()
+        .flat_map(|&(values, channels)| values.chunks_exact(plane).take(channels))
+        .map(<[f32]>::as_ptr)
+        .collect();
+    let last = (job.layout.tiles() - 1) * NR;
+    if last + NR <= plane {
+        return (Channels(starts), None);
+    }
+    let tail: Vec<f32> = input
+        .parts
+        .iter()
+        .flat_map(|&(values, channels)| values.chunks_exact(plane).take(channels))
+        .flat_map(|channel| {
+            let rest = &channel[last..];
+            rest.iter()
+                .copied()
+                .chain(std::iter::repeat_n(0.0, NR - rest.len()))
+        })
+        .collect();
+    let tail_starts = tail.chunks_exact(NR).map(<[f32]>::as_ptr).collect();
+    (Channels(starts), Some((tail, Channels(tail_starts))))
+}
+
+/// The tiles `tiles` of output channel blocks `blocks` of one image. `tail`, when given,
+/// is where the last tile reads (see [`in_place_channels`]). Tiles are taken a few at a
+/// time: their inputs are packed into panels, every tap's [`NR`] values in the order the
+/// micro-kernel reads them, and every block of output channels runs over those panels.
+/// Read from the planes directly, the micro-kernel waited on hundreds of streams (every
+/// channel, phase and tap row) that no prefetcher follows.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `channels` must be readable for every tap of every
+/// tile; `out_image` must hold the image's outputs, and no other task may write these.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn convolve_task(
+    job: &Job,
+    channels: &Channels,
+    tail: Option<&Channels>,
+    blocks: Range<usize>,
+    tiles: Range<usize>,
+    out_image: Output,
+) {
+    let g = job.g;
+    let last_tile = job.layout.tiles() - 1;
+    let panel_len = job.weights.taps() * NR;
+    let per_group = (PANEL_FLOATS / panel_len).max(1);
+    let mut tile = [[0.0f32; NR]; MR];
+    with_scratch(per_group.min(tiles.len()) * panel_len, |panels| {
+        for first in tiles.clone().step_by(per_group) {
+            let group = first..(first + per_group).min(tiles.end);
+            for (t, panel) in group.clone().zip(panels.chunks_exact_mut(panel_len)) {
+                let (starts, q) = match tail {
+                    Some(tail) if t == last_tile => (tail, 0),
+                    _ => (channels, t * NR),
+                };
+                // SAFETY: the caller's contract.
+                unsafe { pack_panel(&starts.0, q, &job.layout.offsets, panel) };
+            }
+            for block in blocks.clone() {
+                let weights = job.weights.block(block);
+                for (t, panel) in group.clone().zip(panels.chunks_exact(panel_len)) {
+                    // SAFETY: AVX2 and FMA (the caller's contract).
+                    unsafe { micro_tile(panel, weights, &mut tile) };
+                    for (m, values) in tile.iter_mut().enumerate() {
+                        let co = block * MR + m;
+                        if co >= g.cout {
+                            break;
+                        }
+                        let bias = job.bias.map_or(0.0, |b| b[co]);
+                        add_and_activate(values, bias, job.activation);
+                        let plane = out_image.skip(co * g.out_h * g.out_w);
+                        // SAFETY: the caller's contract.
+                        unsafe { store(job, values, t * NR, plane.0) };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The [`NR`] inputs under every tap of every channel for the outputs from flat index `q`
+/// (channel `c`'s tap reads `starts[c] + q + offset`), one after another.
+///
+/// # Safety
+/// Every read must lie inside its channel's buffer.
+#[inline(always)]
+unsafe fn pack_panel(starts: &[*const f32], q: usize, offsets: &[usize], panel: &mut [f32]) {
+    let mut values = panel.chunks_exact_mut(NR);
+    for &start in starts {
+        for &offset in offsets {
+            let dst = values.next().expect("the panel holds every tap");
+            // SAFETY: the caller's contract.
+            let src = unsafe { std::slice::from_raw_parts(start.add(q + offset), NR) };
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
+/// The sums over every tap of [`MR`] output channels at one tile's [`NR`] outputs: `panel`
+/// holds the tap's inputs and `weights` its [`MR`] weights, tap after tap.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_tile(panel: &[f32], weights: &[f32], out: &mut [[f32; NR]; MR]) {
+    let taps = panel.len() / NR;
+    assert!(weights.len() >= taps * MR, "MR weights per tap");
+    let mut acc: [[__m256; 2]; MR] = [[_mm256_setzero_ps(); 2]; MR];
+    for t in 0..taps {
+        // SAFETY: tap `t`'s NR inputs and MR weights lie inside `panel` and `weights`.
+        unsafe {
+            let x = panel.as_ptr().add(t * NR);
+            let low = _mm256_loadu_ps(x);
+            let high = _mm256_loadu_ps(x.add(8));
+            let w = weights.as_ptr().add(t * MR);
+            for (m, acc) in acc.iter_mut().enumerate() {
+                let weight = _mm256_broadcast_ss(&*w.add(m));
+                acc[0] = _mm256_fmadd_ps(weight, low, acc[0]);
+                acc[1] = _mm256_fmadd_ps(weight, high, acc[1]);
+            }
+        }
+    }
+    for (acc, out) in acc.iter().zip(out.iter_mut()) {
+        // SAFETY: each row holds NR = 16 values: two vectors of 8.
+        unsafe {
+            _mm256_storeu_ps(out.as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(out.as_mut_ptr().add(8), acc[1]);
+        }
+    }
+}
+
+/// The outputs of one channel's tile from flat index `q` into its plane `out` (`out_h ×
+/// out_w`), leaving out the columns past `out_w` and the rows past `out_h`.
+///
+/// # Safety
+/// `out` must be the channel's plane, and no other task may write these outputs.
+#[inline(always)]
+unsafe fn store(job: &Job, values: &[f32; NR], q: usize, out: *mut f32) {
+    let g = job.g;
+    let pitch = job.layout.pitch;
+    let end = (q + NR).min(job.layout.flat_len);
+    let mut index = q;
+    while index < end {
+        let (y, x) = (index / pitch, index % pitch);
+        let run_end = (index - x + g.out_w).min(end);
+        if run_end > index {
+            let run = &values[index - q..run_end - q];
+            // SAFETY: (y, x..) lies inside the plane: y < out_h, x + run.len() ≤ out_w.
+            unsafe {
+                std::ptr::copy_nonoverlapping(run.as_ptr(), out.add(y * g.out_w + x), run.len())
+            };
+        }
+        index = index - x + pitch;
+    }
+}
