@@ -161,14 +161,14 @@ impl Conv2dLayer {
     pub fn forward_concat(&self, parts: Vec<Tensor<4>>) -> Tensor<4> {
         let weight = self.weight.val();
         if self.groups == 1 && parts.iter().all(cpu::on_flex) && cpu::on_flex(&weight) {
-            return cpu::conv2d(
-                parts,
+            let layer = cpu::ConvLayer {
                 weight,
-                self.bias.as_ref().map(|b| b.val()),
-                self.stride,
-                self.activation,
-                &self.packed,
-            );
+                bias: self.bias.as_ref().map(|b| b.val()),
+                stride: self.stride,
+                activation: self.activation,
+                packed: &self.packed,
+            };
+            return cpu::conv2d(parts, layer);
         }
         self.forward(Tensor::cat(parts, 1))
     }

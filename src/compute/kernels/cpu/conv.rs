@@ -61,30 +61,22 @@ impl Geometry {
 /// written out when the convolution is 1×1 at stride 1 (every concatenation in YOLO11 feeds
 /// one): each part is multiplied by its columns of the weights and the products summed in
 /// the output.
-pub fn conv2d(
-    parts: Vec<Tensor<4>>,
-    weight: Tensor<4>,
-    bias: Option<Tensor<1>>,
-    stride: usize,
-    activation: Activation,
-    packed: &PackCache,
-) -> Tensor<4> {
-    let [_, _, h, w] = parts[0].dims();
-    let k = weight.dims()[2];
-    let out_plane = ((h + 2 * (k / 2) - k) / stride + 1) * ((w + 2 * (k / 2) - k) / stride + 1);
-    let fastest = *Method::available().last().expect("im2col runs everywhere");
-    // Larger planes run faster in im2col's bands (measured per layer: see
-    // docs/cpu-performance.md); the direct kernel wins where im2col convolves whole planes.
-    let method = if out_plane <= SMALL_PLANE {
-        fastest
-    } else {
-        Method::Im2col
-    };
-    conv2d_by(method, parts, weight, bias, stride, activation, packed)
+pub fn conv2d(parts: Vec<Tensor<4>>, layer: ConvLayer) -> Tensor<4> {
+    conv2d_by(None, parts, layer)
 }
 
-/// How a convolution runs on the CPU: [`direct`] where the CPU has AVX2 and FMA, else
-/// im2col and `gemm`.
+/// A convolution layer as the CPU kernel takes it: `weight (cout, cin, k, k)`, padding
+/// `k / 2`, one group.
+pub struct ConvLayer<'a> {
+    pub weight: Tensor<4>,
+    pub bias: Option<Tensor<1>>,
+    pub stride: usize,
+    pub activation: Activation,
+    /// The weights packed for [`direct`], kept by the layer between calls.
+    pub packed: &'a PackCache,
+}
+
+/// How a convolution runs on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
     Im2col,
@@ -93,7 +85,8 @@ enum Method {
 }
 
 impl Method {
-    /// The methods this CPU runs, the fastest last.
+    /// The methods this CPU runs (the parity tests check each).
+    #[cfg(test)]
     fn available() -> Vec<Method> {
         let mut methods = vec![Method::Im2col];
         #[cfg(target_arch = "x86_64")]
@@ -102,19 +95,30 @@ impl Method {
         }
         methods
     }
+
+    /// The faster method for an output plane of `plane` values: [`direct`] where the CPU
+    /// has AVX2 and FMA and the plane is small (where im2col convolved whole planes); larger
+    /// planes run faster in im2col's bands (measured per layer: docs/cpu-performance.md).
+    fn for_plane(plane: usize) -> Method {
+        #[cfg(target_arch = "x86_64")]
+        if plane <= SMALL_PLANE && direct::available() {
+            return Method::Direct;
+        }
+        let _ = plane;
+        Method::Im2col
+    }
 }
 
-/// [`conv2d`] by `method`.
+/// [`conv2d`] by `method`, or the faster for its plane.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn conv2d_by(
-    method: Method,
-    mut parts: Vec<Tensor<4>>,
-    weight: Tensor<4>,
-    bias: Option<Tensor<1>>,
-    stride: usize,
-    activation: Activation,
-    packed: &PackCache,
-) -> Tensor<4> {
+fn conv2d_by(method: Option<Method>, mut parts: Vec<Tensor<4>>, layer: ConvLayer) -> Tensor<4> {
+    let ConvLayer {
+        weight,
+        bias,
+        stride,
+        activation,
+        packed,
+    } = layer;
     let [cout, _, k, _] = weight.dims();
     if parts.len() > 1 && (k, stride) != (1, 1) {
         parts = vec![Tensor::cat(parts, 1)];
@@ -144,7 +148,7 @@ fn conv2d_by(
         plane: h * w,
     };
 
-    let out = match method {
+    let out = match method.unwrap_or_else(|| Method::for_plane(out_h * out_w)) {
         #[cfg(target_arch = "x86_64")]
         Method::Direct => {
             let packed = packed.get(&weight, cout, geometry.taps());
@@ -527,15 +531,14 @@ mod tests {
                 let expected_dims = expected.dims();
                 let expected = expected.into_data().try_into_vec::<f32>().unwrap();
                 for method in Method::available() {
-                    let ours = conv2d_by(
-                        method,
-                        vec![x.clone()],
-                        weight.clone(),
-                        bias.clone(),
+                    let layer = ConvLayer {
+                        weight: weight.clone(),
+                        bias: bias.clone(),
                         stride,
                         activation,
-                        &PackCache::default(),
-                    );
+                        packed: &PackCache::default(),
+                    };
+                    let ours = conv2d_by(Some(method), vec![x.clone()], layer);
                     assert_eq!(ours.dims()[..], expected_dims[..], "case {case}");
                     let ours = ours.into_data().try_into_vec::<f32>().unwrap();
                     // Rounding grows with the terms summed (in another order than burn's).
@@ -562,15 +565,14 @@ mod tests {
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let expected = burn_conv2d(half.clone(), weight.clone(), None, options);
         for method in Method::available() {
-            let ours = conv2d_by(
-                method,
-                vec![half.clone()],
-                weight.clone(),
-                None,
-                1,
-                Activation::Identity,
-                &PackCache::default(),
-            );
+            let layer = ConvLayer {
+                weight: weight.clone(),
+                bias: None,
+                stride: 1,
+                activation: Activation::Identity,
+                packed: &PackCache::default(),
+            };
+            let ours = conv2d_by(Some(method), vec![half.clone()], layer);
             let diff: f32 = (ours - expected.clone()).abs().max().into_scalar();
             assert!(diff <= 1e-5, "{method:?}: max |Δ| {diff}");
         }
@@ -600,15 +602,14 @@ mod tests {
                 options,
             ));
             for method in Method::available() {
-                let ours = conv2d_by(
-                    method,
-                    parts.clone(),
-                    weight.clone(),
-                    Some(bias.clone()),
-                    1,
-                    Activation::Silu,
-                    &PackCache::default(),
-                );
+                let layer = ConvLayer {
+                    weight: weight.clone(),
+                    bias: Some(bias.clone()),
+                    stride: 1,
+                    activation: Activation::Silu,
+                    packed: &PackCache::default(),
+                };
+                let ours = conv2d_by(Some(method), parts.clone(), layer);
                 let diff: f32 = (ours - expected.clone()).abs().max().into_scalar();
                 assert!(
                     diff <= 1e-5,

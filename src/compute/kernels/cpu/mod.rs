@@ -26,7 +26,7 @@ mod pool;
 mod upsample;
 
 pub use activation::activate_in_place;
-pub use conv::conv2d;
+pub use conv::{ConvLayer, conv2d};
 pub use decode::{AnchorGrid, decode};
 pub use depthwise::depthwise_conv2d;
 pub use packed::PackCache;
