@@ -276,11 +276,12 @@ impl<'a> Input<'a> {
     }
 }
 
-/// The output buffer, shared by the bands that each write their own rows of it.
+/// The output buffer, shared by tasks that each write their own part of it (bands of rows
+/// here, tiles in [`super::direct`]).
 #[derive(Clone, Copy)]
-struct SharedOutput(*mut f32);
+pub(super) struct SharedOutput(pub(super) *mut f32);
 
-// SAFETY: tasks only write disjoint ranges (see `conv2d`).
+// SAFETY: tasks only write disjoint ranges (see `im2col_gemm` and `direct::run`).
 unsafe impl Send for SharedOutput {}
 unsafe impl Sync for SharedOutput {}
 
@@ -289,7 +290,7 @@ impl SharedOutput {
     ///
     /// # Safety
     /// `index` must lie within the buffer.
-    unsafe fn at(&self, index: usize) -> *mut f32 {
+    pub(super) unsafe fn at(&self, index: usize) -> *mut f32 {
         unsafe { self.0.add(index) }
     }
 

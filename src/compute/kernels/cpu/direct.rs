@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::activation::add_and_activate;
-use super::conv::{Geometry, Input};
+use super::conv::{Geometry, Input, SharedOutput};
 use super::im2col::{gather, valid_columns};
 use super::packed::{MR, PackedWeights};
 use super::{filled_by, vectorised, with_scratch};
@@ -107,21 +107,6 @@ struct Channels(Vec<*const f32>);
 unsafe impl Sync for Channels {}
 unsafe impl Send for Channels {}
 
-/// The output buffer, shared by tasks that each write their own outputs.
-#[derive(Clone, Copy)]
-struct Output(*mut f32);
-
-// SAFETY: tasks write disjoint outputs (see `convolve`).
-unsafe impl Send for Output {}
-unsafe impl Sync for Output {}
-
-impl Output {
-    /// The output `index` values on (a method, so that closures capture the whole `Output`).
-    fn skip(self, index: usize) -> Output {
-        Output(self.0.wrapping_add(index))
-    }
-}
-
 /// `activation(conv2d(input, weights) + bias)` for a batch of `batch` images, padding
 /// `k / 2`, on a CPU for which [`available`] holds. Returns the `(batch, cout, out_h,
 /// out_w)` outputs.
@@ -183,7 +168,7 @@ fn run(job: &Job, images: &Images) -> Vec<f32> {
     let q_chunks = tiles.min(wanted.div_ceil(batch));
     let block_chunks = wanted.div_ceil(batch * q_chunks).clamp(1, blocks);
     let fill = |out: &mut [MaybeUninit<f32>]| {
-        let out = Output(out.as_mut_ptr().cast());
+        let out = SharedOutput(out.as_mut_ptr().cast());
         (0..batch * block_chunks * q_chunks)
             .into_par_iter()
             .for_each(|task| {
@@ -192,10 +177,10 @@ fn run(job: &Job, images: &Images) -> Vec<f32> {
                 let q_chunk = task % q_chunks;
                 let (channels, tail) = &images[image];
                 let tail = tail.as_ref().map(|(_, starts)| starts);
-                let out_image = out.skip(image * g.cout * plane);
-                // SAFETY: `available` holds; each task writes the outputs of its own
-                // blocks of channels and its own tiles, within its image.
+                // SAFETY: `available` holds; the image lies in the buffer, and each task
+                // writes the outputs of its own blocks of channels and its own tiles.
                 unsafe {
+                    let out_image = out.at(image * g.cout * plane);
                     convolve_task(
                         job,
                         channels,
@@ -329,7 +314,7 @@ unsafe fn convolve_task(
     tail: Option<&Channels>,
     blocks: Range<usize>,
     tiles: Range<usize>,
-    out_image: Output,
+    out_image: *mut f32,
 ) {
     let g = job.g;
     let last_tile = job.layout.tiles() - 1;
@@ -359,9 +344,10 @@ unsafe fn convolve_task(
                         }
                         let bias = job.bias.map_or(0.0, |b| b[co]);
                         add_and_activate(values, bias, job.activation);
-                        let plane = out_image.skip(co * g.out_h * g.out_w);
-                        // SAFETY: the caller's contract.
-                        unsafe { store(job, values, t * NR, plane.0) };
+                        // SAFETY: the caller's contract; channel `co`'s plane lies in the image.
+                        unsafe {
+                            store(job, values, t * NR, out_image.add(co * g.out_h * g.out_w))
+                        };
                     }
                 }
             }
