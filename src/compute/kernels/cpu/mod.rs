@@ -20,6 +20,7 @@ mod depthwise;
 #[cfg(target_arch = "x86_64")]
 mod direct;
 mod im2col;
+mod im2col_gemm;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod packed;
 mod pool;
