@@ -79,6 +79,10 @@ pub struct DistillArgs {
     /// Measure --val after every this many epochs (and after the last).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     val_every: u64,
+    /// The input size --val is measured at (as `focalyolo val --imgsz`), whatever the
+    /// views' --imgsz: the size the layer will run at.
+    #[arg(long, default_value_t = 640)]
+    val_imgsz: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Focal levels of a fresh layer (cascaded depthwise convolutions).
@@ -132,6 +136,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         validation,
         val: args.val.clone(),
         val_every: args.val_every as usize,
+        val_imgsz: args.val_imgsz,
         seed: args.seed,
         focal: FocalModulationConfig::new()
             .with_focal_level(args.focal_level as usize)

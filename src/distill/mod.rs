@@ -98,6 +98,9 @@ pub struct DistillOptions {
     pub val: Option<PathBuf>,
     /// Measure `val` after every this many epochs (and after the last).
     pub val_every: usize,
+    /// The input size `val` is measured at: the size the layer will run at, which need not
+    /// be the views' (`imgsz`).
+    pub val_imgsz: usize,
     pub seed: u64,
     /// The FocalModulation to start from when there is no `start_from`.
     pub focal: FocalModulationConfig,
@@ -122,6 +125,7 @@ impl Default for DistillOptions {
             validation: Vec::new(),
             val: None,
             val_every: 1,
+            val_imgsz: 640,
             seed: 0,
             focal: FocalModulationConfig::new(),
         }
@@ -210,7 +214,7 @@ pub fn distill(
     let judge = |model: Yolo, info: &ModelInfo| -> Result<MapReport, DistillError> {
         let set = val_set.as_ref().expect("judged only with --val");
         let input = InputSize {
-            imgsz: options.imgsz,
+            imgsz: options.val_imgsz,
             canvas: Canvas::Minimal,
         };
         let detector = Detector::from_model(model, info.clone(), device.clone(), input);

@@ -15,10 +15,10 @@ pub enum Recipe {
     /// the neck training too, it learns to make up for what layer 9 cannot match, while
     /// the frozen head keeps seeing what it was trained on.
     Neck,
-    /// As `layer9-and10`, plus the teacher's outputs: its class scores (binary
-    /// cross-entropy against its probabilities, on anchors where either model sees an
-    /// object) and its box-side distributions (KL divergence from its softmax, weighted by
-    /// the anchor's top class score).
+    /// As `layer9-and10`, plus the teacher's outputs: the KL divergence of the class
+    /// scores from the teacher's at every anchor, and of the box-side distributions
+    /// weighted by the teacher's top class score; both divided by the sum of the teacher's
+    /// top scores, so the loss is 0 exactly at the teacher.
     Outputs,
 }
 
@@ -29,7 +29,7 @@ impl Recipe {
             Recipe::Layer9And10 => "layer-9 plus layer-10 feature MSE",
             Recipe::Neck => "layer-9 plus layer-10 plus P3/P4/P5 feature MSE",
             Recipe::Outputs => {
-                "layer-9 plus layer-10 feature MSE, plus the teacher's class scores (BCE, weighted by the anchors' top score) and box distributions (KL)"
+                "layer-9 plus layer-10 feature MSE, plus the KL divergence from the teacher's class scores (every anchor) and box distributions (weighted by its top score)"
             }
         }
     }

@@ -431,6 +431,7 @@ fn distillation_is_judged_by_map_on_a_labelled_folder_and_the_file_says_so() {
         epochs: 3,
         val: Some(val_dir.clone()),
         val_every: 2,
+        val_imgsz: 320,
         mosaic: 0.5,
         ..quick_options()
     };
