@@ -5,10 +5,10 @@
 
 use burn::tensor::{Tensor, TensorData};
 
-#[cfg(target_arch = "x86_64")]
-use super::direct;
 use super::im2col_gemm;
 use super::packed::PackCache;
+#[cfg(target_arch = "x86_64")]
+use super::{direct, packed::PackedWeights, winograd};
 use super::{flex_tensor, values};
 use crate::compute::kernels::Activation;
 
@@ -64,29 +64,43 @@ enum Method {
     Im2col,
     #[cfg(target_arch = "x86_64")]
     Direct,
+    #[cfg(target_arch = "x86_64")]
+    Winograd,
 }
 
 impl Method {
-    /// The methods this CPU runs (the parity tests check each).
+    /// The methods this CPU runs on a convolution of this shape (the parity tests check
+    /// each).
     #[cfg(test)]
-    fn available() -> Vec<Method> {
+    fn available(k: usize, stride: usize) -> Vec<Method> {
         let mut methods = vec![Method::Im2col];
         #[cfg(target_arch = "x86_64")]
         if direct::available() {
             methods.push(Method::Direct);
         }
+        #[cfg(target_arch = "x86_64")]
+        if winograd::applies(k, stride) {
+            methods.push(Method::Winograd);
+        }
+        let _ = (k, stride);
         methods
     }
 
-    /// The faster method for an output plane of `plane` values: [`direct`] where the CPU
-    /// has AVX2 and FMA and the plane is small (where im2col convolved whole planes); larger
-    /// planes run faster in im2col's bands (measured per layer: docs/cpu-performance.md).
-    fn for_plane(plane: usize) -> Method {
+    /// The fastest method for this convolution where the CPU has AVX2 and FMA: Winograd
+    /// for 3×3 at stride 1 where [`winograd::faster`], else [`direct`] on small planes
+    /// (where im2col convolved whole planes); larger planes run faster in im2col's bands
+    /// (measured per layer: docs/cpu-performance.md).
+    fn fastest(geometry: &Geometry) -> Method {
         #[cfg(target_arch = "x86_64")]
-        if plane <= SMALL_PLANE && direct::available() {
-            return Method::Direct;
+        {
+            if winograd::applies(geometry.k, geometry.stride) && winograd::faster(geometry) {
+                return Method::Winograd;
+            }
+            if geometry.out_h * geometry.out_w <= SMALL_PLANE && direct::available() {
+                return Method::Direct;
+            }
         }
-        let _ = plane;
+        let _ = geometry;
         Method::Im2col
     }
 }
@@ -130,11 +144,17 @@ fn conv2d_by(method: Option<Method>, mut parts: Vec<Tensor<4>>, layer: ConvLayer
         plane: h * w,
     };
 
-    let out = match method.unwrap_or_else(|| Method::for_plane(out_h * out_w)) {
+    let out = match method.unwrap_or_else(|| Method::fastest(&geometry)) {
         #[cfg(target_arch = "x86_64")]
         Method::Direct => {
-            let packed = packed.get(&weight, cout, geometry.taps());
+            let taps = geometry.taps();
+            let packed = packed.get(&weight, taps, |w| PackedWeights::pack(w, cout, taps));
             direct::convolve(&geometry, &input, batch, &packed, bias, activation)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Method::Winograd => {
+            let packed = packed.get(&weight, 16 * cin, |w| winograd::pack_weights(w, cout, cin));
+            winograd::convolve(&geometry, &input, batch, &packed, bias, activation)
         }
         Method::Im2col => {
             let weight = values(&weight);
@@ -246,7 +266,7 @@ mod tests {
                 ));
                 let expected_dims = expected.dims();
                 let expected = expected.into_data().try_into_vec::<f32>().unwrap();
-                for method in Method::available() {
+                for method in Method::available(k, stride) {
                     let layer = ConvLayer {
                         weight: weight.clone(),
                         bias: bias.clone(),
@@ -280,7 +300,7 @@ mod tests {
         let weight = Tensor::<4>::random([3, 4, 3, 3], uniform, &device);
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let expected = burn_conv2d(half.clone(), weight.clone(), None, options);
-        for method in Method::available() {
+        for method in Method::available(3, 1) {
             let layer = ConvLayer {
                 weight: weight.clone(),
                 bias: None,
@@ -317,7 +337,7 @@ mod tests {
                 Some(bias.clone()),
                 options,
             ));
-            for method in Method::available() {
+            for method in Method::available(k, 1) {
                 let layer = ConvLayer {
                     weight: weight.clone(),
                     bias: Some(bias.clone()),

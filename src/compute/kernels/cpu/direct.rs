@@ -33,7 +33,7 @@ use super::{filled_by, vectorised, with_scratch};
 use crate::compute::kernels::Activation;
 
 /// Outputs per micro-tile: two AVX2 vectors.
-const NR: usize = 16;
+pub(super) const NR: usize = 16;
 /// Packed inputs per group of tiles (256 KiB): the panels stay in L2 while every block
 /// of output channels runs over them.
 const PANEL_FLOATS: usize = 64 * 1024;
@@ -159,42 +159,55 @@ type Images = [(Channels, Option<(Vec<f32>, Channels)>)];
 /// The convolution of every image in `images`, on rayon's threads.
 fn run(job: &Job, images: &Images) -> Vec<f32> {
     let g = job.g;
-    let batch = images.len();
     let plane = g.out_h * g.out_w;
-    let blocks = g.cout.div_ceil(MR);
-    let tiles = job.layout.tiles();
-    // Split by tiles first: a task packs its tiles' panels once for all its blocks.
-    let wanted = 4 * rayon::current_num_threads();
-    let q_chunks = tiles.min(wanted.div_ceil(batch));
-    let block_chunks = wanted.div_ceil(batch * q_chunks).clamp(1, blocks);
     let fill = |out: &mut [MaybeUninit<f32>]| {
         let out = SharedOutput(out.as_mut_ptr().cast());
-        (0..batch * block_chunks * q_chunks)
-            .into_par_iter()
-            .for_each(|task| {
-                let image = task / (block_chunks * q_chunks);
-                let block_chunk = task / q_chunks % block_chunks;
-                let q_chunk = task % q_chunks;
+        split_tasks(
+            images.len(),
+            g.cout.div_ceil(MR),
+            job.layout.tiles(),
+            |image, blocks, tiles| {
                 let (channels, tail) = &images[image];
                 let tail = tail.as_ref().map(|(_, starts)| starts);
                 // SAFETY: `available` holds; the image lies in the buffer, and each task
                 // writes the outputs of its own blocks of channels and its own tiles.
                 unsafe {
                     let out_image = out.at(image * g.cout * plane);
-                    convolve_task(
-                        job,
-                        channels,
-                        tail,
-                        share(blocks, block_chunks, block_chunk),
-                        share(tiles, q_chunks, q_chunk),
-                        out_image,
-                    )
+                    convolve_task(job, channels, tail, blocks, tiles, out_image)
                 }
-            });
+            },
+        );
     };
     // SAFETY: the tasks cover every block of output channels and every tile, and each
     // tile's store writes every output its stretch holds.
-    unsafe { filled_by(batch * g.cout * plane, fill) }
+    unsafe { filled_by(images.len() * g.cout * plane, fill) }
+}
+
+/// `task(image, blocks, tiles)` on rayon's threads for every image of `batch`, every one
+/// of `blocks` blocks of output channels and every one of `tiles` tiles, in about four
+/// tasks per thread. Split by tiles first: a task prepares its tiles' inputs once for all
+/// its blocks.
+pub(super) fn split_tasks(
+    batch: usize,
+    blocks: usize,
+    tiles: usize,
+    task: impl Fn(usize, Range<usize>, Range<usize>) + Sync,
+) {
+    let wanted = 4 * rayon::current_num_threads();
+    let tile_chunks = tiles.min(wanted.div_ceil(batch));
+    let block_chunks = wanted.div_ceil(batch * tile_chunks).clamp(1, blocks);
+    (0..batch * block_chunks * tile_chunks)
+        .into_par_iter()
+        .for_each(|index| {
+            let image = index / (block_chunks * tile_chunks);
+            let block_chunk = index / tile_chunks % block_chunks;
+            let tile_chunk = index % tile_chunks;
+            task(
+                image,
+                share(blocks, block_chunks, block_chunk),
+                share(tiles, tile_chunks, tile_chunk),
+            )
+        });
 }
 
 /// Part `index` of `0..len` cut into `parts` nearly equal ranges.
@@ -255,7 +268,7 @@ fn phase_plane(
 /// `f` with a buffer of `len` values holding whatever earlier calls left. Prepared inputs
 /// are megabytes at 640: allocated afresh they came back as pages the kernel zeroes on
 /// first touch (4% of the samples).
-fn with_prepared<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(super) fn with_prepared<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     static PREPARED: Mutex<Vec<f32>> = Mutex::new(Vec::new());
     match PREPARED.try_lock() {
         Ok(mut buffer) => {
@@ -379,7 +392,7 @@ unsafe fn pack_panel(starts: &[*const f32], q: usize, offsets: &[usize], panel: 
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_tile(panel: &[f32], weights: &[f32], out: &mut [[f32; NR]; MR]) {
+pub(super) unsafe fn micro_tile(panel: &[f32], weights: &[f32], out: &mut [[f32; NR]; MR]) {
     let taps = panel.len() / NR;
     assert!(weights.len() >= taps * MR, "MR weights per tap");
     let mut acc: [[__m256; 2]; MR] = [[_mm256_setzero_ps(); 2]; MR];

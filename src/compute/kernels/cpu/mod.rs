@@ -25,6 +25,8 @@ mod im2col_gemm;
 mod packed;
 mod pool;
 mod upsample;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
 
 pub use activation::activate_in_place;
 pub use conv::{ConvLayer, conv2d};

@@ -1,5 +1,6 @@
-//! A convolution's weights in the order [`super::direct`]'s micro-kernel reads them, packed
-//! once per layer: `gemm` packed them again on every call.
+//! A convolution's weights in the order [`super::direct`]'s micro-kernel reads them (as
+//! they are, or transformed for [`super::winograd`]), packed once per layer: `gemm`
+//! packed them again on every call.
 
 use std::sync::{Arc, Mutex};
 
@@ -50,9 +51,15 @@ impl PackedWeights {
 pub struct PackCache(Arc<Mutex<Option<(FlexTensor, Arc<PackedWeights>)>>>);
 
 impl PackCache {
-    /// `weight`'s values packed for `cout` outputs of `taps` taps, from the cache when they
-    /// are the same buffer as last time.
-    pub(super) fn get(&self, weight: &FlexTensor, cout: usize, taps: usize) -> Arc<PackedWeights> {
+    /// `weight`'s values as `pack` packs them into `taps` taps per output, from the cache
+    /// when they are the same buffer as last time, packed as many taps (direct convolution
+    /// and Winograd pack a layer's weights into different numbers).
+    pub(super) fn get(
+        &self,
+        weight: &FlexTensor,
+        taps: usize,
+        pack: impl FnOnce(&[f32]) -> PackedWeights,
+    ) -> Arc<PackedWeights> {
         let same = |kept: &FlexTensor| {
             let (a, b) = (values(kept), values(weight));
             a.as_ptr() == b.as_ptr() && a.len() == b.len()
@@ -64,7 +71,7 @@ impl PackCache {
         match &*cached {
             Some((kept, packed)) if same(kept) && packed.taps == taps => packed.clone(),
             _ => {
-                let packed = Arc::new(PackedWeights::pack(values(weight), cout, taps));
+                let packed = Arc::new(pack(values(weight)));
                 *cached = Some((weight.clone(), packed.clone()));
                 packed
             }
