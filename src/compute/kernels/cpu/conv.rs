@@ -1,7 +1,8 @@
 //! 2-D convolution with one group on the CPU: what a convolution is (its [`Geometry`], its
-//! [`Input`] parts), and which kernel runs it: [`direct`]'s micro-kernel on small planes
-//! where the CPU has AVX2 and FMA, else im2col and `gemm` in bands of output rows
-//! ([`super::im2col_gemm`]).
+//! [`Input`] parts), and which kernel runs it. Where the CPU has AVX2 and FMA: Winograd
+//! ([`winograd`]) for most 3×3 stride-1 convolutions, [`direct`]'s micro-kernel for 1×1
+//! and on small planes; else, and for the large planes' other kernels, im2col and `gemm`
+//! in bands of output rows ([`super::im2col_gemm`]).
 
 use burn::tensor::{Tensor, TensorData};
 
@@ -87,16 +88,20 @@ impl Method {
     }
 
     /// The fastest method for this convolution where the CPU has AVX2 and FMA: Winograd
-    /// for 3×3 at stride 1 where [`winograd::faster`], else [`direct`] on small planes
-    /// (where im2col convolved whole planes); larger planes run faster in im2col's bands
-    /// (measured per layer: docs/cpu-performance.md).
+    /// for 3×3 at stride 1 where [`winograd::faster`], else [`direct`] for 1×1 (read in
+    /// place) and on small planes (where im2col convolved whole planes). Other kernels on
+    /// larger planes run faster in im2col's bands: their phase planes spread a tile's taps
+    /// over more streams than the caches hold (measured per layer:
+    /// docs/cpu-performance.md).
     fn fastest(geometry: &Geometry) -> Method {
         #[cfg(target_arch = "x86_64")]
         {
             if winograd::applies(geometry.k, geometry.stride) && winograd::faster(geometry) {
                 return Method::Winograd;
             }
-            if geometry.out_h * geometry.out_w <= SMALL_PLANE && direct::available() {
+            let pointwise = (geometry.k, geometry.stride) == (1, 1);
+            let small = geometry.out_h * geometry.out_w <= SMALL_PLANE;
+            if (pointwise || small) && direct::available() {
                 return Method::Direct;
             }
         }
@@ -239,16 +244,18 @@ mod tests {
         let device = ComputeDevice::cpu().device;
         let uniform = Distribution::Uniform(-1.0, 1.0);
         for (case, &(batch, cin, h, w, cout, k, stride)) in [
-            (1, 3, 64, 48, 16, 3, 2),  // the stem
-            (1, 16, 33, 17, 32, 3, 2), // odd sizes at stride 2
-            (2, 8, 20, 20, 8, 3, 1),   // a batch
-            (1, 32, 10, 10, 24, 1, 1), // pointwise
-            (1, 6, 9, 7, 5, 5, 1),     // a wider kernel
-            (1, 4, 5, 5, 3, 1, 2),     // 1×1 at stride 2 gathers
-            (1, 40, 3, 2, 7, 3, 1),    // planes smaller than the kernel
-            (1, 48, 40, 36, 70, 3, 1), // many tiles and blocks, a last block not full
-            (2, 33, 21, 30, 20, 1, 1), // pointwise planes that end inside a tile
-            (1, 24, 41, 40, 9, 3, 2),  // stride 2, odd rows
+            (1, 3, 64, 48, 16, 3, 2),   // the stem
+            (1, 16, 33, 17, 32, 3, 2),  // odd sizes at stride 2
+            (2, 8, 20, 20, 8, 3, 1),    // a batch
+            (1, 32, 10, 10, 24, 1, 1),  // pointwise
+            (1, 6, 9, 7, 5, 5, 1),      // a wider kernel
+            (1, 4, 5, 5, 3, 1, 2),      // 1×1 at stride 2 gathers
+            (1, 40, 3, 2, 7, 3, 1),     // planes smaller than the kernel
+            (1, 48, 40, 36, 70, 3, 1),  // many tiles and blocks, a last block not full
+            (2, 33, 21, 30, 20, 1, 1),  // pointwise planes that end inside a tile
+            (1, 24, 41, 40, 9, 3, 2),   // stride 2, odd rows
+            (1, 64, 13, 11, 70, 3, 1),  // Winograd: odd sizes, a last group not full
+            (1, 256, 10, 10, 64, 3, 1), // Detect's P5 at 320: the most channels summed
         ]
         .iter()
         .enumerate()

@@ -1,6 +1,6 @@
-//! Direct convolution on x86 CPUs with AVX2 and FMA, for the small planes (20×20 and
-//! less) where im2col and `gemm` convolved whole planes with gemm split over threads,
-//! packing the weights and the inputs on every call. Here each input channel is laid out
+//! Direct convolution on x86 CPUs with AVX2 and FMA, for 1×1 convolutions and the small
+//! planes (20×20 and less) where im2col and `gemm` convolved whole planes with gemm split
+//! over threads, packing the weights and the inputs on every call. Here each input channel is laid out
 //! once as phase planes (at stride 1 the zero-bordered plane; at stride 2 its four phases,
 //! even or odd rows by even or odd columns) so that a kernel tap reads the same flat offset
 //! from every output, the outputs indexed along rows as wide as the phase planes (the few
@@ -11,9 +11,10 @@
 //! six broadcast weights (packed once per layer, [`super::packed`]) per tap. Bias and
 //! activation are applied to each tile before it is stored.
 //!
-//! On larger planes im2col's bands stay faster (measured per layer in
+//! For larger kernels on larger planes im2col's bands stay faster (measured per layer in
 //! `docs/cpu-performance.md`): the phase planes of a 160×160 input spread a tile's taps
-//! over more streams than the caches hold.
+//! over more streams than the caches hold. The micro-kernel also multiplies
+//! [`super::winograd`]'s transformed inputs.
 
 use std::arch::x86_64::{
     __m256, _mm256_broadcast_ss, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,

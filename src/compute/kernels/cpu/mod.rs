@@ -10,8 +10,10 @@
 //! softmax run in one vectorised pass. Depthwise convolutions (FocalModulation's levels,
 //! Detect's DWConvs, C2PSA's positional conv) run plane by plane on every thread with bias
 //! and activation fused, where flex ran them through its grouped convolution. On CPUs with
-//! AVX2 and FMA, convolutions of planes up to 20×20 run on our own micro-kernel
-//! ([`direct`]) with weights packed once per layer; SPPF's max pools run plane by plane.
+//! AVX2 and FMA, 1×1 convolutions and those of planes up to 20×20 run on our own
+//! micro-kernel ([`direct`]) with weights packed once per layer, and 3×3 stride-1
+//! convolutions as Winograd F(2×2, 3×3) ([`winograd`]) on the same micro-kernel; SPPF's
+//! max pools run plane by plane.
 
 mod activation;
 mod conv;

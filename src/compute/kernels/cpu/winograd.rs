@@ -125,7 +125,11 @@ pub(super) fn convolve(
     activation: Activation,
 ) -> Vec<f32> {
     assert!(applies(g.k, g.stride), "callers check `applies`");
-    assert_eq!(weights.taps(), POSITIONS * g.cin, "weights from pack_weights");
+    assert_eq!(
+        weights.taps(),
+        POSITIONS * g.cin,
+        "weights from pack_weights"
+    );
     let blocks = Blocks::new(g);
     let plane = g.out_h * g.out_w;
     let image_len = g.cin * blocks.plane();
