@@ -87,7 +87,8 @@ impl Stats {
         recent.iter().sum::<f64>() / recent.len().max(1) as f64
     }
 
-    pub fn show(&self, ui: &mut Ui, session: Option<&Session>) {
+    /// `display_cap`: the most frames a second the window draws, where it caps them.
+    pub fn show(&self, ui: &mut Ui, session: Option<&Session>, display_cap: Option<u32>) {
         ui.heading("Performance");
         if let Some(session) = session {
             egui::Grid::new("counters").num_columns(2).show(ui, |ui| {
@@ -135,7 +136,14 @@ impl Stats {
                 ui.end_row();
             }
         });
-        ui.label(format!("{:.1} FPS shown", self.current_fps()));
+        let shown = ui.label(format!("{:.1} FPS shown", self.current_fps()));
+        if let Some(cap) = display_cap {
+            shown.on_hover_text(format!(
+                "The window draws in software on the model's cores: at most {cap} frames a \
+                 second, so the model keeps more of them. Tracking and counting still see \
+                 every frame the model finishes."
+            ));
+        }
         let points: Vec<[f64; 2]> = self.fps.iter().copied().collect();
         Plot::new("fps plot")
             .height(90.0)
