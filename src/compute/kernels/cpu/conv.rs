@@ -144,9 +144,15 @@ fn conv2d_by(method: Option<Method>, mut parts: Vec<Tensor<4>>, layer: ConvLayer
     let weight = flex_tensor(weight);
     let bias = bias.map(flex_tensor);
     let bias = bias.as_ref().map(values);
-    let input = Input {
-        parts: parts.iter().map(values).zip(channels).collect(),
-        plane: h * w,
+    let conv = Convolution {
+        geometry,
+        input: Input {
+            parts: parts.iter().map(values).zip(channels).collect(),
+            plane: h * w,
+        },
+        batch,
+        bias,
+        activation,
     };
 
     let out = match method.unwrap_or_else(|| Method::fastest(&geometry)) {
@@ -154,19 +160,26 @@ fn conv2d_by(method: Option<Method>, mut parts: Vec<Tensor<4>>, layer: ConvLayer
         Method::Direct => {
             let taps = geometry.taps();
             let packed = packed.get(&weight, taps, |w| PackedWeights::pack(w, cout, taps));
-            direct::convolve(&geometry, &input, batch, &packed, bias, activation)
+            direct::convolve(&conv, &packed)
         }
         #[cfg(target_arch = "x86_64")]
         Method::Winograd => {
             let packed = packed.get(&weight, 16 * cin, |w| winograd::pack_weights(w, cout, cin));
-            winograd::convolve(&geometry, &input, batch, &packed, bias, activation)
+            winograd::convolve(&conv, &packed)
         }
-        Method::Im2col => {
-            let weight = values(&weight);
-            im2col_gemm::convolve(&geometry, &input, batch, weight, bias, activation)
-        }
+        Method::Im2col => im2col_gemm::convolve(&conv, values(&weight)),
     };
     Tensor::<4>::from_data(TensorData::new(out, [batch, cout, out_h, out_w]), &device)
+}
+
+/// One convolution as the kernels take it: its sizes, its input (`batch` images), and the
+/// bias and activation applied to its outputs.
+pub(super) struct Convolution<'a> {
+    pub(super) geometry: Geometry,
+    pub(super) input: Input<'a>,
+    pub(super) batch: usize,
+    pub(super) bias: Option<&'a [f32]>,
+    pub(super) activation: Activation,
 }
 
 /// A convolution's input: the parts whose channels, in order, are its channels (one part

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::activation::add_and_activate;
-use super::conv::{Geometry, Input, SharedOutput};
+use super::conv::{Convolution, Geometry, Input, SharedOutput};
 use super::im2col::{gather, valid_columns};
 use super::packed::{MR, PackedWeights};
 use super::{filled_by, vectorised, with_scratch};
@@ -108,17 +108,10 @@ struct Channels(Vec<*const f32>);
 unsafe impl Sync for Channels {}
 unsafe impl Send for Channels {}
 
-/// `activation(conv2d(input, weights) + bias)` for a batch of `batch` images, padding
-/// `k / 2`, on a CPU for which [`available`] holds. Returns the `(batch, cout, out_h,
-/// out_w)` outputs.
-pub(super) fn convolve(
-    g: &Geometry,
-    input: &Input,
-    batch: usize,
-    weights: &PackedWeights,
-    bias: Option<&[f32]>,
-    activation: Activation,
-) -> Vec<f32> {
+/// `activation(conv2d(input, weights) + bias)` for a batch of images, padding `k / 2`, on
+/// a CPU for which [`available`] holds. Returns the `(batch, cout, out_h, out_w)` outputs.
+pub(super) fn convolve(conv: &Convolution, weights: &PackedWeights) -> Vec<f32> {
+    let (g, input, batch) = (&conv.geometry, &conv.input, conv.batch);
     assert!(available(), "callers check `available`");
     assert_eq!(
         weights.taps(),
@@ -129,8 +122,8 @@ pub(super) fn convolve(
         g,
         layout: Layout::new(g),
         weights,
-        bias,
-        activation,
+        bias: conv.bias,
+        activation: conv.activation,
     };
     match job.layout.channel_len {
         Some(len) => with_prepared(batch * g.cin * len, |prepared| {

@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::activation::{activate_inline, add_and_activate};
-use super::conv::{Geometry, Input, SMALL_PLANE, SharedOutput};
+use super::conv::{Convolution, Geometry, Input, SMALL_PLANE, SharedOutput};
 use super::im2col::im2col_channel;
 use super::{assume_written, filled_by, vectorised, with_scratch};
 use crate::compute::kernels::Activation;
@@ -33,14 +33,9 @@ impl Geometry {
 }
 
 /// The convolution as im2col and `gemm`, in bands of output rows (or whole small planes).
-pub(super) fn convolve(
-    geometry: &Geometry,
-    input: &Input,
-    batch: usize,
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    activation: Activation,
-) -> Vec<f32> {
+pub(super) fn convolve(conv: &Convolution, weight: &[f32]) -> Vec<f32> {
+    let (geometry, input, batch) = (&conv.geometry, &conv.input, conv.batch);
+    let (bias, activation) = (conv.bias, conv.activation);
     let &Geometry {
         cout, out_h, out_w, ..
     } = geometry;

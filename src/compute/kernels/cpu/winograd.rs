@@ -18,7 +18,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::activation::add_and_activate;
-use super::conv::{Geometry, Input, SharedOutput};
+use super::conv::{Convolution, Geometry, SharedOutput};
 use super::direct::{NR, micro_tile, split_tasks, with_prepared};
 use super::packed::{MR, PackedWeights};
 use super::{filled_by, with_scratch};
@@ -114,16 +114,10 @@ impl Blocks {
 }
 
 /// `activation(conv2d(input, weights) + bias)` with a 3×3 kernel, stride 1 and padding 1,
-/// for a batch of `batch` images, where [`applies`] holds; `weights` from [`pack_weights`].
+/// for a batch of images, where [`applies`] holds; `weights` from [`pack_weights`].
 /// Returns the `(batch, cout, out_h, out_w)` outputs.
-pub(super) fn convolve(
-    g: &Geometry,
-    input: &Input,
-    batch: usize,
-    weights: &PackedWeights,
-    bias: Option<&[f32]>,
-    activation: Activation,
-) -> Vec<f32> {
+pub(super) fn convolve(conv: &Convolution, weights: &PackedWeights) -> Vec<f32> {
+    let (g, batch) = (&conv.geometry, conv.batch);
     assert!(applies(g.k, g.stride), "callers check `applies`");
     assert_eq!(
         weights.taps(),
@@ -136,7 +130,7 @@ pub(super) fn convolve(
     with_prepared(batch * image_len, |padded| {
         padded
             .par_chunks_mut(blocks.plane())
-            .zip(input.whole().par_chunks(g.h * g.w))
+            .zip(conv.input.whole().par_chunks(g.h * g.w))
             .for_each(|(out, channel)| pad(g, &blocks, channel, out));
         let padded = &*padded;
         let fill = |out: &mut [MaybeUninit<f32>]| {
@@ -145,8 +139,8 @@ pub(super) fn convolve(
                 g,
                 blocks: &blocks,
                 weights,
-                bias,
-                activation,
+                bias: conv.bias,
+                activation: conv.activation,
             };
             split_tasks(
                 batch,
