@@ -34,7 +34,7 @@ impl Geometry {
 
 /// The convolution as im2col and `gemm`, in bands of output rows (or whole small planes).
 pub(super) fn convolve(conv: &Convolution, weight: &[f32]) -> Vec<f32> {
-    let (geometry, input, batch) = (&conv.geometry, &conv.input, conv.batch);
+    let (geometry, batch) = (&conv.geometry, conv.batch);
     let (bias, activation) = (conv.bias, conv.activation);
     let &Geometry {
         cout, out_h, out_w, ..
@@ -44,7 +44,6 @@ pub(super) fn convolve(conv: &Convolution, weight: &[f32]) -> Vec<f32> {
     let fill = |out: &mut [MaybeUninit<f32>]| {
         if plane <= SMALL_PLANE {
             for (image, out_image) in out.chunks_exact_mut(cout * plane).enumerate() {
-                let input = input.image(image);
                 let len = out_image.len();
                 let rows = Rows {
                     first: 0,
@@ -52,16 +51,8 @@ pub(super) fn convolve(conv: &Convolution, weight: &[f32]) -> Vec<f32> {
                     parallel: true,
                 };
                 // SAFETY: `out_image` holds `len` values.
-                unsafe {
-                    convolve_rows(
-                        geometry,
-                        &input,
-                        weight,
-                        rows,
-                        out_image.as_mut_ptr().cast(),
-                        len,
-                    )
-                };
+                let out_image_start = out_image.as_mut_ptr().cast();
+                unsafe { convolve_rows(conv, image, weight, rows, out_image_start, len) };
                 // SAFETY: `convolve_rows` wrote every output of the image.
                 let out_image = unsafe { assume_written(out_image) };
                 out_image
@@ -83,19 +74,12 @@ pub(super) fn convolve(conv: &Convolution, weight: &[f32]) -> Vec<f32> {
                         count: band_rows.min(out_h - first_row),
                         parallel: false,
                     };
-                    let input = input.image(image);
                     let image_start = image * cout * plane;
                     // SAFETY: the image's outputs lie in the buffer; this task writes only
                     // its own rows of each channel, and no other task writes them.
                     unsafe {
-                        convolve_rows(
-                            geometry,
-                            &input,
-                            weight,
-                            rows,
-                            out.at(image_start),
-                            cout * plane,
-                        )
+                        let out_image = out.at(image_start);
+                        convolve_rows(conv, image, weight, rows, out_image, cout * plane)
                     };
                     for co in 0..cout {
                         let start = image_start + co * plane + first_row * out_w;
@@ -119,21 +103,22 @@ struct Rows {
     parallel: bool,
 }
 
-/// Rows `rows.first..rows.first + rows.count` of every output channel: the weights
-/// `(cout, taps)` times the rows' im2col matrix `(taps, count · out_w)`, gathered from the
-/// input planes (a 1×1 stride-1 convolution reads them as they are). Writes only those rows
-/// of the image's outputs (`image_len` values from `out_image`).
+/// Rows `rows.first..rows.first + rows.count` of every output channel of image `image`:
+/// the weights `(cout, taps)` times the rows' im2col matrix `(taps, count · out_w)`,
+/// gathered from the input planes (a 1×1 stride-1 convolution reads them as they are).
+/// Writes only those rows of the image's outputs (`image_len` values from `out_image`).
 ///
 /// # Safety
 /// `out_image` must be valid for writes of `image_len` values.
 unsafe fn convolve_rows(
-    g: &Geometry,
-    input: &Input,
+    conv: &Convolution,
+    image: usize,
     weight: &[f32],
     rows: Rows,
     out_image: *mut f32,
     image_len: usize,
 ) {
+    let (g, input) = (&conv.geometry, &conv.input.image(image));
     let columns = rows.count * g.out_w;
     let offset = rows.first * g.out_w;
     let dst = Destination {
