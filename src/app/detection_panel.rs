@@ -22,8 +22,6 @@ pub struct DetectionPanel {
     pub comparison: ComparisonStats,
     /// What the last counts export wrote, or why it failed.
     pub export_note: Option<String>,
-    /// The most frames a second the window draws, where it caps them.
-    pub display_cap: Option<u32>,
 }
 
 /// What the panel shows of the frame on screen.
@@ -149,7 +147,7 @@ impl DetectionPanel {
             if let Some(captions) = frame.compared {
                 self.comparison.show(ui, captions);
             }
-            self.stats.show(ui, session, self.display_cap);
+            self.stats.show(ui, session);
         }
         pointed
     }

@@ -24,11 +24,11 @@ mod view_picture;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use egui::Ui;
 
-use crate::compute::device::{ComputeDevice, is_software};
+use crate::compute::device::ComputeDevice;
 use crate::count::Region;
 use crate::output::explain::Explanation;
 use crate::source::{OpenOptions, SourceSpec, StreamOptions, StreamUrl};
@@ -107,15 +107,7 @@ pub struct FocalYoloApp {
     dirty: bool,
     /// The view being recorded.
     recorder: Option<Recorder>,
-    /// The shortest wait between two redraws for new frames (see [`SOFTWARE_DISPLAY_FPS`]).
-    redraw_interval: Duration,
 }
-
-/// Frames a second a software renderer (llvmpipe, no GPU) draws at most. Its drawing runs
-/// on the model's cores: redrawn for every frame the model finished, llvmpipe's threads
-/// took 54% of the app's CPU samples at 320 on two cores, and the model 40%; with this cap
-/// 47% and 46%. Every frame the model finishes still reaches the tracker and the counts.
-pub const SOFTWARE_DISPLAY_FPS: u32 = 12;
 
 impl FocalYoloApp {
     pub fn new(cc: &eframe::CreationContext<'_>, launch: LaunchOptions) -> Self {
@@ -146,11 +138,6 @@ impl FocalYoloApp {
             settings.weights = downloaded.is_file().then_some(downloaded);
         }
         let (device, device_note) = choose_device(cc.wgpu_render_state.as_ref(), settings.device);
-        let software_renderer = cc
-            .wgpu_render_state
-            .as_ref()
-            .is_some_and(|render_state| is_software(&render_state.adapter.get_info()));
-        let display_cap = software_renderer.then_some(SOFTWARE_DISPLAY_FPS);
         if let Some(render_state) = &cc.wgpu_render_state {
             overlay_shader::install(render_state);
         }
@@ -164,10 +151,7 @@ impl FocalYoloApp {
             current: None,
             menu_bar: MenuBar::default(),
             status_bar: StatusBar::new(device_note),
-            detection: DetectionPanel {
-                display_cap,
-                ..DetectionPanel::default()
-            },
+            detection: DetectionPanel::default(),
             view: VideoView::default(),
             attention: AttentionPanel::default(),
             detail: DetailView::default(),
@@ -178,9 +162,6 @@ impl FocalYoloApp {
             started: Instant::now(),
             dirty: false,
             recorder: None,
-            redraw_interval: display_cap.map_or(Duration::ZERO, |fps| {
-                Duration::from_secs_f64(1.0 / f64::from(fps))
-            }),
         };
         if let Some(weights) = app.settings.weights.clone() {
             app.open_weights(&cc.egui_ctx, &weights);
@@ -287,7 +268,6 @@ impl FocalYoloApp {
             },
         };
         let repaint = ctx.clone();
-        let redraw_interval = self.redraw_interval;
         self.session = None;
         self.current = None;
         self.detection.stats = Stats::default();
@@ -299,8 +279,7 @@ impl FocalYoloApp {
             self.models.slot.clone(),
             self.compared.slot.clone(),
             self.knobs.clone(),
-            // Requests within the interval fold into one redraw, which shows the newest frame.
-            move || repaint.request_repaint_after(redraw_interval),
+            move || repaint.request_repaint(),
         ));
     }
 

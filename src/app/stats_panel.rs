@@ -87,8 +87,7 @@ impl Stats {
         recent.iter().sum::<f64>() / recent.len().max(1) as f64
     }
 
-    /// `display_cap`: the most frames a second the window draws, where it caps them.
-    pub fn show(&self, ui: &mut Ui, session: Option<&Session>, display_cap: Option<u32>) {
+    pub fn show(&self, ui: &mut Ui, session: Option<&Session>) {
         ui.heading("Performance");
         if let Some(session) = session {
             egui::Grid::new("counters").num_columns(2).show(ui, |ui| {
@@ -136,14 +135,7 @@ impl Stats {
                 ui.end_row();
             }
         });
-        let shown = ui.label(format!("{:.1} FPS shown", self.current_fps()));
-        if let Some(cap) = display_cap {
-            shown.on_hover_text(format!(
-                "The window draws in software on the model's cores: at most {cap} frames a \
-                 second, so the model keeps more of them. Tracking and counting still see \
-                 every frame the model finishes."
-            ));
-        }
+        ui.label(format!("{:.1} FPS shown", self.current_fps()));
         let points: Vec<[f64; 2]> = self.fps.iter().copied().collect();
         Plot::new("fps plot")
             .height(90.0)
