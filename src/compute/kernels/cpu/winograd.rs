@@ -255,12 +255,11 @@ unsafe fn convolve_task(
 #[inline(always)]
 fn transform_inputs(places: &OutputPlaces, channel: &[f32]) -> [[f32; NR]; POSITIONS] {
     let mut d = [[0.0f32; NR]; POSITIONS];
-    for n in 0..places.count {
-        let corner = places.corner[n];
+    for (n, &corner) in places.corner[..places.count].iter().enumerate() {
         for i in 0..4 {
             let row = &channel[corner + i * places.pitch..][..4];
-            for j in 0..4 {
-                d[i * 4 + j][n] = row[j];
+            for (j, &value) in row.iter().enumerate() {
+                d[i * 4 + j][n] = value;
             }
         }
     }
