@@ -164,7 +164,8 @@ fn conv2d_by(method: Option<Method>, mut parts: Vec<Tensor<4>>, layer: ConvLayer
         }
         #[cfg(target_arch = "x86_64")]
         Method::Winograd => {
-            let packed = packed.get(&weight, 16 * cin, |w| winograd::pack_weights(w, cout, cin));
+            let taps = winograd::taps(cin);
+            let packed = packed.get(&weight, taps, |w| winograd::pack_weights(w, cout, cin));
             winograd::convolve(&conv, &packed)
         }
         Method::Im2col => im2col_gemm::convolve(&conv, values(&weight)),

@@ -1,9 +1,9 @@
 //! Direct convolution on x86 CPUs with AVX2 and FMA, for 1×1 convolutions and the small
 //! planes (20×20 and less) where im2col and `gemm` convolved whole planes with gemm split
-//! over threads, packing the weights and the inputs on every call. Here each input channel is laid out
-//! once as phase planes (at stride 1 the zero-bordered plane; at stride 2 its four phases,
-//! even or odd rows by even or odd columns) so that a kernel tap reads the same flat offset
-//! from every output, the outputs indexed along rows as wide as the phase planes (the few
+//! over threads, packing the weights and the inputs on every call. Here each input channel
+//! is laid out once as phase planes (at stride 1 the zero-bordered plane; at stride 2 its
+//! four phases, even or odd rows by even or odd columns) so that a kernel tap reads the
+//! same flat offset from every output, the outputs indexed along rows as wide as the phase planes (the few
 //! extra columns are computed and dropped). 1×1 stride-1 convolutions read their input
 //! planes, and the parts of a concatenation, where they are. A few tiles of [`NR`] outputs
 //! at a time, every tap's inputs are packed into a panel, and a micro-kernel holds [`MR`]

@@ -46,12 +46,18 @@ pub(super) fn faster(g: &Geometry) -> bool {
     g.cout >= MANY_OUTPUTS || g.out_h * g.out_w <= MID_PLANE
 }
 
+/// Packed weights per output channel for `cin` input channels: one per channel and
+/// position.
+pub(super) fn taps(cin: usize) -> usize {
+    POSITIONS * cin
+}
+
 /// `G g Gᵀ` of every 3×3 kernel of `weight (cout, cin, 3, 3)`, packed for the micro-kernel
 /// as `(cout, 16 · cin)` with position `ξ`'s weights at `ξ · cin + c`: the product for
 /// position `ξ` reads one contiguous stretch of each block.
 pub(super) fn pack_weights(weight: &[f32], cout: usize, cin: usize) -> PackedWeights {
-    let mut transformed = vec![0.0; cout * POSITIONS * cin];
-    for (co, row) in transformed.chunks_exact_mut(POSITIONS * cin).enumerate() {
+    let mut transformed = vec![0.0; cout * taps(cin)];
+    for (co, row) in transformed.chunks_exact_mut(taps(cin)).enumerate() {
         for c in 0..cin {
             let g = &weight[(co * cin + c) * 9..][..9];
             for (position, u) in transform_kernel(g).into_iter().enumerate() {
@@ -59,7 +65,7 @@ pub(super) fn pack_weights(weight: &[f32], cout: usize, cin: usize) -> PackedWei
             }
         }
     }
-    PackedWeights::pack(&transformed, cout, POSITIONS * cin)
+    PackedWeights::pack(&transformed, cout, taps(cin))
 }
 
 /// `G g Gᵀ` with `G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]`, row-major 4×4.
@@ -119,11 +125,7 @@ impl Blocks {
 pub(super) fn convolve(conv: &Convolution, weights: &PackedWeights) -> Vec<f32> {
     let (g, batch) = (&conv.geometry, conv.batch);
     assert!(applies(g.k, g.stride), "callers check `applies`");
-    assert_eq!(
-        weights.taps(),
-        POSITIONS * g.cin,
-        "weights from pack_weights"
-    );
+    assert_eq!(weights.taps(), taps(g.cin), "weights from pack_weights");
     let blocks = Blocks::new(g);
     let plane = g.out_h * g.out_w;
     let image_len = g.cin * blocks.plane();
