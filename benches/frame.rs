@@ -4,15 +4,22 @@
 //! frame, and drawing them. Pre- and post-processing must stay a small share of the
 //! forward pass. Also what the app adds: explaining one box ("Why this box?": its numbers
 //! and the five pictures of the detail view) and, for a comparison, the stock model's
-//! forward pass beside the default one's. Needs `../shared` for the weights and a COCO
+//! forward pass beside the default one's. And the window's redraw on this machine's wgpu
+//! adapter (lavapipe where there is no GPU). Needs `../shared` for the weights and a COCO
 //! photo.
 
 mod common;
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use eframe::egui_wgpu::RendererOptions;
+use egui_kittest::Harness;
+use egui_kittest::wgpu::{WgpuTestRenderer, create_render_state};
+use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus};
 use focalyolo::compute::device::ComputeDevice;
+use focalyolo::compute::device::DeviceChoice;
 use focalyolo::inference::postprocess::{NmsOptions, non_max_suppression, unletterbox};
 use focalyolo::inference::preprocess::letterbox_on_device;
 use focalyolo::inference::preprocess::{Canvas, Letterbox};
@@ -20,6 +27,7 @@ use focalyolo::model::{Activations, LAST_LAYER, TakeFocalTaps, Yolo};
 use focalyolo::output::annotate::draw_detections;
 use focalyolo::output::attention_maps::{Colormap, heatmaps};
 use focalyolo::output::explain::{Explanation, detail_tiles};
+use focalyolo::source::SourceSpec;
 use focalyolo::weights::bundled::{Layer9Choice, load_with_layer9};
 use image::imageops::FilterType;
 
@@ -107,5 +115,87 @@ fn frame_stages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_stages);
+/// One redraw of the app's window (1400×860, as it opens) showing a photo's boxes and the
+/// FocalModulation panel: laid out, tessellated, rasterised and read back. egui-wgpu's
+/// default options against its predictable texture filtering (kittest's snapshots), which
+/// every redraw paid for on a software rasteriser until `vendor/egui-wgpu` made it a
+/// pipeline constant: a software rasteriser runs both sides of a branch on a uniform.
+fn window_redraw(c: &mut Criterion) {
+    let (Some(weights), Some(photo)) = (
+        shared("weights/yolo11n.pt"),
+        shared("coco128/images/000000000036.jpg"),
+    ) else {
+        eprintln!("skipped: ../shared/weights/yolo11n.pt or ../shared/coco128 is not here");
+        return;
+    };
+    let mut group = c.benchmark_group("window_redraw");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_secs(2));
+    for (name, options) in [
+        ("predictable_filtering", RendererOptions::PREDICTABLE),
+        ("default", RendererOptions::default()),
+    ] {
+        let mut harness = app_showing(&weights, &photo, options);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                harness.step();
+                harness.render().expect("the window renders")
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The app rendering with `options`, once it shows `photo`'s detections and maps.
+fn app_showing(
+    weights: &Path,
+    photo: &Path,
+    options: RendererOptions,
+) -> Harness<'static, FocalYoloApp> {
+    let launch = LaunchOptions {
+        weights: Some(weights.to_path_buf()),
+        device: Some(DeviceChoice::Cpu),
+        imgsz: Some(IMGSZ),
+        ..LaunchOptions::new()
+    };
+    let renderer = WgpuTestRenderer::from_render_state(create_render_state(
+        focalyolo::app::wgpu_setup(),
+        options,
+    ));
+    let mut harness = Harness::builder()
+        .renderer(renderer)
+        .with_size(egui::Vec2::new(1400.0, 860.0))
+        .build_eframe(move |cc| FocalYoloApp::new(cc, launch));
+    step_until(&mut harness, "the model", |app| {
+        *app.model_status() == ModelStatus::Ready
+    });
+    let ctx = harness.ctx.clone();
+    harness
+        .state_mut()
+        .open_source(&ctx, SourceSpec::parse(photo.to_str().expect("UTF-8 path")));
+    step_until(&mut harness, "the photo's detections", |app| {
+        app.current().is_some_and(|shown| !shown.maps.is_empty())
+    });
+    harness
+}
+
+fn step_until(
+    harness: &mut Harness<'_, FocalYoloApp>,
+    what: &str,
+    done: impl Fn(&FocalYoloApp) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !done(harness.state()) {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not come in 10 minutes"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+criterion_group!(benches, frame_stages, window_redraw);
 criterion_main!(benches);
