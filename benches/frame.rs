@@ -10,10 +10,11 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use eframe::egui_wgpu::RendererOptions;
 use egui_kittest::Harness;
 use egui_kittest::wgpu::{WgpuTestRenderer, create_render_state};
@@ -36,11 +37,7 @@ use common::shared;
 const IMGSZ: usize = 640;
 
 fn frame_stages(c: &mut Criterion) {
-    let (Some(weights), Some(photo)) = (
-        shared("weights/yolo11n.pt"),
-        shared("coco128/images/000000000009.jpg"),
-    ) else {
-        eprintln!("skipped: ../shared/weights/yolo11n.pt or ../shared/coco128 is not here");
+    let Some((weights, photo)) = weights_and_photo("000000000009.jpg") else {
         return;
     };
     let device = ComputeDevice::cpu().device;
@@ -69,11 +66,7 @@ fn frame_stages(c: &mut Criterion) {
     model.run(Activations::input(input.clone()), LAST_LAYER, &mut taps);
     let maps = heatmaps(&taps.0.expect("FocalModulation's taps")).expect("maps read back");
 
-    let mut group = c.benchmark_group("frame_1080p_cpu_640");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(10))
-        .warm_up_time(Duration::from_secs(2));
+    let mut group = group_of_20(c, "frame_1080p_cpu_640");
     group.bench_function("letterbox", |b| {
         b.iter(|| letterbox_on_device(frame.as_raw(), 3, &letterbox, &device))
     });
@@ -115,24 +108,35 @@ fn frame_stages(c: &mut Criterion) {
     group.finish();
 }
 
+/// The weights and coco128's `photo` from `../shared`, or the reason to skip, printed.
+fn weights_and_photo(photo: &str) -> Option<(PathBuf, PathBuf)> {
+    let found = shared("weights/yolo11n.pt").zip(shared(&format!("coco128/images/{photo}")));
+    if found.is_none() {
+        eprintln!("skipped: ../shared/weights/yolo11n.pt or ../shared/coco128 is not here");
+    }
+    found
+}
+
+/// 20 samples over 10 s: each iteration takes milliseconds to tens of them.
+fn group_of_20<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10))
+        .warm_up_time(Duration::from_secs(2));
+    group
+}
+
 /// One redraw of the app's window (1400×860, as it opens) showing a photo's boxes and the
 /// FocalModulation panel: laid out, tessellated, rasterised and read back. egui-wgpu's
 /// default options against its predictable texture filtering (kittest's snapshots), which
 /// every redraw paid for on a software rasteriser until `vendor/egui-wgpu` made it a
 /// pipeline constant: a software rasteriser runs both sides of a branch on a uniform.
 fn window_redraw(c: &mut Criterion) {
-    let (Some(weights), Some(photo)) = (
-        shared("weights/yolo11n.pt"),
-        shared("coco128/images/000000000036.jpg"),
-    ) else {
-        eprintln!("skipped: ../shared/weights/yolo11n.pt or ../shared/coco128 is not here");
+    let Some((weights, photo)) = weights_and_photo("000000000036.jpg") else {
         return;
     };
-    let mut group = c.benchmark_group("window_redraw");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(10))
-        .warm_up_time(Duration::from_secs(2));
+    let mut group = group_of_20(c, "window_redraw");
     for (name, options) in [
         ("predictable_filtering", RendererOptions::PREDICTABLE),
         ("default", RendererOptions::default()),
