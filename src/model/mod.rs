@@ -277,7 +277,7 @@ impl Yolo {
     ) -> Activations {
         // On one of rayon's threads: each of the CPU kernels' parallel loops then starts
         // on this thread, the other joining, instead of waking the pool from outside and
-        // sleeping until it is done. About 90 convolutions a pass: ~10% of a pass at 320.
+        // sleeping until it is done: about 90 loops a pass, 4–5% of a pass at 320.
         rayon::scope(|_| self.run_layers(activations, through, observer))
     }
 
