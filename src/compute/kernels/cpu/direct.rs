@@ -3,13 +3,13 @@
 //! over threads, packing the weights and the inputs on every call. Here each input channel
 //! is laid out once as phase planes (at stride 1 the zero-bordered plane; at stride 2 its
 //! four phases, even or odd rows by even or odd columns) so that a kernel tap reads the
-//! same flat offset from every output, the outputs indexed along rows as wide as the phase planes (the few
-//! extra columns are computed and dropped). 1×1 stride-1 convolutions read their input
-//! planes, and the parts of a concatenation, where they are. A few tiles of [`NR`] outputs
-//! at a time, every tap's inputs are packed into a panel, and a micro-kernel holds [`MR`]
-//! output channels × [`NR`] outputs in twelve AVX2 registers over the panel: two loads and
-//! six broadcast weights (packed once per layer, [`super::packed`]) per tap. Bias and
-//! activation are applied to each tile before it is stored.
+//! same flat offset from every output, the outputs indexed along rows as wide as the phase
+//! planes (the few extra columns are computed and dropped). 1×1 stride-1 convolutions read
+//! their input planes, and the parts of a concatenation, where they are. A few tiles of
+//! [`NR`] outputs at a time, every tap's inputs are packed into a panel, and a micro-kernel
+//! holds [`MR`] output channels × [`NR`] outputs in twelve AVX2 registers over the panel:
+//! two loads and six broadcast weights (packed once per layer, [`super::packed`]) per tap.
+//! Bias and activation are applied to each tile before it is stored.
 //!
 //! For larger kernels on larger planes im2col's bands stay faster (measured per layer in
 //! `docs/cpu-performance.md`): the phase planes of a 160×160 input spread a tile's taps
