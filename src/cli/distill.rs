@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill};
+use focalyolo::distill::{DistillEvent, DistillOptions, FIRST_TRAINABLE, Recipe, distill};
 use focalyolo::inference::preprocess::Canvas;
 use focalyolo::model::FocalModulationConfig;
 use focalyolo::source::image_paths_recursive;
@@ -28,6 +28,10 @@ pub struct DistillArgs {
     /// What the new layer learns to reproduce.
     #[arg(long, value_enum, default_value_t = Recipe::Layer9And10)]
     recipe: Recipe,
+    /// The first layer that trains: 7 or 8 lets the backbone's last stage (its stride-2
+    /// conv, its C3k2) adapt to the new layer 9 too; the file then carries it.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u64).range(FIRST_TRAINABLE as u64..=9))]
+    train_from: u64,
     /// The last layer that trains with the new layer 9 (10 is C2PSA, 23 the Detect head);
     /// the file then carries every layer from 9 to it.
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u64).range(9..=23))]
@@ -62,7 +66,8 @@ pub struct DistillArgs {
     /// Peak learning rate (AdamW, cosine decay to 1% of it).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// The layers after 9 that train (--train-through) learn at this share of --lr.
+    /// The layers other than 9 that train (--train-from, --train-through) learn at this
+    /// share of --lr.
     #[arg(long, default_value_t = 0.1)]
     later_lr_scale: f64,
     /// AdamW's decoupled weight decay.
@@ -121,6 +126,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
     });
     let options = DistillOptions {
         recipe: args.recipe,
+        train_from: args.train_from as usize,
         train_through: args.train_through as usize,
         start_from: args.start_from.clone(),
         imgsz: args.imgsz,

@@ -3,7 +3,8 @@
 //! twin (the teacher with a fresh FocalModulation at layer 9) learns to reproduce what the
 //! teacher makes of them: SPPF's output, C2PSA's, with the `neck` recipe the features the
 //! neck hands the Detect head, and with the `outputs` recipe the head's outputs. Layer 9
-//! trains, and optionally the layers after it; layers 0–8 never do.
+//! trains, and optionally the layers after it and the backbone's last stage before it
+//! (layers 7 and 8); layers 0–6 never do.
 //!
 //! Every epoch draws fresh views of every image (a layer trained on a fixed set of views
 //! learns those views), streamed a batch at a time: memory stays that of one batch
@@ -31,7 +32,7 @@ pub use recipe::Recipe;
 
 use augment::Augmentation;
 use layers::trained_tensors;
-use targets::{Teacher, batch_loss, mean_loss_over};
+use targets::{Objective, Teacher, batch_loss, mean_loss_over};
 
 use crate::eval::metrics::MapReport;
 use crate::eval::{EvalError, LabelledSet, validate};
@@ -60,12 +61,24 @@ pub enum DistillError {
         recipe.deepest_layer()
     )]
     TrainThrough { layer: usize, recipe: Recipe },
+    #[error(
+        "training can start at layer {FIRST_TRAINABLE} to {LAYER9}, not {0}: earlier layers also feed the neck directly"
+    )]
+    TrainFrom(usize),
 }
+
+/// The earliest layer that can train: layers 7 and 8 (the backbone's last stage) feed
+/// nothing but layer 9, while 4 and 6 also feed the neck, which the teacher's outputs of
+/// them stand in for.
+pub const FIRST_TRAINABLE: usize = 7;
 
 /// What to train and how.
 #[derive(Debug, Clone)]
 pub struct DistillOptions {
     pub recipe: Recipe,
+    /// The first layer that trains: 9, or 7 or 8 for the backbone's last stage to adapt
+    /// to the new layer too (it then reads the teacher's output of the layer before).
+    pub train_from: usize,
     /// The last layer that trains: 9 trains the new layer alone; 10 adds C2PSA, up to 23
     /// (the Detect head). The teacher's weights start the later layers.
     pub train_through: usize,
@@ -86,7 +99,7 @@ pub struct DistillOptions {
     pub scale: (f64, f64),
     /// Layer 9's peak learning rate.
     pub learning_rate: f64,
-    /// The layers after 9 that train learn at this share of layer 9's rate: they start
+    /// The other layers that train learn at this share of layer 9's rate: they start
     /// trained, and should adapt to the new layer rather than be relearnt.
     pub later_layers_lr_scale: f64,
     /// AdamW's decoupled weight decay.
@@ -110,6 +123,7 @@ impl Default for DistillOptions {
     fn default() -> Self {
         Self {
             recipe: Recipe::default(),
+            train_from: LAYER9,
             train_through: LAYER9,
             start_from: None,
             imgsz: 640,
@@ -133,6 +147,13 @@ impl Default for DistillOptions {
 }
 
 impl DistillOptions {
+    fn objective(&self) -> Objective {
+        Objective {
+            recipe: self.recipe,
+            first: self.train_from,
+        }
+    }
+
     fn augmentation(&self) -> Augmentation {
         Augmentation {
             imgsz: self.imgsz,
@@ -198,6 +219,9 @@ pub fn distill(
             recipe: options.recipe,
         });
     }
+    if !(FIRST_TRAINABLE..=LAYER9).contains(&options.train_from) {
+        return Err(DistillError::TrainFrom(options.train_from));
+    }
     let device = Device::flex();
     device.seed(options.seed);
     let (teacher_model, info) = Yolo::load(teacher, &device)?;
@@ -231,7 +255,7 @@ pub fn distill(
     }
 
     // The student is the teacher's twin with the new layer 9: fresh, from --start-from, or
-    // from the checkpoint. Only layers 9..=train_through get gradients.
+    // from the checkpoint. Only layers train_from..=train_through get gradients.
     let checkpoint = checkpoint_paths(out);
     let (start, first_epoch) = if resume && checkpoint.0.is_file() {
         let saved = Weights::load(&checkpoint.0)?;
@@ -252,9 +276,8 @@ pub fn distill(
     };
     // The layer's settings: the starting file's when there is one, else the options'.
     let attributes = start.focal;
-    let trained: BTreeSet<usize> = (LAYER9..=options.train_through)
-        .chain(start.layers())
-        .collect();
+    let training = options.train_from..=options.train_through;
+    let trained: BTreeSet<usize> = training.clone().chain(start.layers()).collect();
     let (twin, twin_info) = Yolo::load(&teacher.with_focal_layer(&start)?, &device)?;
     let mut student = twin.map(&mut StableIds(0)).train();
     student.model = student
@@ -262,7 +285,7 @@ pub fn distill(
         .into_iter()
         .enumerate()
         .map(|(index, layer)| {
-            if (LAYER9..=options.train_through).contains(&index) {
+            if training.contains(&index) {
                 layer
             } else {
                 layer.no_grad()
@@ -297,14 +320,14 @@ pub fn distill(
             let progress = (epoch * steps + step) as f64 / total_steps as f64;
             let lr = options.learning_rate
                 * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            let loss = batch_loss(&student, &samples, options.recipe);
+            let loss = batch_loss(&student, &samples, options.objective());
             let value: f32 = loss.clone().into_scalar();
             let mut grads = loss.backward();
             let layer9 = GradientsParams::from_module(&mut grads, &student.model[LAYER9]);
-            let later = GradientsParams::from_grads(grads, &student);
+            let others = GradientsParams::from_grads(grads, &student);
             student = optimizer.step(lr, student, layer9);
-            if !later.is_empty() {
-                student = optimizer.step(lr * options.later_layers_lr_scale, student, later);
+            if !others.is_empty() {
+                student = optimizer.step(lr * options.later_layers_lr_scale, student, others);
             }
             epoch_loss += value * samples.len() as f32;
             seen += samples.len();
@@ -429,6 +452,7 @@ fn save_layers(
     let metadata = [
         ("teacher_scale", scale.to_string()),
         ("recipe", options.recipe.describe().to_string()),
+        ("train_from", options.train_from.to_string()),
         ("train_through", options.train_through.to_string()),
         ("imgsz", options.imgsz.to_string()),
         ("seed", options.seed.to_string()),
