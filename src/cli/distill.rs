@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use focalyolo::distill::{DistillEvent, DistillOptions, FIRST_TRAINABLE, Recipe, distill};
+use focalyolo::distill::{DistillEvent, DistillOptions, Recipe, distill};
 use focalyolo::inference::preprocess::Canvas;
 use focalyolo::model::FocalModulationConfig;
 use focalyolo::source::image_paths_recursive;
@@ -28,9 +28,10 @@ pub struct DistillArgs {
     /// What the new layer learns to reproduce.
     #[arg(long, value_enum, default_value_t = Recipe::Layer9And10)]
     recipe: Recipe,
-    /// The first layer that trains: 7 or 8 lets the backbone's last stage (its stride-2
-    /// conv, its C3k2) adapt to the new layer 9 too; the file then carries it.
-    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u64).range(FIRST_TRAINABLE as u64..=9))]
+    /// The first layer that trains: below 9 the backbone from that layer on adapts to the
+    /// new layer 9 too (7: its last stage, which feeds layer 9 alone; 0: all of it); the
+    /// file then carries those layers.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u64).range(0..=9))]
     train_from: u64,
     /// The last layer that trains with the new layer 9 (10 is C2PSA, 23 the Detect head);
     /// the file then carries every layer from 9 to it.

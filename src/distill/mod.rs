@@ -3,8 +3,8 @@
 //! twin (the teacher with a fresh FocalModulation at layer 9) learns to reproduce what the
 //! teacher makes of them: SPPF's output, C2PSA's, with the `neck` recipe the features the
 //! neck hands the Detect head, and with the `outputs` recipe the head's outputs. Layer 9
-//! trains, and optionally the layers after it and the backbone's last stage before it
-//! (layers 7 and 8); layers 0–6 never do.
+//! trains, and optionally the layers after it and the backbone's layers before it
+//! (`--train-from`); the others stay the teacher's.
 //!
 //! Every epoch draws fresh views of every image (a layer trained on a fixed set of views
 //! learns those views), streamed a batch at a time: memory stays that of one batch
@@ -61,23 +61,17 @@ pub enum DistillError {
         recipe.deepest_layer()
     )]
     TrainThrough { layer: usize, recipe: Recipe },
-    #[error(
-        "training can start at layer {FIRST_TRAINABLE} to {LAYER9}, not {0}: earlier layers also feed the neck directly"
-    )]
+    #[error("training starts at layer {LAYER9} at the latest (the new layer), not {0}")]
     TrainFrom(usize),
 }
-
-/// The earliest layer that can train: layers 7 and 8 (the backbone's last stage) feed
-/// nothing but layer 9, while 4 and 6 also feed the neck, which the teacher's outputs of
-/// them stand in for.
-pub const FIRST_TRAINABLE: usize = 7;
 
 /// What to train and how.
 #[derive(Debug, Clone)]
 pub struct DistillOptions {
     pub recipe: Recipe,
-    /// The first layer that trains: 9, or 7 or 8 for the backbone's last stage to adapt
-    /// to the new layer too (it then reads the teacher's output of the layer before).
+    /// The first layer that trains: 9, or an earlier one for the backbone from there on
+    /// to adapt to the new layer too (it then reads the teacher's output of the layer
+    /// before).
     pub train_from: usize,
     /// The last layer that trains: 9 trains the new layer alone; 10 adds C2PSA, up to 23
     /// (the Detect head). The teacher's weights start the later layers.
@@ -219,7 +213,7 @@ pub fn distill(
             recipe: options.recipe,
         });
     }
-    if !(FIRST_TRAINABLE..=LAYER9).contains(&options.train_from) {
+    if options.train_from > LAYER9 {
         return Err(DistillError::TrainFrom(options.train_from));
     }
     let device = Device::flex();

@@ -18,10 +18,10 @@ use crate::model::{Activations, LAST_LAYER, LAYER9, Yolo};
 use crate::source::{SourceError, load_rgb};
 
 /// One augmented view: what the teacher's backbone made of it (the output the student
-/// starts from, and layers 4 and 6 only when the neck runs in training) and what the
-/// teacher's later layers make of that.
+/// starts from, and, when the neck runs in training, those of layers 4 and 6 that come
+/// before the student's first layer) and what the teacher's later layers make of that.
 pub(super) struct Sample {
-    skips: Option<[Tensor<4>; 2]>,
+    skips: Vec<(usize, Tensor<4>)>,
     /// The teacher's output of the layer before the first one that trains.
     pub(super) start: Tensor<4>,
     layer9: Tensor<4>,
@@ -34,14 +34,21 @@ pub(super) struct Sample {
 
 impl Sample {
     /// The teacher's outputs on `input` for a student whose first trained layer is `first`
-    /// (7 to 9).
+    /// (0 to 9).
     pub(super) fn teach(teacher: &Yolo, input: Tensor<4>, recipe: Recipe, first: usize) -> Self {
-        let before_first = teacher.run(Activations::input(input), first - 1, &mut ());
-        let layer_output = |activations: &Activations, index: usize| {
-            activations.output(index).expect("kept").clone()
-        };
+        let mut before_first = Activations::input(input);
+        if let Some(last_frozen) = first.checked_sub(1) {
+            before_first = teacher.run(before_first, last_frozen, &mut ());
+        }
         let start = before_first.last().clone();
-        let skips = [4, 6].map(|index| layer_output(&before_first, index));
+        let with_neck = matches!(recipe, Recipe::Neck | Recipe::Outputs);
+        // The backbone outputs the neck reads besides layer 10's; the student makes those
+        // from its first layer on itself.
+        let skips = [4, 6]
+            .into_iter()
+            .filter(|&index| with_neck && index < first)
+            .map(|index| (index, before_first.output(index).expect("kept").clone()))
+            .collect();
         let backbone = teacher.run(before_first, LAYER9 - 1, &mut ());
         let after9 = teacher.run(backbone, LAYER9, &mut ());
         let layer9 = after9.last().clone();
@@ -60,7 +67,7 @@ impl Sample {
             }
         };
         Self {
-            skips: matches!(recipe, Recipe::Neck | Recipe::Outputs).then_some(skips),
+            skips,
             start,
             layer9,
             layer10,
@@ -161,8 +168,12 @@ fn same_size_loss(student: &Yolo, batch: &[&Sample], objective: Objective) -> Te
                 + feature_loss(after10.last().clone(), layer10_target())
         }
         Recipe::Neck | Recipe::Outputs => {
-            let skip = |i: usize| cat4(&|s| s.skips.as_ref().expect("taught")[i].clone());
-            let resumed = Activations::resume(first, start, [(4, skip(0)), (6, skip(1))]);
+            let skips = batch[0]
+                .skips
+                .iter()
+                .enumerate()
+                .map(|(i, &(index, _))| (index, cat4(&|s| s.skips[i].1.clone())));
+            let resumed = Activations::resume(first, start, skips);
             let after9 = student.run(resumed, LAYER9, &mut ());
             let layer9 = after9.last().clone();
             let after10 = student.run(after9, LAYER9 + 1, &mut ());
@@ -457,8 +468,9 @@ mod tests {
     }
 
     /// The recipes' losses through the student's layers after 9 (frozen or trained), and from
-    /// layer 7 through the backbone's last stage: the gradient with respect to the student's
-    /// input (the teacher's output before its first layer), against finite differences.
+    /// earlier layers through the backbone: the gradient with respect to the student's input
+    /// (the teacher's output before its first layer, or the image), against finite
+    /// differences.
     /// Needs the real yolo11n.pt in `../shared` (a failure where `FOCALYOLO_REQUIRE_SHARED`
     /// is set).
     #[test]
@@ -484,20 +496,27 @@ mod tests {
             burn::tensor::Distribution::Uniform(0.0, 1.0),
             &device,
         );
-        // The recipes from layer 9, and the deepest one from layer 7 (the backbone's last
-        // stage training too).
+        // The recipes from layer 9; the deepest from layer 7 (the backbone's last stage
+        // training too) and from the image (all of it); the neck's from layer 5, reading
+        // the teacher's layer 4 and the student's own layer 6.
         for (recipe, first) in [
             (Recipe::Layer9, LAYER9),
             (Recipe::Layer9And10, LAYER9),
             (Recipe::Neck, LAYER9),
             (Recipe::Outputs, LAYER9),
             (Recipe::Outputs, 7),
+            (Recipe::Neck, 5),
+            (Recipe::Outputs, 0),
         ] {
             let objective = Objective { recipe, first };
             let taught = Sample::teach(&teacher, image.clone(), recipe, first);
             let constant = |t: &Tensor<4>| t.clone().detach();
             let sample = |start: Tensor<4>| Sample {
-                skips: taught.skips.as_ref().map(|s| s.each_ref().map(constant)),
+                skips: taught
+                    .skips
+                    .iter()
+                    .map(|(index, skip)| (*index, constant(skip)))
+                    .collect(),
                 start,
                 layer9: constant(&taught.layer9),
                 layer10: constant(&taught.layer10),
@@ -513,17 +532,19 @@ mod tests {
             let gradient = x.grad(&grads).unwrap();
             let rms: f32 = gradient.clone().powi_scalar(2).mean().sqrt().into_scalar();
             // A random direction plus the gradient's, each of unit RMS: along a random one
-            // alone the derivative can be small enough for f32 rounding in the loss to
-            // swamp the finite difference (−0.0129 against −0.0134 in one draw of ten).
+            // alone the derivative can be small enough next to the loss for f32 rounding to
+            // swamp the finite difference.
             let direction = Tensor::<4>::random(
                 input.dims(),
                 burn::tensor::Distribution::Normal(0.0, 1.0),
                 &device,
             ) + Tensor::from_inner(gradient.clone() / rms);
             let analytic: f32 = (gradient * direction.clone().inner()).sum().into_scalar();
-            // Steps of 0.001: along the gradient, through a dozen layers, the loss bends
-            // enough that 0.01 misses the derivative by 2–5% even extrapolated.
-            let numeric = directional_derivative(1e-3, |step| {
+            // Along the gradient the loss bends enough that a step of 0.01 through a dozen
+            // layers, or 0.001 from the image through all 24, misses the derivative by 2–5%
+            // even extrapolated.
+            let step = if first == 0 { 1e-4 } else { 1e-3 };
+            let numeric = directional_derivative(step, |step| {
                 let moved = (input.clone() + direction.clone() * step).detach();
                 batch_loss(&student, &[sample(moved)], objective).into_scalar()
             });
