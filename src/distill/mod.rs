@@ -24,6 +24,7 @@ use thiserror::Error;
 
 mod augment;
 mod layers;
+mod loss;
 mod recipe;
 mod targets;
 
@@ -32,7 +33,8 @@ pub use recipe::Recipe;
 
 use augment::Augmentation;
 use layers::trained_tensors;
-use targets::{Objective, Teacher, batch_loss, mean_loss_over};
+use loss::{Objective, batch_loss};
+use targets::{Teacher, mean_loss_over};
 
 use crate::eval::metrics::MapReport;
 use crate::eval::{EvalError, LabelledSet, validate};
