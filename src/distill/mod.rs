@@ -1,10 +1,11 @@
 //! Training a FocalModulation layer 9 for a stock YOLO11 by distillation: the teacher's
-//! frozen layers 0–8 turn augmented unlabelled images into backbone features, and the
-//! twin (the teacher with a fresh FocalModulation at layer 9) learns to reproduce what the
-//! teacher makes of them: SPPF's output, C2PSA's, with the `neck` recipe the features the
-//! neck hands the Detect head, and with the `outputs` recipe the head's outputs. Layer 9
-//! trains, and optionally the layers after it and the backbone's layers before it
-//! (`--train-from`); the others stay the teacher's.
+//! frozen layers before the first trained one (layers 0–8 by default) turn augmented
+//! unlabelled images into backbone features, and the twin (the teacher with a fresh
+//! FocalModulation at layer 9) learns to reproduce what the teacher makes of them: SPPF's
+//! output, C2PSA's, with the `neck` recipe the features the neck hands the Detect head, and
+//! with the `outputs` recipe the head's outputs. Layer 9 trains, and optionally the layers
+//! after it and the backbone's layers before it (`--train-from`); the others stay the
+//! teacher's.
 //!
 //! Every epoch draws fresh views of every image (a layer trained on a fixed set of views
 //! learns those views), streamed a batch at a time: memory stays that of one batch
