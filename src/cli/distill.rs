@@ -49,6 +49,10 @@ pub struct DistillArgs {
     /// Fresh augmented views of each image per epoch.
     #[arg(long, default_value_t = 1)]
     views: usize,
+    /// Optimiser steps on each batch of views (data echoing): the teacher's work per batch
+    /// dwarfs a step of the layers that train, so repeats add steps at little cost.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    echo: u64,
     /// The share of views that are 2×2 mosaics of the image with three others (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     mosaic: f64,
@@ -100,6 +104,11 @@ pub struct DistillArgs {
     /// How much each level's kernel grows over the previous one's (even, so kernels stay odd).
     #[arg(long, default_value_t = 2)]
     focal_factor: usize,
+    /// Train a fresh SPPF (the teacher's own layer 9, re-initialised) instead of
+    /// FocalModulation: a control run, not a layer to use. Where it ends shows how much of
+    /// the gap to the teacher the procedure itself leaves with the teacher's architecture.
+    #[arg(long, conflicts_with = "start_from")]
+    control_sppf: bool,
     /// Continue from the checkpoint an interrupted run left beside --out.
     #[arg(long)]
     resume: bool,
@@ -134,6 +143,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
         epochs: args.epochs as usize,
         batch: args.batch,
         views: args.views,
+        echo: args.echo as usize,
         mosaic: args.mosaic,
         canvas: args.canvas,
         scale: (args.min_scale, args.max_scale),
@@ -149,6 +159,7 @@ pub fn run(args: DistillArgs) -> anyhow::Result<ExitCode> {
             .with_focal_level(args.focal_level as usize)
             .with_focal_window(args.focal_window)
             .with_focal_factor(args.focal_factor),
+        control_sppf: args.control_sppf,
     };
     if args.focal_window.is_multiple_of(2) || !args.focal_factor.is_multiple_of(2) {
         anyhow::bail!(

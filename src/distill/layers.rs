@@ -6,6 +6,8 @@ use crate::model::{FocalModulation, LAST_LAYER, LAYER9, Yolo};
 use crate::weights::{WeightTensor, Weights};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// A module's parameters named by its field path under `prefix` (`model.10.cv1.conv.weight`):
 /// the module tree mirrors Ultralytics', so these are Ultralytics' names. Enum variants
@@ -61,7 +63,7 @@ pub fn focal_tensors(focal: &FocalModulation) -> BTreeMap<String, WeightTensor> 
 }
 
 /// The trained layers of `student` as Ultralytics-named tensors: layer 9 as FocalModulation
-/// names it, later layers' convolutions in fused form (BatchNorm folded in), and, with
+/// names it (a control's SPPF as the other layers), later layers' convolutions in fused form (BatchNorm folded in), and, with
 /// Detect, DFL's fixed projection (not a parameter) from the teacher.
 pub(super) fn trained_tensors(
     student: &Yolo,
@@ -70,10 +72,8 @@ pub(super) fn trained_tensors(
 ) -> BTreeMap<String, WeightTensor> {
     let mut tensors = BTreeMap::new();
     for &index in trained {
-        if index == LAYER9 {
-            tensors.extend(focal_tensors(
-                student.focal().expect("the twin has FocalModulation"),
-            ));
+        if let (LAYER9, Some(focal)) = (index, student.focal()) {
+            tensors.extend(focal_tensors(focal));
             continue;
         }
         tensors.extend(module_tensors(
@@ -88,4 +88,37 @@ pub(super) fn trained_tensors(
         }
     }
     tensors
+}
+
+/// The teacher's layer 9 (SPPF) re-initialised as PyTorch initialises a fresh module
+/// (convolution weights uniform within ±1/√fan-in, BatchNorm the identity): where the
+/// control run starts.
+pub(super) fn fresh_sppf(teacher: &Weights, seed: u64) -> Weights {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let prefix = format!("model.{LAYER9}.");
+    let tensors = teacher
+        .tensors()
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .map(|(name, tensor)| {
+            let fan_in: usize = tensor.shape.iter().skip(1).product();
+            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+            let values = tensor
+                .values
+                .iter()
+                .map(|_| {
+                    if name.ends_with("conv.weight") {
+                        rng.random_range(-bound..bound)
+                    } else if name.ends_with("bn.weight") || name.ends_with("running_var") {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let shape = tensor.shape.clone();
+            (name.clone(), WeightTensor { shape, values })
+        })
+        .collect();
+    Weights::from_tensors(tensors, Vec::new())
 }

@@ -33,7 +33,7 @@ pub use layers::{focal_tensors, module_tensors};
 pub use recipe::Recipe;
 
 use augment::Augmentation;
-use layers::trained_tensors;
+use layers::{fresh_sppf, trained_tensors};
 use loss::{Objective, batch_loss};
 use targets::{Teacher, mean_loss_over};
 
@@ -86,6 +86,10 @@ pub struct DistillOptions {
     pub batch: usize,
     /// Fresh augmented views of each image per epoch.
     pub views: usize,
+    /// Optimiser steps taken on each batch of views (data echoing): the teacher's backbone
+    /// and the image decoding cost far more than a step of the layers that train, so
+    /// repeating a step on views the teacher has labelled buys steps almost for free.
+    pub echo: usize,
     /// The share of views that are 2×2 mosaics with other training images.
     pub mosaic: f64,
     /// The canvas views are drawn on: the minimal one inference uses, or a full square.
@@ -114,6 +118,10 @@ pub struct DistillOptions {
     pub seed: u64,
     /// The FocalModulation to start from when there is no `start_from`.
     pub focal: FocalModulationConfig,
+    /// Train a fresh SPPF (the teacher's own layer 9, re-initialised) instead of
+    /// FocalModulation: a control, not a layer to use. Where it ends shows how much of the
+    /// gap to the teacher the procedure itself leaves with the teacher's own architecture.
+    pub control_sppf: bool,
 }
 
 impl Default for DistillOptions {
@@ -127,6 +135,7 @@ impl Default for DistillOptions {
             epochs: 30,
             batch: 16,
             views: 1,
+            echo: 1,
             mosaic: 0.0,
             canvas: Canvas::Minimal,
             scale: (0.5, 1.5),
@@ -139,6 +148,7 @@ impl Default for DistillOptions {
             val_imgsz: 640,
             seed: 0,
             focal: FocalModulationConfig::new(),
+            control_sppf: false,
         }
     }
 }
@@ -260,6 +270,8 @@ pub fn distill(
             DistillError::Resume("the checkpoint does not say how far it got".into())
         })?;
         (saved, done)
+    } else if options.control_sppf {
+        (fresh_sppf(teacher, options.seed), 0)
     } else if let Some(path) = &options.start_from {
         (Weights::load(path)?, 0)
     } else {
@@ -275,7 +287,12 @@ pub fn distill(
     let attributes = start.focal;
     let training = options.train_from..=options.train_through;
     let trained: BTreeSet<usize> = training.clone().chain(start.layers()).collect();
-    let (twin, twin_info) = Yolo::load(&teacher.with_focal_layer(&start)?, &device)?;
+    let twin_weights = if options.control_sppf {
+        teacher.with_layers(&start)?
+    } else {
+        teacher.with_focal_layer(&start)?
+    };
+    let (twin, twin_info) = Yolo::load(&twin_weights, &device)?;
     let mut student = twin.map(&mut StableIds(0)).train();
     student.model = student
         .model
@@ -300,7 +317,8 @@ pub fn distill(
 
     let views = images.len() * options.views;
     let steps = views.div_ceil(options.batch);
-    let total_steps = (options.epochs * steps).max(1);
+    let echo = options.echo.max(1);
+    let total_steps = (options.epochs * steps * echo).max(1);
     let mut losses = Vec::new();
     for epoch in first_epoch..options.epochs {
         // Each epoch's order and views follow from the seed and the epoch alone, so a
@@ -314,18 +332,24 @@ pub fn distill(
             if samples.is_empty() {
                 continue;
             }
-            let progress = (epoch * steps + step) as f64 / total_steps as f64;
-            let lr = options.learning_rate
-                * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
-            let loss = batch_loss(&student, &samples, options.objective());
-            let value: f32 = loss.clone().into_scalar();
-            let mut grads = loss.backward();
-            let layer9 = GradientsParams::from_module(&mut grads, &student.model[LAYER9]);
-            let others = GradientsParams::from_grads(grads, &student);
-            student = optimizer.step(lr, student, layer9);
-            if !others.is_empty() {
-                student = optimizer.step(lr * options.later_layers_lr_scale, student, others);
+            // The loss reported is the first repeat's: on views the student has not
+            // stepped on yet.
+            let mut value = None;
+            for repeat in 0..echo {
+                let progress = ((epoch * steps + step) * echo + repeat) as f64 / total_steps as f64;
+                let lr = options.learning_rate
+                    * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+                let loss = batch_loss(&student, &samples, options.objective());
+                value.get_or_insert_with(|| loss.clone().into_scalar::<f32>());
+                let mut grads = loss.backward();
+                let layer9 = GradientsParams::from_module(&mut grads, &student.model[LAYER9]);
+                let others = GradientsParams::from_grads(grads, &student);
+                student = optimizer.step(lr, student, layer9);
+                if !others.is_empty() {
+                    student = optimizer.step(lr * options.later_layers_lr_scale, student, others);
+                }
             }
+            let value = value.expect("at least one step");
             epoch_loss += value * samples.len() as f32;
             seen += samples.len();
             on_event(DistillEvent::Step {
@@ -427,6 +451,15 @@ struct Progress {
     teacher_score: Option<(f64, f64)>,
 }
 
+/// What layer 9 of the student is, as the written file records it.
+fn student_name(options: &DistillOptions) -> &'static str {
+    if options.control_sppf {
+        "fresh SPPF (control)"
+    } else {
+        "FocalModulation"
+    }
+}
+
 fn save_layers(
     tensors: BTreeMap<String, WeightTensor>,
     attributes: &FocalAttributes,
@@ -453,7 +486,9 @@ fn save_layers(
         ("train_through", options.train_through.to_string()),
         ("imgsz", options.imgsz.to_string()),
         ("seed", options.seed.to_string()),
+        ("student", student_name(options).to_string()),
         ("views", options.views.to_string()),
+        ("echo", options.echo.to_string()),
         ("mosaic", options.mosaic.to_string()),
         ("canvas", format!("{:?}", options.canvas).to_lowercase()),
         ("scale", format!("{}-{}", options.scale.0, options.scale.1)),

@@ -265,10 +265,21 @@ impl Weights {
                 )));
             }
         }
-        let replaced = focal.layers();
+        Ok(Weights {
+            focal: focal.focal,
+            // What was measured of the layer is measured of this very model.
+            scores: focal.scores.clone(),
+            ..self.with_layers(focal)?
+        })
+    }
+
+    /// These weights with every layer `layers` carries (`model.9.*`, `model.10.*`…)
+    /// replaced by its tensors there; a layer this model does not have is refused.
+    pub fn with_layers(&self, layers: &Weights) -> Result<Weights> {
+        let replaced = layers.layers();
         if let Some(absent) = replaced.iter().find(|p| !self.root().pp(p).exists()) {
             return Err(WeightsError::Mismatch(format!(
-                "the FocalModulation file carries `model.{absent}`, which this model does not have"
+                "the layers' file carries `model.{absent}`, which this model does not have"
             )));
         }
         let is_replaced = |name: &str| {
@@ -283,7 +294,7 @@ impl Weights {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         tensors.extend(
-            focal
+            layers
                 .tensors
                 .iter()
                 .filter(|(k, _)| is_replaced(k))
@@ -292,11 +303,10 @@ impl Weights {
         Ok(Weights {
             tensors,
             class_names: self.class_names.clone(),
-            focal: focal.focal,
+            focal: self.focal,
             teacher_hash: None,
             epochs_done: None,
-            // What was measured of the layer is measured of this very model.
-            scores: focal.scores.clone(),
+            scores: None,
         })
     }
 

@@ -184,6 +184,76 @@ fn training_c2psa_too_writes_layer_10_in_ultralytics_names_and_it_loads() {
     );
 }
 
+/// Echoed steps (`echo`) are real optimiser steps: after two epochs, a run that steps three
+/// times on each batch has gone further than one that steps once, on fresh views of the
+/// images it trains on (the same views for both runs).
+#[test]
+fn echoed_steps_train_further() {
+    let shared = require_shared!();
+    let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let images = few_images(&shared, 4);
+    let loss_after_two_epochs = |echo: usize| {
+        let options = DistillOptions {
+            epochs: 2,
+            echo,
+            // Far from the teacher, a fresh layer's first steps are small at the default rate.
+            learning_rate: 1e-2,
+            validation: images.clone(),
+            ..quick_options()
+        };
+        let out = dir.path().join(format!("echo{echo}.safetensors"));
+        let mut loss = None;
+        distill(&teacher, &images, &options, &out, false, &mut |event| {
+            if let DistillEvent::EpochDone {
+                validation_loss, ..
+            } = event
+            {
+                loss = validation_loss;
+            }
+        })
+        .unwrap();
+        loss.expect("validation images were given")
+    };
+    let (once, thrice) = (loss_after_two_epochs(1), loss_after_two_epochs(3));
+    println!("loss on fresh views after two epochs: echo 1 {once}, echo 3 {thrice}");
+    assert!(
+        thrice < once * 0.9,
+        "three steps per batch did not train further than one: {thrice} against {once}"
+    );
+}
+
+/// The control run trains a fresh SPPF in layer 9's place: its loss falls, and the file
+/// carries layer 9 under SPPF's Ultralytics names, which rebuild an SPPF model.
+#[test]
+fn a_control_run_trains_a_fresh_sppf() {
+    let shared = require_shared!();
+    let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("control.safetensors");
+    let images = few_images(&shared, 4);
+    let options = DistillOptions {
+        epochs: 2,
+        control_sppf: true,
+        ..quick_options()
+    };
+    let losses = distill(&teacher, &images, &options, &out, false, &mut |_| {}).unwrap();
+    assert!(losses[1] < losses[0], "loss did not fall: {losses:?}");
+    let layer = Weights::load(&out).unwrap();
+    assert!(
+        layer.contains("model.9.cv1.conv.weight"),
+        "{:?}",
+        layer.tensors().keys()
+    );
+    assert!(layer.tensors().keys().all(|k| k.starts_with("model.9.")));
+    let (_, info) = Yolo::load(
+        &teacher.with_layers(&layer).unwrap(),
+        &ComputeDevice::cpu().device,
+    )
+    .unwrap();
+    assert_eq!(info.layer9, Layer9::Sppf);
+}
+
 /// Layers 9–23 trained with the `outputs` recipe: with a zero learning rate the file
 /// rebuilds exactly the model it started from (every trained layer is written under its
 /// Ultralytics name).
@@ -308,8 +378,10 @@ fn an_interrupted_distillation_resumes_where_it_stopped() {
     let shared = require_shared!();
     let teacher = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
     let images = few_images(&shared, 4);
+    // With echoed steps, so the resumed schedule must count every repeat.
     let options = DistillOptions {
         epochs: 2,
+        echo: 2,
         ..quick_options()
     };
     let dir = tempfile::tempdir().unwrap();
