@@ -63,8 +63,9 @@ pub fn focal_tensors(focal: &FocalModulation) -> BTreeMap<String, WeightTensor> 
 }
 
 /// The trained layers of `student` as Ultralytics-named tensors: layer 9 as FocalModulation
-/// names it (a control's SPPF as the other layers), later layers' convolutions in fused form (BatchNorm folded in), and, with
-/// Detect, DFL's fixed projection (not a parameter) from the teacher.
+/// names it (a control's SPPF as the other layers), later layers' convolutions in fused
+/// form (BatchNorm folded in), and, with Detect, DFL's fixed projection (not a parameter)
+/// from the teacher.
 pub(super) fn trained_tensors(
     student: &Yolo,
     trained: &BTreeSet<usize>,
