@@ -12,7 +12,7 @@
 //! whatever the number of images. With `--val`, the student's mAP on a labelled folder is
 //! measured as `focalyolo val` measures it, so a run is judged by what users see.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
@@ -27,14 +27,17 @@ mod augment;
 mod layers;
 mod loss;
 mod recipe;
+mod saved;
 mod targets;
 
 pub use layers::{focal_tensors, module_tensors};
 pub use recipe::Recipe;
+pub use saved::checkpoint_paths;
 
 use augment::Augmentation;
 use layers::{fresh_sppf, trained_tensors};
 use loss::{Objective, batch_loss};
+use saved::{Progress, save_layers};
 use targets::{Teacher, mean_loss_over};
 
 use crate::eval::metrics::MapReport;
@@ -42,7 +45,7 @@ use crate::eval::{EvalError, LabelledSet, validate};
 use crate::inference::detector::{Detector, InputSize};
 use crate::inference::preprocess::Canvas;
 use crate::model::{FocalModulationConfig, LAYER9, ModelError, ModelInfo, Yolo};
-use crate::weights::{FocalAttributes, MeasuredScores, WeightTensor, Weights, WeightsError};
+use crate::weights::{Weights, WeightsError};
 
 #[derive(Debug, Error)]
 pub enum DistillError {
@@ -429,193 +432,5 @@ pub fn distill(
 /// Seeds the validation views' random stream (xor the run's seed).
 const VALIDATION_STREAM: u64 = 0x0005_EED0_F0A1;
 
-/// The checkpoint and optimizer-state files kept beside `out` while training.
-pub fn checkpoint_paths(out: &Path) -> (PathBuf, PathBuf) {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    (
-        out.with_file_name(format!("{name}.checkpoint")),
-        out.with_file_name(format!("{name}.optimizer")),
-    )
-}
-
-/// How far a run got, as its files record it.
-struct Progress {
-    epochs_done: usize,
-    loss: f32,
-    /// The student's (mAP50-95, mAP50) on `--val` after this epoch, when measured.
-    score: Option<(f64, f64)>,
-    /// The teacher's, when measured in this run.
-    teacher_score: Option<(f64, f64)>,
-}
-
-/// What layer 9 of the student is, as the written file records it.
-fn student_name(options: &DistillOptions) -> &'static str {
-    if options.control_sppf {
-        "fresh SPPF (control)"
-    } else {
-        "FocalModulation"
-    }
-}
-
-fn save_layers(
-    tensors: BTreeMap<String, WeightTensor>,
-    attributes: &FocalAttributes,
-    teacher: &Weights,
-    scale: &str,
-    options: &DistillOptions,
-    progress: Progress,
-    path: &Path,
-) -> Result<(), DistillError> {
-    let Progress {
-        epochs_done,
-        loss,
-        score,
-        teacher_score,
-    } = progress;
-    let mut layers = Weights::from_tensors(tensors, Vec::new());
-    layers.focal = *attributes;
-    layers.teacher_hash = Some(teacher.frozen_hash());
-    layers.epochs_done = Some(epochs_done);
-    let metadata = [
-        ("teacher_scale", scale.to_string()),
-        ("recipe", options.recipe.describe().to_string()),
-        ("train_from", options.train_from.to_string()),
-        ("train_through", options.train_through.to_string()),
-        ("imgsz", options.imgsz.to_string()),
-        ("seed", options.seed.to_string()),
-        ("student", student_name(options).to_string()),
-        ("views", options.views.to_string()),
-        ("echo", options.echo.to_string()),
-        ("mosaic", options.mosaic.to_string()),
-        ("canvas", format!("{:?}", options.canvas).to_lowercase()),
-        ("scale", format!("{}-{}", options.scale.0, options.scale.1)),
-        ("learning_rate", options.learning_rate.to_string()),
-        (
-            "later_layers_lr_scale",
-            options.later_layers_lr_scale.to_string(),
-        ),
-        ("weight_decay", options.weight_decay.to_string()),
-        ("final_loss", loss.to_string()),
-    ];
-    let val_name = options
-        .val
-        .as_deref()
-        .and_then(Path::file_name)
-        .map(|name| name.to_string_lossy().into_owned());
-    if let (Some((map50_95, map50)), Some((teacher_map50_95, teacher_map50)), Some(data)) =
-        (score, teacher_score, val_name)
-    {
-        layers.scores = Some(MeasuredScores {
-            data,
-            map50_95,
-            map50,
-            teacher_map50_95,
-            teacher_map50,
-        });
-    }
-    layers.save_safetensors_with(path, &metadata)?;
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use burn::tensor::Distribution;
-    use burn::tensor::module::conv2d;
-    use burn::tensor::ops::ConvOptions;
-
-    use super::*;
-
-    /// The focal levels train through burn's grouped-convolution backward on the CPU
-    /// backend; checked against the gradient written out by hand, for both the kernel and
-    /// the input, at FocalModulation's kernel sizes.
-    #[test]
-    fn depthwise_convolution_gradients_on_the_training_device_are_exact() {
-        let device = Device::flex().autodiff();
-        let (channels, side) = (3, 6);
-        for kernel in [3usize, 5] {
-            let pad = kernel / 2;
-            let random = |shape: [usize; 4]| {
-                Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device)
-            };
-            let x = random([1, channels, side, side]).require_grad();
-            let w = random([channels, 1, kernel, kernel]).require_grad();
-            let r = random([1, channels, side, side]);
-            let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], channels);
-            let loss = (conv2d(x.clone(), w.clone(), None, options) * r.clone()).sum();
-            let grads = loss.backward();
-            let values = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
-            let (xv, rv) = (values(x.clone()), values(r));
-            let (grad_w, grad_x) = (
-                values(w.grad(&grads).unwrap()),
-                values(x.grad(&grads).unwrap()),
-            );
-            let at = |c: usize, y: usize, x: usize| c * side * side + y * side + x;
-            let mut expected_w = vec![0.0f32; channels * kernel * kernel];
-            let mut expected_x = vec![0.0f32; channels * side * side];
-            let wv = values(w);
-            for c in 0..channels {
-                for (y, x) in (0..side).flat_map(|y| (0..side).map(move |x| (y, x))) {
-                    for (i, j) in (0..kernel).flat_map(|i| (0..kernel).map(move |j| (i, j))) {
-                        let (sy, sx) = (
-                            (y + i) as isize - pad as isize,
-                            (x + j) as isize - pad as isize,
-                        );
-                        if (0..side as isize).contains(&sy) && (0..side as isize).contains(&sx) {
-                            let source = at(c, sy as usize, sx as usize);
-                            let k = c * kernel * kernel + i * kernel + j;
-                            expected_w[k] += rv[at(c, y, x)] * xv[source];
-                            expected_x[source] += rv[at(c, y, x)] * wv[k];
-                        }
-                    }
-                }
-            }
-            for (name, got, expected) in [
-                ("kernel", grad_w, expected_w),
-                ("input", grad_x, expected_x),
-            ] {
-                let worst = got
-                    .iter()
-                    .zip(&expected)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0f32, f32::max);
-                assert!(
-                    worst < 1e-4,
-                    "kernel {kernel}: {name} gradient off by {worst}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn layers_the_loss_cannot_reach_are_refused_before_any_work() {
-        let nothing = Weights::from_tensors(BTreeMap::new(), Vec::new());
-        let images = [PathBuf::from("never-read.jpg")];
-        for (recipe, train_through) in [
-            (Recipe::Layer9, 10),
-            (Recipe::Layer9And10, 11),
-            (Recipe::Neck, 23),
-        ] {
-            let options = DistillOptions {
-                recipe,
-                train_through,
-                ..DistillOptions::default()
-            };
-            let err = distill(
-                &nothing,
-                &images,
-                &options,
-                Path::new("x"),
-                false,
-                &mut |_| {},
-            )
-            .unwrap_err();
-            assert!(
-                matches!(err, DistillError::TrainThrough { layer, .. } if layer == train_through),
-                "{err}"
-            );
-        }
-    }
-}
+mod tests;
