@@ -104,19 +104,16 @@ pub(super) fn fresh_sppf(teacher: &Weights, seed: u64) -> Weights {
         .map(|(name, tensor)| {
             let fan_in: usize = tensor.shape.iter().skip(1).product();
             let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
-            let values = tensor
-                .values
-                .iter()
-                .map(|_| {
-                    if name.ends_with("conv.weight") {
-                        rng.random_range(-bound..bound)
-                    } else if name.ends_with("bn.weight") || name.ends_with("running_var") {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            let count = tensor.values.len();
+            let values = if name.ends_with("conv.weight") {
+                (0..count)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect()
+            } else if name.ends_with("bn.weight") || name.ends_with("running_var") {
+                vec![1.0; count]
+            } else {
+                vec![0.0; count]
+            };
             let shape = tensor.shape.clone();
             (name.clone(), WeightTensor { shape, values })
         })
