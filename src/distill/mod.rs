@@ -389,7 +389,6 @@ pub fn distill(
             None
         };
 
-        let done = epoch + 1 == options.epochs;
         let target = if done {
             out.to_path_buf()
         } else {
