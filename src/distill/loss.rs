@@ -381,8 +381,12 @@ mod tests {
                 let moved = (input.clone() + direction.clone() * step).detach();
                 batch_loss(&student, &[sample(moved)], objective).into_scalar()
             });
+            // f32 rounding of a loss summed over a whole image leaves the finite difference
+            // a heavy tail: over 30 runs of these 7 cases the relative error's median was
+            // 2e-5 and its worst 1.2e-3. A missing or detached term misses by far more than
+            // 1% (the two-anchor case had the wrong sign).
             assert!(
-                (analytic - numeric).abs() <= 1e-3 * numeric.abs().max(analytic.abs()),
+                (analytic - numeric).abs() <= 1e-2 * numeric.abs().max(analytic.abs()),
                 "{recipe:?} from layer {first}: autodiff {analytic} against finite differences {numeric}"
             );
         }
