@@ -2,11 +2,13 @@
 //! live; a side panel shows FocalModulation's gate maps and modulator, any of which can be
 //! laid over the video; lines and zones clicked on the video count the tracks crossing them.
 
+mod action;
 mod attention_panel;
 mod count_editor;
 mod count_panel;
 mod detail_view;
 mod detection_panel;
+mod frame;
 mod gpu;
 mod launch;
 mod menus;
@@ -31,56 +33,27 @@ use egui::Ui;
 use crate::compute::device::ComputeDevice;
 use crate::count::Region;
 use crate::output::explain::Explanation;
-use crate::source::{OpenOptions, SourceSpec, StreamOptions, StreamUrl};
+use crate::source::{OpenOptions, SourceSpec, StreamOptions};
 use crate::weights::bundled::Layer9Choice;
 
-use attention_panel::{AttentionPanel, PanelContent};
+pub use action::Action;
+use attention_panel::AttentionPanel;
 pub use count_editor::RegionKind;
 use detail_view::DetailView;
-use detection_panel::{DetectionPanel, FrameView};
+use detection_panel::DetectionPanel;
 use gpu::choose_device;
 pub use gpu::wgpu_setup;
 pub use launch::{LaunchOptions, run};
-use menus::{CountMenu, MenuBar, RecordButtons};
+use menus::MenuBar;
 pub use model_manager::{ModelManager, ModelStatus, ModelSummary};
 pub use recorder::{RecordError, Recorded, Recorder, default_folder};
 pub use session::{InferenceKnobs, Processed, Session, SourceState};
 pub use settings::{IMAGE_SIZES, Settings, size_key};
 use stats_panel::{ComparisonStats, Stats};
 pub use status_bar::Note;
-use status_bar::{StatusBar, welcome};
-use video_view::{ComparedBoxes, Comparison, Pointed, VideoView};
+use status_bar::StatusBar;
+use video_view::{ComparedBoxes, VideoView};
 use view_picture::ViewFrame;
-
-/// What a panel asks of the app; [`FocalYoloApp::apply`] carries it out.
-pub enum Action {
-    OpenSource(SourceSpec),
-    OpenWeights(PathBuf),
-    /// Reload the weights with this layer 9.
-    UseLayer9(Layer9Choice),
-    /// Fetch Ultralytics' yolo11n.pt into the weights folder, then load it.
-    DownloadWeights,
-    /// Jump to this many seconds into the video (and show that frame when paused).
-    Seek(f64),
-    /// Run these weights (with their own layer 9) beside the model, on the same frames.
-    Compare(PathBuf),
-    StopComparing,
-    /// Open "Why this box?" on this detection of the frame on screen.
-    Explain(usize),
-    /// Place a new counting region's points with the next clicks on the video.
-    DrawRegion(RegionKind),
-    /// These are now the counting regions of the frame on screen's size.
-    SetRegions(Vec<Region>),
-    ResetCounts,
-    /// Write every crossing since counting (re)started to this CSV.
-    ExportCounts(PathBuf),
-    /// Start recording the view, or stop and save the recording.
-    ToggleRecording,
-    /// Save the frame on screen as the view shows it, with its detections.
-    Snapshot,
-    /// Ask for a stream's address (and password), this one filled in.
-    AskForStream(Option<StreamUrl>),
-}
 
 pub struct FocalYoloApp {
     settings: Settings,
@@ -390,86 +363,6 @@ impl FocalYoloApp {
         }
     }
 
-    fn apply(&mut self, ui: &Ui, action: Action) {
-        let ctx = ui.ctx();
-        match action {
-            Action::OpenSource(spec) => self.open_source(ctx, spec),
-            Action::OpenWeights(path) => self.open_weights(ctx, &path),
-            Action::UseLayer9(choice) => {
-                self.settings.layer9 = choice;
-                if let Some(weights) = self.settings.weights.clone() {
-                    self.open_weights(ctx, &weights);
-                }
-            }
-            Action::DownloadWeights => self.download_default_weights(ctx),
-            Action::Compare(path) => self.compare_with(ctx, &path),
-            Action::StopComparing => self.compared.unload(),
-            Action::Explain(index) => {
-                if let Some(current) = &self.current {
-                    let names = self.class_names();
-                    self.detail
-                        .select(ui, current, index, &names, self.settings.colormap);
-                }
-            }
-            Action::DrawRegion(kind) => self.draw_region(kind),
-            Action::SetRegions(regions) => self.set_regions(regions),
-            Action::ResetCounts => {
-                if let Some(session) = &self.session {
-                    session.reset_counts();
-                }
-                // Else the frame on screen shows the old counts until the next one arrives.
-                if let Some(current) = &mut self.current {
-                    current.counted = None;
-                }
-            }
-            Action::ExportCounts(path) => {
-                // The outcome is shown in the panel.
-                let _ = self.export_counts(&path);
-            }
-            // Outcomes of these show in the status bar.
-            Action::ToggleRecording => {
-                if self.recorder.is_some() {
-                    self.stop_recording("");
-                } else {
-                    let _ = self.start_recording();
-                }
-            }
-            Action::Snapshot => {
-                let _ = self.snapshot();
-            }
-            Action::AskForStream(url) => self.menu_bar.streams.ask(url.as_ref()),
-            Action::Seek(seconds) => {
-                if let Some(session) = &mut self.session {
-                    session.seek(seconds);
-                    if session.control.is_paused() {
-                        session.control.step();
-                    }
-                }
-            }
-        }
-    }
-
-    fn handle_dropped_files(&mut self, ui: &Ui) {
-        let dropped: Vec<PathBuf> = ui.ctx().input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .collect()
-        });
-        for path in dropped.into_iter().filter(|p| !p.as_os_str().is_empty()) {
-            let is_weights = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "pt" | "safetensors"));
-            if is_weights {
-                self.open_weights(ui.ctx(), &path);
-            } else {
-                self.open_source(ui.ctx(), SourceSpec::parse(&path.to_string_lossy()));
-            }
-        }
-    }
-
     /// The loaded model's class names; none before a model is loaded.
     fn class_names(&self) -> Vec<String> {
         self.models
@@ -478,178 +371,4 @@ impl FocalYoloApp {
             .map(|s| s.info.class_names.clone())
             .unwrap_or_default()
     }
-}
-
-impl eframe::App for FocalYoloApp {
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
-        let draw_started = Instant::now();
-        self.poll(ui);
-        self.handle_dropped_files(ui);
-        self.apply_knobs();
-        let names = self.class_names();
-        // Find the explained object in a new frame before anything shows which box it is.
-        if self.dirty
-            && let Some(current) = &self.current
-        {
-            self.detail
-                .follow(ui, current, &names, self.settings.colormap);
-        }
-
-        let mut actions = Vec::new();
-        let position = self.current.as_ref().map(|current| current.frame.pts);
-        let busy = self.models.is_busy();
-        let regions: Vec<Region> = self
-            .current
-            .as_ref()
-            .map(|c| {
-                let (width, height) = c.frame.image.dimensions();
-                self.settings.regions_for(width, height).to_vec()
-            })
-            .unwrap_or_default();
-        let counting = CountMenu {
-            has_frame: self.current.is_some(),
-            has_regions: !regions.is_empty(),
-        };
-        let record = RecordButtons {
-            has_frame: self.current.is_some(),
-            recording: self.recorder.as_ref().map(Recorder::elapsed),
-        };
-        actions.extend(record.shortcuts(ui));
-        egui::Panel::top("menu").show(ui, |ui| {
-            actions.extend(self.menu_bar.show(
-                ui,
-                &mut self.settings,
-                self.session.as_ref(),
-                position,
-                busy,
-                self.compared.summary.is_some() || self.compared.is_busy(),
-                counting,
-                record,
-            ));
-        });
-        egui::Panel::bottom("status").show(ui, |ui| {
-            actions.extend(self.status_bar.show(
-                ui,
-                &self.models,
-                &self.compared,
-                self.session.as_ref(),
-            ));
-        });
-        let comparison = comparison(&self.models, &self.compared, self.compared_boxes.as_ref());
-        let mut hovered = None;
-        egui::Panel::left("detection")
-            .default_size(230.0)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .id_salt("detection panel")
-                    .show(ui, |ui| {
-                        let frame = FrameView {
-                            detections: self
-                                .current
-                                .as_ref()
-                                .map_or(&[], |c| c.detections.as_slice()),
-                            tracks: self.current.as_ref().and_then(|c| c.tracks.as_ref()),
-                            marked: Pointed {
-                                clicked: self.detail.selected(),
-                                hovered: self.hovered,
-                            },
-                            compared: comparison.as_ref().map(|c| &c.captions),
-                            regions: &regions,
-                            tracking: self.settings.track,
-                            counts: self
-                                .current
-                                .as_ref()
-                                .and_then(|c| c.counted.as_ref())
-                                .map_or(&[], |c| c.counts.as_slice()),
-                        };
-                        let pointed = self.detection.show(
-                            ui,
-                            &mut self.settings,
-                            &names,
-                            frame,
-                            self.session.as_ref(),
-                            &mut actions,
-                        );
-                        actions.extend(pointed.clicked.map(Action::Explain));
-                        hovered = pointed.hovered;
-                    });
-            });
-        let has_focal = self.models.summary.as_ref().map(|s| s.info.has_focal());
-        let mut look_changed = false;
-        egui::Panel::right("focal")
-            .default_size(230.0)
-            .show(ui, |ui| {
-                let content = match (has_focal, &self.current) {
-                    (None, _) => PanelContent::NoModel,
-                    (Some(false), _) => PanelContent::Sppf,
-                    (Some(true), Some(current)) if !current.maps.is_empty() => {
-                        PanelContent::Maps(current)
-                    }
-                    (Some(true), _) => PanelContent::Waiting,
-                };
-                look_changed = self.attention.show(ui, content, &mut self.settings);
-            });
-        if let Some(current) = &self.current {
-            if self.dirty {
-                self.view.update(ui, current);
-            }
-            if self.dirty || look_changed {
-                self.attention.update(ui, current, self.settings.colormap);
-            }
-            if look_changed {
-                self.detail
-                    .follow(ui, current, &names, self.settings.colormap);
-            }
-        }
-        self.dirty = false;
-        egui::CentralPanel::default().show(ui, |ui| match &self.current {
-            Some(current) => {
-                let marked = Pointed {
-                    clicked: self.detail.selected(),
-                    hovered: hovered.or(self.hovered),
-                };
-                let shown = self.view.show(
-                    ui,
-                    current,
-                    &self.settings,
-                    &names,
-                    comparison.as_ref(),
-                    marked,
-                );
-                actions.extend(shown.pointed.clicked.map(Action::Explain));
-                actions.extend(shown.edited.map(Action::SetRegions));
-                hovered = hovered.or(shown.pointed.hovered);
-            }
-            None => actions.extend(welcome(ui, &self.models)),
-        });
-        self.hovered = hovered;
-        if !self.detail.show(ui) {
-            self.detail.clear();
-        }
-        for action in actions {
-            self.apply(ui, action);
-        }
-        self.detection.stats.drawn(draw_started.elapsed());
-    }
-
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
-    }
-}
-
-/// Each model's caption and what they show of the frame, while a second one runs beside
-/// the first.
-fn comparison<'a>(
-    first: &ModelManager,
-    second: &ModelManager,
-    boxes: Option<&'a ComparedBoxes>,
-) -> Option<Comparison<'a>> {
-    let (Some(first), Some(second), Some(boxes)) = (&first.summary, &second.summary, boxes) else {
-        return None;
-    };
-    Some(Comparison {
-        names: second.info.class_names.clone(),
-        captions: [first.caption(), second.caption()],
-        boxes,
-    })
 }
