@@ -7,7 +7,8 @@
 //! business referencing.
 
 use super::PickleMetaError;
-use super::vm::{Interpreter, Value};
+use super::value::Value;
+use super::vm::Interpreter;
 
 type Result<T> = std::result::Result<T, PickleMetaError>;
 

@@ -1,10 +1,12 @@
 //! Reading a PyTorch checkpoint's pickle without running it: [`vm`] interprets the opcodes
-//! ([`opcodes`] names them) into plain values (globals checked against an allowlist, calls kept as inert records),
-//! and [`meta`] finds in them what the tensors do not carry (class names, FocalModulation
-//! settings).
+//! ([`opcodes`] names them, [`cursor`] reads their arguments) into plain [`value`]s (globals
+//! checked against an allowlist, calls kept as inert records), and [`meta`] finds in them
+//! what the tensors do not carry (class names, FocalModulation settings).
 
+mod cursor;
 pub mod meta;
 mod opcodes;
+mod value;
 mod vm;
 
 use thiserror::Error;

@@ -6,46 +6,11 @@
 use std::collections::HashMap;
 
 use super::PickleMetaError;
+use super::cursor::Cursor;
 use super::opcodes::*;
+use super::value::{Value, node_count};
 
 type Result<T> = std::result::Result<T, PickleMetaError>;
-
-/// A value of the pickle's object graph, with calls kept as inert records.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    None,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
-    List(Vec<Value>),
-    Tuple(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
-    /// A `module.name` reference (a class or a function).
-    Global(String),
-    /// The result of calling `callable`; `state` is what `BUILD` set on it.
-    Object {
-        callable: String,
-        state: Box<Value>,
-    },
-    /// A reference into the checkpoint's tensor storage (`BINPERSID`).
-    Persistent,
-}
-
-impl Value {
-    /// The entry `key` of a dict, or of an object's state dict.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Value::Dict(items) => items.iter().find_map(|(k, v)| match k {
-                Value::Str(s) if s == key => Some(v),
-                _ => None,
-            }),
-            Value::Object { state, .. } => state.get(key),
-            _ => None,
-        }
-    }
-}
 
 /// Upper bound on values held at once, against memo-copy bombs.
 const MAX_NODES: usize = 20_000_000;
@@ -70,70 +35,8 @@ pub struct Interpreter {
     nodes: usize,
 }
 
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end =
-            end.ok_or_else(|| PickleMetaError::Malformed("unexpected end of pickle".into()))?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(
-            self.take(2)?.try_into().expect("2 bytes"),
-        ))
-    }
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
-    }
-    fn line(&mut self) -> Result<&'a str> {
-        let rest = &self.bytes[self.pos..];
-        let len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| PickleMetaError::Malformed("unterminated text line".into()))?;
-        let line = self.take(len + 1)?;
-        std::str::from_utf8(&line[..len])
-            .map_err(|_| PickleMetaError::Malformed("non-UTF-8 text".into()))
-    }
-    fn string(&mut self, len: usize) -> Result<String> {
-        String::from_utf8(self.take(len)?.to_vec())
-            .map_err(|_| PickleMetaError::Malformed("non-UTF-8 string".into()))
-    }
-}
-
 fn malformed(what: &str) -> PickleMetaError {
     PickleMetaError::Malformed(what.to_string())
-}
-
-fn node_count(value: &Value) -> usize {
-    match value {
-        Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(node_count).sum::<usize>(),
-        Value::Dict(v) => {
-            1 + v
-                .iter()
-                .map(|(k, x)| node_count(k) + node_count(x))
-                .sum::<usize>()
-        }
-        Value::Object { state, .. } => 1 + node_count(state),
-        _ => 1,
-    }
 }
 
 fn to_len(n: u64) -> Result<usize> {
@@ -296,7 +199,7 @@ impl Interpreter {
 
     /// Interpret `bytes` up to `STOP`, returning the pickled object.
     pub fn run(mut self, bytes: &[u8]) -> Result<Value> {
-        let mut c = Cursor { bytes, pos: 0 };
+        let mut c = Cursor::new(bytes);
         loop {
             let op = c.u8()?;
             match op {
@@ -325,7 +228,7 @@ impl Interpreter {
                 }
                 LONG1 | LONG4 => {
                     // LONG1 / LONG4: little-endian two's complement.
-                    let n = if op == 0x8a {
+                    let n = if op == LONG1 {
                         c.u8()? as usize
                     } else {
                         to_len(c.u32()?.into())?
