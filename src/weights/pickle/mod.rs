@@ -1,11 +1,13 @@
 //! Reading a PyTorch checkpoint's pickle without running it: [`vm`] interprets the opcodes
-//! ([`opcodes`] names them, [`cursor`] reads their arguments) into plain [`value`]s (globals
-//! checked against an allowlist, calls kept as inert records), and [`meta`] finds in them
-//! what the tensors do not carry (class names, FocalModulation settings).
+//! ([`opcodes`] names them, [`cursor`] reads their arguments, [`scalars`] those that push
+//! one plain value) into [`value`]s (globals checked against an allowlist, calls kept as
+//! inert records), and [`meta`] finds in them what the tensors do not carry (class names,
+//! FocalModulation settings).
 
 mod cursor;
 pub mod meta;
 mod opcodes;
+mod scalars;
 mod value;
 mod vm;
 

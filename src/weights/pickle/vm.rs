@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use super::PickleMetaError;
 use super::cursor::Cursor;
 use super::opcodes::*;
+use super::scalars::read_scalar;
 use super::value::{Value, node_count};
 
 type Result<T> = std::result::Result<T, PickleMetaError>;
@@ -35,12 +36,8 @@ pub struct Interpreter {
     nodes: usize,
 }
 
-fn malformed(what: &str) -> PickleMetaError {
+pub(super) fn malformed(what: &str) -> PickleMetaError {
     PickleMetaError::Malformed(what.to_string())
-}
-
-fn to_len(n: u64) -> Result<usize> {
-    usize::try_from(n).map_err(|_| malformed("length out of range"))
 }
 
 impl Interpreter {
@@ -202,6 +199,10 @@ impl Interpreter {
         let mut c = Cursor::new(bytes);
         loop {
             let op = c.u8()?;
+            if let Some(value) = read_scalar(op, &mut c)? {
+                self.push(value);
+                continue;
+            }
             match op {
                 PROTO => {
                     c.u8()?; // the protocol version
@@ -211,103 +212,6 @@ impl Interpreter {
                 }
                 STOP => return self.pop(),
                 MARK => self.marks.push(self.stack.len()),
-                NONE => self.push(Value::None),
-                NEWTRUE => self.push(Value::Bool(true)),
-                NEWFALSE => self.push(Value::Bool(false)),
-                BININT => {
-                    let v = i32::from_le_bytes(c.take(4)?.try_into().expect("4 bytes"));
-                    self.push(Value::Int(v.into()));
-                }
-                BININT1 => {
-                    let v = c.u8()?;
-                    self.push(Value::Int(v.into()));
-                }
-                BININT2 => {
-                    let v = c.u16()?;
-                    self.push(Value::Int(v.into()));
-                }
-                LONG1 | LONG4 => {
-                    // LONG1 / LONG4: little-endian two's complement.
-                    let n = if op == LONG1 {
-                        c.u8()? as usize
-                    } else {
-                        to_len(c.u32()?.into())?
-                    };
-                    let raw = c.take(n)?;
-                    let value = if n <= 8 {
-                        let mut buf = [if raw.last().is_some_and(|b| b & 0x80 != 0) {
-                            0xff
-                        } else {
-                            0
-                        }; 8];
-                        buf[..n].copy_from_slice(raw);
-                        Value::Int(i64::from_le_bytes(buf))
-                    } else {
-                        Value::Object {
-                            callable: "int".into(),
-                            state: Box::new(Value::None),
-                        }
-                    };
-                    self.push(value);
-                }
-                INT => {
-                    let line = c.line()?;
-                    let value = match line {
-                        "00" => Value::Bool(false),
-                        "01" => Value::Bool(true),
-                        _ => Value::Int(line.parse().map_err(|_| malformed("bad INT"))?),
-                    };
-                    self.push(value);
-                }
-                LONG => {
-                    let line = c.line()?.trim_end_matches('L');
-                    self.push(Value::Int(line.parse().map_err(|_| malformed("bad LONG"))?));
-                }
-                BINFLOAT => {
-                    let v = f64::from_be_bytes(c.take(8)?.try_into().expect("8 bytes"));
-                    self.push(Value::Float(v));
-                }
-                FLOAT => {
-                    let v = c.line()?.parse().map_err(|_| malformed("bad FLOAT"))?;
-                    self.push(Value::Float(v));
-                }
-                BINUNICODE => {
-                    let n = to_len(c.u32()?.into())?;
-                    let s = c.string(n)?;
-                    self.push(Value::Str(s));
-                }
-                SHORT_BINUNICODE => {
-                    let n = c.u8()? as usize;
-                    let s = c.string(n)?;
-                    self.push(Value::Str(s));
-                }
-                BINUNICODE8 => {
-                    let n = to_len(c.u64()?)?;
-                    let s = c.string(n)?;
-                    self.push(Value::Str(s));
-                }
-                UNICODE => {
-                    let s = c.line()?.to_string();
-                    self.push(Value::Str(s));
-                }
-                STRING => {
-                    let s = c
-                        .line()?
-                        .trim_matches(|ch| ch == '\'' || ch == '"')
-                        .to_string();
-                    self.push(Value::Str(s));
-                }
-                BINSTRING | SHORT_BINSTRING | BINBYTES | SHORT_BINBYTES | BINBYTES8
-                | BYTEARRAY8 => {
-                    let n = match op {
-                        BINSTRING | BINBYTES => to_len(c.u32()?.into())?,
-                        SHORT_BINSTRING | SHORT_BINBYTES => c.u8()? as usize,
-                        // BINBYTES8, BYTEARRAY8
-                        _ => to_len(c.u64()?)?,
-                    };
-                    let b = c.take(n)?.to_vec();
-                    self.push(Value::Bytes(b));
-                }
                 EMPTY_LIST => self.push(Value::List(Vec::new())),
                 EMPTY_DICT => self.push(Value::Dict(Vec::new())),
                 EMPTY_TUPLE => self.push(Value::Tuple(Vec::new())),
