@@ -1,9 +1,7 @@
 //! Reading a pickle's bytes: fixed-width little-endian integers, lengths, text lines,
 //! every read bounded by what is there.
 
-use super::PickleMetaError;
-
-type Result<T> = std::result::Result<T, PickleMetaError>;
+use super::{Result, malformed};
 
 pub(super) struct Cursor<'a> {
     bytes: &'a [u8],
@@ -18,8 +16,7 @@ impl<'a> Cursor<'a> {
 
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end =
-            end.ok_or_else(|| PickleMetaError::Malformed("unexpected end of pickle".into()))?;
+        let end = end.ok_or_else(|| malformed("unexpected end of pickle"))?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)
@@ -47,13 +44,11 @@ impl<'a> Cursor<'a> {
         let len = rest
             .iter()
             .position(|&b| b == b'\n')
-            .ok_or_else(|| PickleMetaError::Malformed("unterminated text line".into()))?;
+            .ok_or_else(|| malformed("unterminated text line"))?;
         let line = self.take(len + 1)?;
-        std::str::from_utf8(&line[..len])
-            .map_err(|_| PickleMetaError::Malformed("non-UTF-8 text".into()))
+        std::str::from_utf8(&line[..len]).map_err(|_| malformed("non-UTF-8 text"))
     }
     pub(super) fn string(&mut self, len: usize) -> Result<String> {
-        String::from_utf8(self.take(len)?.to_vec())
-            .map_err(|_| PickleMetaError::Malformed("non-UTF-8 string".into()))
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| malformed("non-UTF-8 string"))
     }
 }

@@ -6,11 +6,9 @@
 //! interpreter of [`vm`](super::vm), refusing any global that a model checkpoint has no
 //! business referencing.
 
-use super::PickleMetaError;
+use super::Result;
 use super::value::Value;
 use super::vm::Interpreter;
-
-type Result<T> = std::result::Result<T, PickleMetaError>;
 
 /// Settings a FocalModulation module keeps as attributes rather than tensors.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -175,6 +173,7 @@ fn is_allowed_global(module: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::weights::pickle::PickleMetaError;
 
     /// `{"model": DetectionModel() with names {0: "cat", 1: "dog"}}`, protocol 2.
     fn checkpoint_pickle(global: &[u8]) -> Vec<u8> {

@@ -27,3 +27,9 @@ pub enum PickleMetaError {
     #[error("malformed pickle: {0}")]
     Malformed(String),
 }
+
+type Result<T> = std::result::Result<T, PickleMetaError>;
+
+fn malformed(what: &str) -> PickleMetaError {
+    PickleMetaError::Malformed(what.to_string())
+}

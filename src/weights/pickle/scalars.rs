@@ -1,13 +1,10 @@
 //! The opcodes that read one plain value (a number, a string, bytes) from the stream and
 //! push it: they need nothing of the interpreter's stack or memo.
 
-use super::PickleMetaError;
 use super::cursor::Cursor;
 use super::opcodes::*;
 use super::value::Value;
-use super::vm::malformed;
-
-type Result<T> = std::result::Result<T, PickleMetaError>;
+use super::{Result, malformed};
 
 fn to_len(n: u64) -> Result<usize> {
     usize::try_from(n).map_err(|_| malformed("length out of range"))

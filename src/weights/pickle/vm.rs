@@ -5,13 +5,11 @@
 
 use std::collections::HashMap;
 
-use super::PickleMetaError;
 use super::cursor::Cursor;
 use super::opcodes::*;
 use super::scalars::read_scalar;
 use super::value::{Value, node_count};
-
-type Result<T> = std::result::Result<T, PickleMetaError>;
+use super::{PickleMetaError, Result, malformed};
 
 /// Upper bound on values held at once, against memo-copy bombs.
 const MAX_NODES: usize = 20_000_000;
@@ -34,10 +32,6 @@ pub struct Interpreter {
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
     nodes: usize,
-}
-
-pub(super) fn malformed(what: &str) -> PickleMetaError {
-    PickleMetaError::Malformed(what.to_string())
 }
 
 impl Interpreter {
