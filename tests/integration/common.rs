@@ -163,6 +163,18 @@ impl HangGuard {
     }
 }
 
+/// `limit`, a bound on wall time that holds on an idle machine, stretched as [`HangGuard`]
+/// stretches its budget: in full while no more tasks are runnable than there are cores, by
+/// `load / cores` (the 1-minute load average, read now) while more are. For a bound checked
+/// after the fact, on a latency or a run's length just measured. Never more than
+/// [`HangGuard::WALL_LIMIT`].
+pub fn load_scaled(limit: Duration) -> Duration {
+    Duration::try_from_secs_f64(limit.as_secs_f64() / machine_share())
+        .map_or(HangGuard::WALL_LIMIT, |scaled| {
+            scaled.min(HangGuard::WALL_LIMIT)
+        })
+}
+
 /// The share of a core each runnable task gets: 1 unless the load average is above the
 /// number of cores (and 1 where the load cannot be read).
 fn machine_share() -> f64 {

@@ -3,7 +3,7 @@
 //! frame being processed is always one of the newest.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::channel;
+use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,12 @@ use focalyolo::pipeline::{
 use focalyolo::source::{Frame, FrameSource, SourceError};
 use image::RgbImage;
 use std::sync::atomic::AtomicU32;
+
+use crate::common::{HangGuard, load_scaled};
+
+/// Frames the slow model processes before the run stops: enough that a queue in place of
+/// latest-frame-wins would have aged the last by 40 × 20 ms, 0.8 s.
+const PROCESSED: u64 = 40;
 
 /// A camera at 1000 fps whose frames carry the time they were captured as their pts.
 struct Synthetic {
@@ -86,12 +92,16 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
         },
         || {},
     );
+    // Until the model has processed [`PROCESSED`] frames (about 0.8 s on an idle machine):
+    // a guard against a hang, not a speed check.
     let mut shown = Vec::new();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(1) {
+    let mut guard = HangGuard::new(Duration::from_secs(60));
+    let waiting_for = format!("{PROCESSED} frames processed");
+    while inferred.load(Ordering::SeqCst) < PROCESSED {
         if let Some(index) = results.try_take() {
             shown.push(index);
         }
+        guard.check(&waiting_for);
         std::thread::sleep(Duration::from_millis(2));
     }
     control.stop();
@@ -103,10 +113,12 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
     let captured = stats.captured.load(Ordering::SeqCst);
     let processed = inferred.load(Ordering::SeqCst);
     assert_eq!(frames.peak_len(), 1, "the queue held more than one frame");
-    assert!(processed >= 20, "only {processed} frames processed in 1 s");
+    // The premise: a source far faster than the model (1 ms a frame against 20), so that
+    // frames are dropped. Twice as fast still holds with every wake-up late by 15 ms.
     assert!(
-        captured > 10 * processed,
-        "the source was not faster: {captured} vs {processed}"
+        frames.dropped() > 0 && captured > 2 * processed,
+        "the source was not faster: {captured} captured, {processed} processed, {} dropped",
+        frames.dropped()
     );
     // Every captured frame was processed, dropped, or is the one left in the slot.
     let unaccounted = captured - processed - frames.dropped();
@@ -114,13 +126,24 @@ fn a_slow_model_sees_only_the_newest_frame_and_drops_are_counted() {
         unaccounted <= 1,
         "{unaccounted} frames neither processed nor dropped"
     );
-    // Latency does not build up: a frame is picked up about as soon as the model is free
-    // (a queue would make the ages grow by ~20 ms a frame, to seconds within the run).
+    // Latency does not build up: a frame is picked up about as soon as the model is free,
+    // at most the source's 1 ms interval and a thread's wake-up old (a queue would make the
+    // ages grow by ~20 ms a frame, to 0.8 s by the last). The bounds hold on an idle
+    // machine and stretch with its load, as a `HangGuard` does; even at a tenth of a core
+    // per task they stay below what a queue gives.
     let mut ages = ages.lock().unwrap().clone();
     ages.sort_by(f64::total_cmp);
     let (median, worst) = (ages[ages.len() / 2], ages[ages.len() - 1]);
-    assert!(median < 0.005, "median frame age at pickup {median:.4} s");
-    assert!(worst < 0.05, "oldest frame at pickup {worst:.4} s");
+    let median_limit = load_scaled(Duration::from_millis(5));
+    let worst_limit = load_scaled(Duration::from_millis(50));
+    assert!(
+        median < median_limit.as_secs_f64(),
+        "median frame age at pickup {median:.4} s, over {median_limit:.3?} at this load"
+    );
+    assert!(
+        worst < worst_limit.as_secs_f64(),
+        "oldest frame at pickup {worst:.4} s, over {worst_limit:.3?} at this load"
+    );
     assert!(shown.windows(2).all(|w| w[1] > w[0]), "shown out of order");
 }
 
@@ -176,12 +199,18 @@ fn pause_step_and_seek_lose_no_frame() {
     let take = || frames.take().expect("a frame").index;
     let mut seen: Vec<u64> = (0..5).map(|_| take()).collect();
     control.set_paused(true);
-    std::thread::sleep(Duration::from_millis(100));
+    // Time for the capture thread to see the pause: 100 ms on an idle machine, more on a
+    // busy one.
+    let settle = load_scaled(Duration::from_millis(100));
+    std::thread::sleep(settle);
     // A frame already on its way when Pause was pressed may still arrive; then, nothing
     // comes but what Step lets through, one frame per press.
     seen.extend(frames.try_take().map(|f| f.index));
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(frames.try_take().is_none(), "a frame arrived while paused");
+    std::thread::sleep(settle);
+    assert!(
+        frames.try_take().is_none(),
+        "a frame arrived while paused (waited {settle:?} for the pause)"
+    );
     for _ in 0..3 {
         control.step();
         seen.push(take());
@@ -197,9 +226,18 @@ fn pause_step_and_seek_lose_no_frame() {
     );
     assert_eq!(frames.dropped(), 0);
 
-    // At the end the thread waits; a seek plays again from there.
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(events_rx.try_iter().any(|e| e == CaptureEvent::Ended));
+    // At the end the thread says so and waits; a seek plays again from there.
+    let mut guard = HangGuard::new(Duration::from_secs(30));
+    loop {
+        match events_rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(CaptureEvent::Ended) => break,
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => guard.check("the capture to report the end"),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("the capture thread ended without reporting the end")
+            }
+        }
+    }
     control.seek(0.3);
     assert_eq!(take(), 30);
     control.stop();
@@ -313,6 +351,8 @@ fn a_dropped_stream_is_reconnected_with_backoff_and_its_frames_numbered_on() {
             .count(),
         2
     );
-    // 3.5 s to come back, then 4 s away before the capture gives up.
-    assert!(took < Duration::from_secs(15), "{took:?}");
+    // 3.5 s to come back, then 4 s away before the capture gives up: under 15 s on an idle
+    // machine, more on a busy one.
+    let limit = load_scaled(Duration::from_secs(15));
+    assert!(took < limit, "{took:?}, over {limit:?} at this load");
 }

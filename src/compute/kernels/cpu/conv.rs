@@ -247,12 +247,15 @@ impl SharedOutput {
 mod tests {
     use super::*;
     use crate::compute::device::ComputeDevice;
+    use crate::compute::random::seeded_random;
     use burn::tensor::Distribution;
     use burn::tensor::module::conv2d as burn_conv2d;
     use burn::tensor::ops::ConvOptions;
 
     /// Our convolution against burn's `conv2d` (plus bias and activation) on the CPU
-    /// backend, for each shape: (batch, cin, h, w, cout, k, stride).
+    /// backend, for each shape: (batch, cin, h, w, cout, k, stride). Each case and
+    /// activation draws its tensors from a seed derived from their indices, printed on
+    /// failure.
     #[test]
     fn conv2d_matches_burns_conv2d() {
         let device = ComputeDevice::cpu().device;
@@ -274,10 +277,13 @@ mod tests {
         .iter()
         .enumerate()
         {
-            for activation in [Activation::Identity, Activation::Silu, Activation::Gelu] {
-                let x = Tensor::<4>::random([batch, cin, h, w], uniform, &device);
-                let weight = Tensor::<4>::random([cout, cin, k, k], uniform, &device);
-                let bias = (case % 2 == 0).then(|| Tensor::<1>::random([cout], uniform, &device));
+            let activations = [Activation::Identity, Activation::Silu, Activation::Gelu];
+            for (nth, activation) in activations.into_iter().enumerate() {
+                let seed = (3 * case + nth) as u64;
+                let x = seeded_random([batch, cin, h, w], uniform, 3 * seed, &device);
+                let weight = seeded_random([cout, cin, k, k], uniform, 3 * seed + 1, &device);
+                let bias =
+                    (case % 2 == 0).then(|| seeded_random([cout], uniform, 3 * seed + 2, &device));
                 let options = ConvOptions::new([stride; 2], [k / 2; 2], [1, 1], 1);
                 let expected = activation.apply(burn_conv2d(
                     x.clone(),
@@ -296,14 +302,18 @@ mod tests {
                         packed: &PackCache::default(),
                     };
                     let ours = conv2d_by(Some(method), vec![x.clone()], layer);
-                    assert_eq!(ours.dims()[..], expected_dims[..], "case {case}");
+                    assert_eq!(
+                        ours.dims()[..],
+                        expected_dims[..],
+                        "seed {seed}: case {case}"
+                    );
                     let ours = ours.into_data().try_into_vec::<f32>().unwrap();
                     // Rounding grows with the terms summed (in another order than burn's).
                     let scale = ((cin * k * k) as f32 / 100.0).sqrt().max(1.0);
                     for (i, (a, b)) in ours.iter().zip(&expected).enumerate() {
                         assert!(
                             (a - b).abs() <= 1e-5 * scale * (1.0 + b.abs()),
-                            "case {case} {method:?} {activation:?} value {i}: {a} against {b}"
+                            "seed {seed}: case {case} {method:?} {activation:?} value {i}: {a} against {b}"
                         );
                     }
                 }
@@ -316,9 +326,10 @@ mod tests {
         // C3k2 feeds its stages the second half of a chunk: a view with an offset.
         let device = ComputeDevice::cpu().device;
         let uniform = Distribution::Uniform(-1.0, 1.0);
-        let whole = Tensor::<4>::random([1, 8, 6, 6], uniform, &device);
+        let seed = 0;
+        let whole = seeded_random([1, 8, 6, 6], uniform, seed, &device);
         let half = whole.chunk(2, 1).pop().unwrap();
-        let weight = Tensor::<4>::random([3, 4, 3, 3], uniform, &device);
+        let weight = seeded_random([3, 4, 3, 3], uniform, seed + 1, &device);
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let expected = burn_conv2d(half.clone(), weight.clone(), None, options);
         for method in Method::available(3, 1) {
@@ -331,7 +342,7 @@ mod tests {
             };
             let ours = conv2d_by(Some(method), vec![half.clone()], layer);
             let diff: f32 = (ours - expected.clone()).abs().max().into_scalar();
-            assert!(diff <= 1e-5, "{method:?}: max |Δ| {diff}");
+            assert!(diff <= 1e-5, "seed {seed}: {method:?}: max |Δ| {diff}");
         }
     }
 
@@ -341,16 +352,18 @@ mod tests {
     fn conv2d_of_parts_matches_the_concatenation() {
         let device = ComputeDevice::cpu().device;
         let uniform = Distribution::Uniform(-1.0, 1.0);
-        for &(batch, size, k) in &[(1, 10, 1), (2, 24, 1), (1, 12, 3)] {
-            let whole = Tensor::<4>::random([batch, 8, size, size], uniform, &device);
+        for (case, &(batch, size, k)) in [(1, 10, 1), (2, 24, 1), (1, 12, 3)].iter().enumerate() {
+            let seed = 4 * case as u64;
+            let whole = seeded_random([batch, 8, size, size], uniform, seed, &device);
             let mut parts = whole.chunk(2, 1);
-            parts.push(Tensor::<4>::random(
+            parts.push(seeded_random(
                 [batch, 3, size, size],
                 uniform,
+                seed + 1,
                 &device,
             ));
-            let weight = Tensor::<4>::random([5, 11, k, k], uniform, &device);
-            let bias = Tensor::<1>::random([5], uniform, &device);
+            let weight = seeded_random([5, 11, k, k], uniform, seed + 2, &device);
+            let bias = seeded_random([5], uniform, seed + 3, &device);
             let options = ConvOptions::new([1, 1], [k / 2; 2], [1, 1], 1);
             let expected = Activation::Silu.apply(burn_conv2d(
                 Tensor::cat(parts.clone(), 1),
@@ -370,7 +383,7 @@ mod tests {
                 let diff: f32 = (ours - expected.clone()).abs().max().into_scalar();
                 assert!(
                     diff <= 1e-5,
-                    "{method:?} batch {batch} size {size} k {k}: max |Δ| {diff}"
+                    "seed {seed}: {method:?} batch {batch} size {size} k {k}: max |Δ| {diff}"
                 );
             }
         }

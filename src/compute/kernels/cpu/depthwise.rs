@@ -229,14 +229,17 @@ mod tests {
     use super::*;
     use crate::compute::device::ComputeDevice;
     use crate::compute::kernels::burn_depthwise_conv2d;
+    use crate::compute::random::seeded_random;
     use burn::tensor::Distribution;
 
     /// Against burn's grouped `conv2d` on the CPU backend, for each shape
-    /// `(batch, channels, h, w, k, stride)` and activation.
+    /// `(batch, channels, h, w, k, stride)` and activation. Each case draws its tensors from
+    /// seeds derived from its index, printed on failure.
     #[test]
     fn depthwise_conv2d_matches_burns_grouped_conv2d() {
         let device = ComputeDevice::cpu().device;
         let uniform = Distribution::Uniform(-1.0, 1.0);
+        let mut seed = 0u64;
         for &(batch, channels, h, w, k, stride) in &[
             (1, 16, 20, 20, 3, 1), // Detect's DWConv
             (2, 8, 10, 10, 5, 1),  // a wider focal level, a batch
@@ -245,9 +248,10 @@ mod tests {
             (1, 5, 11, 6, 7, 1),   // FocalModulation's larger levels
         ] {
             for activation in [Activation::Identity, Activation::Silu, Activation::Gelu] {
-                let x = Tensor::<4>::random([batch, channels, h, w], uniform, &device);
-                let weight = Tensor::<4>::random([channels, 1, k, k], uniform, &device);
-                let bias = Tensor::<1>::random([channels], uniform, &device);
+                seed += 1;
+                let x = seeded_random([batch, channels, h, w], uniform, 3 * seed, &device);
+                let weight = seeded_random([channels, 1, k, k], uniform, 3 * seed + 1, &device);
+                let bias = seeded_random([channels], uniform, 3 * seed + 2, &device);
                 let expected = burn_depthwise_conv2d(
                     x.clone(),
                     weight.clone(),
@@ -256,11 +260,11 @@ mod tests {
                     activation,
                 );
                 let ours = depthwise_conv2d(x, weight, bias, stride, activation);
-                assert_eq!(ours.dims(), expected.dims());
+                assert_eq!(ours.dims(), expected.dims(), "seed {seed}");
                 let diff: f32 = (ours - expected).abs().max().into_scalar();
                 assert!(
                     diff <= 1e-5,
-                    "{batch}×{channels}×{h}×{w}, k {k}, stride {stride}, {activation:?}: max |Δ| {diff}"
+                    "seed {seed}: {batch}×{channels}×{h}×{w}, k {k}, stride {stride}, {activation:?}: max |Δ| {diff}"
                 );
             }
         }
