@@ -24,7 +24,7 @@ use focalyolo::compute::device::DeviceChoice;
 use focalyolo::inference::postprocess::{NmsOptions, non_max_suppression, unletterbox};
 use focalyolo::inference::preprocess::letterbox_on_device;
 use focalyolo::inference::preprocess::{Canvas, Letterbox};
-use focalyolo::model::{Activations, LAST_LAYER, TakeFocalTaps, Yolo};
+use focalyolo::model::{Activations, TakeFocalTaps, Yolo};
 use focalyolo::output::annotate::draw_detections;
 use focalyolo::output::attention_maps::{Colormap, heatmaps};
 use focalyolo::output::explain::{Explanation, detail_tiles};
@@ -63,7 +63,11 @@ fn frame_stages(c: &mut Criterion) {
     unletterbox(&mut detections, &letterbox);
     assert!(!detections.is_empty(), "the photo has objects");
     let mut taps = TakeFocalTaps::default();
-    model.run(Activations::input(input.clone()), LAST_LAYER, &mut taps);
+    model.run(
+        Activations::input(input.clone()),
+        model.last_layer(),
+        &mut taps,
+    );
     let maps = heatmaps(&taps.0.expect("FocalModulation's taps")).expect("maps read back");
 
     let mut group = group_of_20(c, "frame_1080p_cpu_640");

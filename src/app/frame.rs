@@ -70,6 +70,7 @@ impl eframe::App for FocalYoloApp {
                 &self.models,
                 &self.compared,
                 self.session.as_ref(),
+                self.settings.nms_free,
             ));
         });
         let comparison = comparison(&self.models, &self.compared, self.compared_boxes.as_ref());

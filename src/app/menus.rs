@@ -200,6 +200,10 @@ fn model_menu(ui: &mut Ui, settings: &mut Settings, model_busy: bool, actions: &
             Layer9Choice::Bundled
         }));
     }
+    ui.checkbox(
+        &mut settings.nms_free,
+        "NMS-free head (YOLO26: one-to-one head, top-k, no NMS)",
+    );
     if ui
         .add_enabled(
             !model_busy,

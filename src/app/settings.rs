@@ -51,6 +51,8 @@ pub struct Settings {
     pub tracker: TrackerConfig,
     /// How two models' boxes are shown when a second one runs.
     pub compare_layout: CompareLayout,
+    /// YOLO26's one-to-one head and its top-k instead of NMS.
+    pub nms_free: bool,
     /// Counting lines and zones per source size ([`size_key`]), in that size's pixels: a
     /// camera at 1280×720 and a clip at 640×360 each keep their own.
     pub regions: BTreeMap<String, Vec<Region>>,
@@ -92,6 +94,7 @@ impl Default for Settings {
             track: false,
             tracker: TrackerConfig::default(),
             compare_layout: CompareLayout::Split,
+            nms_free: false,
             regions: BTreeMap::new(),
         }
     }
@@ -105,6 +108,7 @@ impl Settings {
                 // With tracking, faint detections feed the tracker's second association.
                 conf: if self.track { TRACKING_CONF } else { self.conf },
                 iou: self.iou,
+                nms_free: self.nms_free,
                 ..NmsOptions::default()
             },
             input: InputSize {

@@ -46,6 +46,7 @@ impl StatusBar {
         models: &ModelManager,
         compared: &ModelManager,
         session: Option<&Session>,
+        nms_free: bool,
     ) -> Option<Action> {
         let mut action = None;
         ui.horizontal_wrapped(|ui| {
@@ -78,7 +79,7 @@ impl StatusBar {
                 }
                 ModelStatus::Ready => {
                     if let Some(summary) = &models.summary {
-                        ui.label(model_line(summary));
+                        ui.label(model_line(summary, nms_free));
                     }
                 }
                 ModelStatus::Failed(reason) => {
@@ -97,7 +98,7 @@ impl StatusBar {
             match (&compared.status, &compared.summary) {
                 (ModelStatus::Ready, Some(summary)) => {
                     ui.separator();
-                    ui.label(format!("compared with {}", model_line(summary)));
+                    ui.label(format!("compared with {}", model_line(summary, nms_free)));
                 }
                 (ModelStatus::Loading(path), _) => {
                     ui.separator();
@@ -184,7 +185,7 @@ pub fn welcome(ui: &mut Ui, models: &ModelManager) -> Option<Action> {
     action
 }
 
-fn model_line(summary: &ModelSummary) -> String {
+fn model_line(summary: &ModelSummary, nms_free: bool) -> String {
     let info = &summary.info;
     let layer9 = match (summary.bundled_layer, &summary.scores) {
         (true, Some(scores)) => format!("FocalModulation (bundled for YOLO11n: {scores})"),
@@ -192,13 +193,19 @@ fn model_line(summary: &ModelSummary) -> String {
         (false, Some(scores)) => format!("{} ({scores})", info.layer9),
         (false, None) => info.layer9.to_string(),
     };
+    // Only a model with two heads has a choice to show.
+    let head = if info.has_one_to_one {
+        format!(", {}", info.head(nms_free))
+    } else {
+        String::new()
+    };
     format!(
-        "{} — YOLO11{}, {} classes, {:.1} M parameters, layer 9 {layer9}",
+        "{} — {}, {} classes, {:.1} M parameters, layer 9 {layer9}{head}",
         summary.path.file_name().map_or_else(
             || summary.path.display().to_string(),
             |n| n.to_string_lossy().into()
         ),
-        info.scale,
+        info.name(),
         info.num_classes,
         info.parameters as f64 / 1e6,
     )

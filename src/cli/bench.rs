@@ -10,7 +10,7 @@ use clap::Args;
 use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
 use focalyolo::compute::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
 use focalyolo::compute::kernels::{KernelSettings, configure, runs_wgsl, settings};
-use focalyolo::model::{Activations, LAST_LAYER, Observer, Yolo};
+use focalyolo::model::{Activations, Observer, Yolo};
 
 use super::Layer9Args;
 
@@ -145,7 +145,7 @@ impl Observer for LayerTimer {
     }
 
     fn detect_done(&mut self, predictions: &Tensor<3>) {
-        self.mark(LAST_LAYER, predictions.dims().to_vec());
+        self.mark(self.samples.len() - 1, predictions.dims().to_vec());
     }
 }
 
@@ -160,8 +160,8 @@ fn profile_layers(
     let mut timer = LayerTimer {
         device: device.device.clone(),
         last: Instant::now(),
-        samples: vec![Vec::new(); LAST_LAYER + 1],
-        shapes: vec![Vec::new(); LAST_LAYER + 1],
+        samples: vec![Vec::new(); model.last_layer() + 1],
+        shapes: vec![Vec::new(); model.last_layer() + 1],
     };
     for pass in 0..iterations.max(1) + 2 {
         if pass == 2 {
@@ -169,7 +169,11 @@ fn profile_layers(
         }
         timer.last = Instant::now();
         model
-            .run(Activations::input(input.clone()), LAST_LAYER, &mut timer)
+            .run(
+                Activations::input(input.clone()),
+                model.last_layer(),
+                &mut timer,
+            )
             .into_predictions()
             .expect("the pass ran Detect")
             .try_into_data()

@@ -52,9 +52,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let detector = args.model.load_detector(&device)?;
     let names = detector.info().class_names.clone();
     eprintln!(
-        "model: YOLO11{} ({} classes) on {}",
-        detector.info().scale,
+        "model: {} ({} classes, {}) on {}",
+        detector.info().name(),
         names.len(),
+        detector.info().head(args.nms.no_nms()),
         device.description
     );
 

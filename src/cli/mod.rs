@@ -231,9 +231,18 @@ pub struct NmsArgs {
     /// Class-agnostic NMS.
     #[arg(long)]
     agnostic: bool,
+    /// YOLO26: predict with the one-to-one head and its top-k instead of NMS, as
+    /// Ultralytics' `predict(nms=False)` (other models have one head and ignore it).
+    #[arg(long)]
+    no_nms: bool,
 }
 
 impl NmsArgs {
+    /// Whether `--no-nms` asks for the one-to-one head.
+    pub fn no_nms(&self) -> bool {
+        self.no_nms
+    }
+
     fn options(&self) -> NmsOptions {
         self.options_with_default_conf(NmsOptions::default().conf)
     }
@@ -247,6 +256,7 @@ impl NmsArgs {
             agnostic: self.agnostic,
             classes: self.classes.clone(),
             multi_label: false,
+            nms_free: self.no_nms,
         }
     }
 }

@@ -28,13 +28,14 @@ pub struct ConvertArgs {
 fn load_checked(path: &PathBuf) -> anyhow::Result<(Weights, ModelInfo)> {
     let weights = Weights::load(path)?;
     let (_, info) = Yolo::load(&weights, &ComputeDevice::cpu().device)
-        .with_context(|| format!("{} does not describe a YOLO11 model", path.display()))?;
+        .with_context(|| format!("{} is not a model this build runs", path.display()))?;
     Ok((weights, info))
 }
 
 pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let (weights, info) = load_checked(&args.weights)?;
     println!("weights     {}", args.weights.display());
+    println!("model       {}", info.name());
     println!("scale       {}", info.scale);
     println!("classes     {}", info.num_classes);
     println!("layer 9     {}", info.layer9);
@@ -49,6 +50,13 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         println!(
             "runs with   the bundled FocalModulation layer 9{measured}, unless --stock keeps SPPF"
+        );
+    }
+    if info.has_one_to_one {
+        println!(
+            "heads       {} by default; {} with --no-nms",
+            info.head(false),
+            info.head(true)
         );
     }
     println!("parameters  {}", info.parameters);
@@ -68,10 +76,10 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let (weights, info) = load_checked(&args.input)?;
     weights.save_safetensors(&args.output)?;
     println!(
-        "wrote {} ({} tensors, YOLO11{} with {} classes)",
+        "wrote {} ({} tensors, {} with {} classes)",
         args.output.display(),
         weights.tensors().len(),
-        info.scale,
+        info.name(),
         info.num_classes
     );
     Ok(ExitCode::SUCCESS)

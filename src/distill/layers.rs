@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{FocalModulation, LAST_LAYER, LAYER9, Yolo};
+use crate::model::{FocalModulation, LAYER9, Yolo};
 use crate::weights::{WeightTensor, Weights};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
@@ -81,8 +81,8 @@ pub(super) fn trained_tensors(
             &student.model[index],
             &format!("model.{index}"),
         ));
-        if index == LAST_LAYER {
-            let dfl = format!("model.{LAST_LAYER}.dfl.conv.weight");
+        if index == student.last_layer() {
+            let dfl = format!("model.{index}.dfl.conv.weight");
             if let Ok(projection) = teacher.get(&dfl) {
                 tensors.insert(dfl, projection.clone());
             }

@@ -8,7 +8,7 @@ use burn::tensor::activation::{log_softmax, sigmoid, softplus};
 
 use super::Recipe;
 use super::targets::Sample;
-use crate::model::{Activations, LAST_LAYER, LAYER9, Yolo};
+use crate::model::{Activations, Head, LAYER9, Yolo};
 
 /// The student's head against the teacher's: a divergence that is zero exactly where the
 /// student's outputs equal the teacher's, and whose every part is differentiated (nothing
@@ -112,10 +112,8 @@ fn same_size_loss(student: &Yolo, batch: &[&Sample], objective: Objective) -> Te
             let after10 = student.run(after9, LAYER9 + 1, &mut ());
             let backbone_loss = feature_loss(layer9, layer9_target())
                 + feature_loss(after10.last().clone(), layer10_target());
-            let features = student
-                .run(after10, LAST_LAYER - 1, &mut ())
-                .detect_inputs()
-                .expect("the neck ran");
+            let neck = student.run(after10, student.last_layer() - 1, &mut ());
+            let features = student.detect_inputs(&neck).expect("the neck ran");
             if recipe == Recipe::Neck {
                 let level = |i: usize| cat4(&|s| s.features.as_ref().expect("taught")[i].clone());
                 features
@@ -129,7 +127,7 @@ fn same_size_loss(student: &Yolo, batch: &[&Sample], objective: Objective) -> Te
                     cat3(|s| s.head.as_ref().expect("taught").0.clone()),
                     cat3(|s| s.head.as_ref().expect("taught").1.clone()),
                 );
-                let student_head = student.detect().forward_raw(features);
+                let student_head = student.detect().forward_raw(features, Head::OneToMany);
                 backbone_loss + output_loss(student_head, teacher_head)
             }
         }
@@ -139,22 +137,23 @@ fn same_size_loss(student: &Yolo, batch: &[&Sample], objective: Objective) -> Te
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::{Device, TensorData};
+    use crate::compute::random::seeded_random;
+    use burn::tensor::{Device, Distribution, TensorData};
 
     #[test]
     fn a_small_step_against_the_output_loss_gradient_lowers_it() {
         let device = Device::flex().autodiff();
-        let random = |shape: [usize; 3], scale: f32| {
-            Tensor::<3>::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), &device)
-                * scale
+        let seed = 0;
+        let random = |shape: [usize; 3], scale: f32, seed: u64| {
+            seeded_random(shape, Distribution::Normal(0.0, 1.0), seed, &device) * scale
         };
         let (anchors, classes) = (50, 5);
         let teacher = (
-            random([2, 64, anchors], 2.0),
-            random([2, classes, anchors], 3.0) - 2.0,
+            random([2, 64, anchors], 2.0, seed),
+            random([2, classes, anchors], 3.0, seed + 1) - 2.0,
         );
-        let student_boxes = random([2, 64, anchors], 2.0).require_grad();
-        let student_classes = random([2, classes, anchors], 3.0)
+        let student_boxes = random([2, 64, anchors], 2.0, seed + 2).require_grad();
+        let student_classes = random([2, classes, anchors], 3.0, seed + 3)
             .sub_scalar(2.0)
             .require_grad();
         let loss = output_loss(
@@ -167,7 +166,7 @@ mod tests {
         let moved = |t: &Tensor<3>| (t.clone() - t.grad(&grads).unwrap() * step).detach();
         let after: f32 =
             output_loss((moved(&student_boxes), moved(&student_classes)), teacher).into_scalar();
-        assert!(after < before, "{before} → {after}");
+        assert!(after < before, "seed {seed}: {before} → {after}");
     }
 
     #[test]
@@ -190,18 +189,23 @@ mod tests {
     }
 
     /// A teacher's head on `anchors` anchors: confident objects at a few, background at the
-    /// rest (as a real view is), and peaked box distributions.
-    fn teacher_head(device: &Device, anchors: usize) -> (Tensor<3>, Tensor<3>) {
-        let normal = |shape: [usize; 3], scale: f32| {
-            Tensor::<3>::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), device) * scale
+    /// rest (as a real view is), and peaked box distributions. Drawn from seeds `seed` to
+    /// `seed + 2`.
+    fn teacher_head(device: &Device, anchors: usize, seed: u64) -> (Tensor<3>, Tensor<3>) {
+        let normal = |shape: [usize; 3], scale: f32, seed: u64| {
+            seeded_random(shape, Distribution::Normal(0.0, 1.0), seed, device) * scale
         };
-        let background = normal([2, 5, anchors], 1.0).sub_scalar(6.0);
-        let objects = Tensor::<3>::random(
+        let background = normal([2, 5, anchors], 1.0, seed).sub_scalar(6.0);
+        let objects = seeded_random(
             [2, 5, anchors],
-            burn::tensor::Distribution::Bernoulli(0.05),
+            Distribution::Bernoulli(0.05),
+            seed + 1,
             device,
         ) * 8.0;
-        (normal([2, 64, anchors], 3.0), background + objects)
+        (
+            normal([2, 64, anchors], 3.0, seed + 2),
+            background + objects,
+        )
     }
 
     /// The derivative of `at` (a loss at a step along a direction) at 0: central differences
@@ -211,26 +215,28 @@ mod tests {
         (4.0 * central(step) - central(2.0 * step)) / 3.0
     }
 
-    /// `t` moved by normal noise of standard deviation `scale`.
-    fn nudged(t: &Tensor<3>, scale: f32) -> Tensor<3> {
-        let noise = Tensor::<3>::random(
-            t.dims(),
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &t.device(),
-        );
+    /// `t` moved by normal noise of standard deviation `scale`, drawn from `seed`.
+    fn nudged(t: &Tensor<3>, scale: f32, seed: u64) -> Tensor<3> {
+        let noise = seeded_random(t.dims(), Distribution::Normal(0.0, 1.0), seed, &t.device());
         t.clone() + noise * scale
     }
 
     /// The output loss and its gradient against central finite differences, along random
-    /// directions, at students that differ from the teacher by `offset`.
-    fn check_gradient_near_the_teacher(offset: f32) {
+    /// directions, at students that differ from the teacher by `offset`: the teacher drawn
+    /// from seeds `seed` to `seed + 2`, each trial's student and direction from four seeds
+    /// of its own after those.
+    fn check_gradient_near_the_teacher(offset: f32, seed: u64) {
         let device = Device::flex().autodiff();
-        let teacher = teacher_head(&device, 200);
-        for trial in 0..4 {
-            let student = (nudged(&teacher.0, offset), nudged(&teacher.1, offset));
+        let teacher = teacher_head(&device, 200, seed);
+        for trial in 0..4u64 {
+            let trial_seed = seed + 10 * (trial + 1);
+            let student = (
+                nudged(&teacher.0, offset, trial_seed),
+                nudged(&teacher.1, offset, trial_seed + 1),
+            );
             let direction = (
-                nudged(&teacher.0.zeros_like(), 1.0),
-                nudged(&teacher.1.zeros_like(), 1.0),
+                nudged(&teacher.0.zeros_like(), 1.0, trial_seed + 2),
+                nudged(&teacher.1.zeros_like(), 1.0, trial_seed + 3),
             );
             let (boxes, classes) = (
                 student.0.clone().detach().require_grad(),
@@ -256,31 +262,38 @@ mod tests {
             });
             assert!(
                 (analytic - numeric).abs() <= 0.02 * numeric.abs().max(analytic.abs()) + 1e-4,
-                "offset {offset}, trial {trial}: autodiff {analytic} against finite differences {numeric}"
+                "seed {seed}: offset {offset}, trial {trial}: autodiff {analytic} against finite differences {numeric}"
             );
         }
     }
 
     #[test]
     fn the_output_loss_gradient_is_its_whole_gradient_near_the_teacher() {
-        for offset in [0.01, 0.1, 1.0] {
-            check_gradient_near_the_teacher(offset);
+        for (case, offset) in [0.01, 0.1, 1.0].into_iter().enumerate() {
+            check_gradient_near_the_teacher(offset, 100 * case as u64);
         }
     }
 
     #[test]
     fn the_output_loss_is_zero_at_the_teacher_and_larger_anywhere_near() {
         let device = Device::flex();
-        let teacher = teacher_head(&device, 200);
+        let seed = 0;
+        let teacher = teacher_head(&device, 200, seed);
         let at_teacher: f32 = output_loss(teacher.clone(), teacher.clone()).into_scalar();
-        assert!(at_teacher.abs() < 1e-5, "{at_teacher}");
-        for scale in [1e-3, 1e-2, 1e-1] {
+        assert!(at_teacher.abs() < 1e-5, "seed {seed}: {at_teacher}");
+        for (n, scale) in (0u64..).zip([1e-3, 1e-2, 1e-1]) {
             let near: f32 = output_loss(
-                (nudged(&teacher.0, scale), nudged(&teacher.1, scale)),
+                (
+                    nudged(&teacher.0, scale, seed + 10 + 2 * n),
+                    nudged(&teacher.1, scale, seed + 11 + 2 * n),
+                ),
                 teacher.clone(),
             )
             .into_scalar();
-            assert!(near > at_teacher, "{near} at {scale} from the teacher");
+            assert!(
+                near > at_teacher,
+                "seed {seed}: {near} at {scale} from the teacher"
+            );
         }
         // The two-anchor case: teacher 0.5 and 0.01, student 0.5 and 0.02. The old
         // loss was lower a little away from the teacher than at it.
@@ -324,15 +337,17 @@ mod tests {
             crate::weights::Weights::load(root.join("weights/yolo11n-focal.safetensors")).unwrap();
         let (teacher, _) = Yolo::load(&stock, &device).unwrap();
         let (student, _) = Yolo::load(&stock.with_focal_layer(&focal).unwrap(), &device).unwrap();
-        let image = Tensor::<4>::random(
+        let seed = 0;
+        let image = seeded_random(
             [1, 3, 96, 128],
-            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            Distribution::Uniform(0.0, 1.0),
+            seed,
             &device,
         );
         // The recipes from layer 9; the deepest from layer 7 (the backbone's last stage
         // training too) and from the image (all of it); the neck's from layer 5, reading
         // the teacher's layer 4 and the student's own layer 6.
-        for (recipe, first) in [
+        for (direction_seed, (recipe, first)) in (seed + 1..).zip([
             (Recipe::Layer9, LAYER9),
             (Recipe::Layer9And10, LAYER9),
             (Recipe::Neck, LAYER9),
@@ -340,7 +355,7 @@ mod tests {
             (Recipe::Outputs, 7),
             (Recipe::Neck, 5),
             (Recipe::Outputs, 0),
-        ] {
+        ]) {
             let objective = Objective { recipe, first };
             let taught = Sample::teach(&teacher, image.clone(), recipe, first);
             let constant = |t: &Tensor<4>| t.clone().detach();
@@ -367,9 +382,10 @@ mod tests {
             // A random direction plus the gradient's, each of unit RMS: along a random one
             // alone the derivative can be small enough next to the loss for f32 rounding to
             // swamp the finite difference.
-            let direction = Tensor::<4>::random(
+            let direction = seeded_random(
                 input.dims(),
-                burn::tensor::Distribution::Normal(0.0, 1.0),
+                Distribution::Normal(0.0, 1.0),
+                direction_seed,
                 &device,
             ) + Tensor::from_inner(gradient.clone() / rms);
             let analytic: f32 = (gradient * direction.clone().inner()).sum().into_scalar();
@@ -387,7 +403,7 @@ mod tests {
             // 1% (the two-anchor case had the wrong sign).
             assert!(
                 (analytic - numeric).abs() <= 1e-2 * numeric.abs().max(analytic.abs()),
-                "{recipe:?} from layer {first}: autodiff {analytic} against finite differences {numeric}"
+                "seed {seed} (direction {direction_seed}): {recipe:?} from layer {first}: autodiff {analytic} against finite differences {numeric}"
             );
         }
     }

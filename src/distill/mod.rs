@@ -44,7 +44,7 @@ use crate::eval::metrics::MapReport;
 use crate::eval::{EvalError, LabelledSet, validate};
 use crate::inference::detector::{Detector, InputSize};
 use crate::inference::preprocess::Canvas;
-use crate::model::{FocalModulationConfig, LAYER9, ModelError, ModelInfo, Yolo};
+use crate::model::{FocalModulationConfig, Graph, LAYER9, ModelError, ModelInfo, Yolo};
 use crate::weights::{Weights, WeightsError};
 
 #[derive(Debug, Error)]
@@ -55,18 +55,21 @@ pub enum DistillError {
     Weights(#[from] WeightsError),
     #[error("validation: {0}")]
     Eval(#[from] EvalError),
-    #[error("the teacher's layer 9 must be SPPF (a stock YOLO11 checkpoint)")]
+    #[error("the teacher's layer 9 must be SPPF (a stock YOLOv8, YOLO11 or YOLO26 checkpoint)")]
     NotStock,
     #[error("no training images")]
     NoImages,
     #[error("{0}")]
     Resume(String),
     #[error(
-        "layers {LAYER9} to {layer} cannot train with recipe {}: its loss reaches layer {} at most",
-        recipe.name(),
-        recipe.deepest_layer()
+        "layers {LAYER9} to {layer} cannot train with recipe {}: its loss reaches layer {deepest} at most",
+        recipe.name()
     )]
-    TrainThrough { layer: usize, recipe: Recipe },
+    TrainThrough {
+        layer: usize,
+        recipe: Recipe,
+        deepest: usize,
+    },
     #[error("training starts at layer {LAYER9} at the latest (the new layer), not {0}")]
     TrainFrom(usize),
 }
@@ -223,10 +226,15 @@ pub fn distill(
     if images.is_empty() {
         return Err(DistillError::NoImages);
     }
-    if !(LAYER9..=options.recipe.deepest_layer()).contains(&options.train_through) {
+    // The teacher's graph, before any tensor is built: a layer the loss cannot reach is
+    // refused before any work.
+    let graph = Graph::of(teacher).map_err(ModelError::from)?;
+    let deepest = options.recipe.deepest_layer(graph.detect_layer());
+    if !(LAYER9..=deepest).contains(&options.train_through) {
         return Err(DistillError::TrainThrough {
             layer: options.train_through,
             recipe: options.recipe,
+            deepest,
         });
     }
     if options.train_from > LAYER9 {

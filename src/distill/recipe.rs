@@ -1,6 +1,6 @@
 //! The recipes: what the student is trained to reproduce, and how deep its loss reaches.
 
-use crate::model::{LAST_LAYER, LAYER9};
+use crate::model::LAYER9;
 
 /// What the student is trained to reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -42,12 +42,13 @@ impl Recipe {
     }
 
     /// The last layer whose output the loss reaches: layers after it would get no gradient.
-    pub(super) fn deepest_layer(self) -> usize {
+    /// `detect_layer` is the teacher's last layer.
+    pub(super) fn deepest_layer(self, detect_layer: usize) -> usize {
         match self {
             Recipe::Layer9 => LAYER9,
             Recipe::Layer9And10 => LAYER9 + 1,
-            Recipe::Neck => LAST_LAYER - 1,
-            Recipe::Outputs => LAST_LAYER,
+            Recipe::Neck => detect_layer - 1,
+            Recipe::Outputs => detect_layer,
         }
     }
 }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::augment::{View, augment};
 use super::loss::batch_loss;
 use super::{DistillEvent, DistillOptions, Recipe};
-use crate::model::{Activations, LAST_LAYER, LAYER9, Yolo};
+use crate::model::{Activations, Head, LAYER9, Yolo};
 use crate::source::{SourceError, load_rgb};
 
 /// One augmented view: what the teacher's backbone made of it (the output the student
@@ -41,9 +41,8 @@ impl Sample {
         let with_neck = matches!(recipe, Recipe::Neck | Recipe::Outputs);
         // The backbone outputs the neck reads besides layer 10's; the student makes those
         // from its first layer on itself.
-        let skips = [4, 6]
-            .into_iter()
-            .filter(|&index| with_neck && index < first)
+        let skips = (0..first)
+            .filter(|&index| with_neck && teacher.graph.is_read_later(index))
             .map(|index| (index, before_first.output(index).expect("kept").clone()))
             .collect();
         let backbone = teacher.run(before_first, LAYER9 - 1, &mut ());
@@ -54,12 +53,15 @@ impl Sample {
         let (features, head) = match recipe {
             Recipe::Layer9 | Recipe::Layer9And10 => (None, None),
             Recipe::Neck | Recipe::Outputs => {
-                let neck = teacher.run(after10, LAST_LAYER - 1, &mut ());
-                let features = neck.detect_inputs().expect("the neck ran");
+                let neck = teacher.run(after10, teacher.last_layer() - 1, &mut ());
+                let features = teacher.detect_inputs(&neck).expect("the neck ran");
                 if recipe == Recipe::Neck {
                     (Some(features), None)
                 } else {
-                    (None, Some(teacher.detect().forward_raw(features)))
+                    (
+                        None,
+                        Some(teacher.detect().forward_raw(features, Head::OneToMany)),
+                    )
                 }
             }
         };

@@ -9,11 +9,11 @@ use thiserror::Error;
 
 use super::preprocess::letterbox_on_device;
 use crate::compute::kernels::runs_wgsl;
-use crate::inference::postprocess::{Detection, NmsOptions, non_max_suppression, unletterbox};
-use crate::inference::preprocess::{Canvas, Letterbox, PreprocessError};
-use crate::model::{
-    Activations, FocalTaps, LAST_LAYER, ModelError, ModelInfo, TakeFocalTaps, Yolo,
+use crate::inference::postprocess::{
+    Detection, NmsOptions, non_max_suppression, top_k, unletterbox,
 };
+use crate::inference::preprocess::{Canvas, Letterbox, PreprocessError};
+use crate::model::{Activations, FocalTaps, Head, ModelError, ModelInfo, TakeFocalTaps, Yolo};
 use crate::weights::Weights;
 
 #[derive(Debug, Error)]
@@ -154,21 +154,35 @@ impl Detector {
         let input = letterbox_on_device(image.as_raw(), 3, &letterbox, &self.device);
         let preprocessed = Instant::now();
 
+        let nms_free = options.nms_free && self.info.has_one_to_one;
+        let head = if nms_free {
+            Head::OneToOne
+        } else {
+            Head::OneToMany
+        };
         let mut focal = TakeFocalTaps::default();
         let predictions = if taps {
             self.model
-                .run(Activations::input(input), LAST_LAYER, &mut focal)
+                .run(
+                    Activations::input(input).with_head(head),
+                    self.model.last_layer(),
+                    &mut focal,
+                )
                 .into_predictions()
                 .expect("the pass ran Detect")
         } else {
-            self.model.forward(input)
+            self.model.forward_head(input, head)
         };
         let predictions = predictions
             .try_into_vec_as::<f32>()
             .map_err(|e| DetectError::Readback(e.to_string()))?;
         let inferred = Instant::now();
 
-        let mut detections = non_max_suppression(&predictions, self.info.num_classes, options);
+        let mut detections = if nms_free {
+            top_k(&predictions, self.info.num_classes, options)
+        } else {
+            non_max_suppression(&predictions, self.info.num_classes, options)
+        };
         unletterbox(&mut detections, &letterbox);
         let done = Instant::now();
         Ok(FrameResult {

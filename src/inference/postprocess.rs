@@ -23,6 +23,9 @@ pub struct NmsOptions {
     /// Every class above `conf` at an anchor is a candidate, not only the best one
     /// (what Ultralytics' validator does).
     pub multi_label: bool,
+    /// YOLO26's one-to-one head and its top-k, no NMS (`predict(nms=False)`); a model
+    /// without that head ignores it.
+    pub nms_free: bool,
 }
 
 impl Default for NmsOptions {
@@ -34,6 +37,7 @@ impl Default for NmsOptions {
             agnostic: false,
             classes: None,
             multi_label: false,
+            nms_free: false,
         }
     }
 }
@@ -128,6 +132,87 @@ pub fn found_by_one(a: &[Detection], b: &[Detection]) -> (Vec<bool>, Vec<bool>) 
     (only_a, only_b)
 }
 
+/// Candidates the one-to-one head's top-k keeps before the confidence filter (Ultralytics
+/// sets the head's `max_det` to at least this, so a class filter still finds its boxes).
+const TOP_K_CANDIDATES: usize = 300;
+
+/// The anchor's best classes, best first (three at most).
+fn top_classes(at: impl Fn(usize) -> f32, num_classes: usize) -> Vec<(usize, f32)> {
+    let mut scores: Vec<(usize, f32)> = (0..num_classes).map(|c| (c, at(c))).collect();
+    let top = scores.len().min(3);
+    if top > 0 {
+        scores.select_nth_unstable_by(top - 1, |a, b| b.1.total_cmp(&a.1));
+        scores.truncate(top);
+        scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+    scores
+}
+
+/// `count` indices of `scores`, highest first (ties to the lower index, as a stable sort).
+fn top_indices(scores: &[f32], count: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    order.truncate(count);
+    order
+}
+
+/// Detections in canvas pixels from a one-to-one head's predictions, laid out
+/// `(4 + nc) × anchors` (one image), as Ultralytics' end-to-end head and predictor pick them:
+/// the anchors with the best top scores, then the best (anchor, class) pairs among theirs
+/// (one anchor may give boxes of two classes), then the confidence and class filters.
+pub fn top_k(predictions: &[f32], num_classes: usize, options: &NmsOptions) -> Vec<Detection> {
+    let anchors = predictions.len() / (4 + num_classes);
+    let at = |row: usize, anchor: usize| predictions[row * anchors + anchor];
+    let k = options.max_det.max(TOP_K_CANDIDATES).min(anchors);
+    let best: Vec<(usize, f32)> =
+        (0..anchors)
+            .map(|a| {
+                (0..num_classes).map(|c| (c, at(4 + c, a))).fold(
+                    (0, f32::NEG_INFINITY),
+                    |best, x| if x.1 > best.1 { x } else { best },
+                )
+            })
+            .collect();
+    let best_scores: Vec<f32> = best.iter().map(|&(_, s)| s).collect();
+    let chosen = top_indices(&best_scores, k);
+    let picks: Vec<(usize, usize, f32)> = if options.agnostic {
+        chosen
+            .into_iter()
+            .map(|a| (a, best[a].0, best[a].1))
+            .collect()
+    } else {
+        let pairs: Vec<f32> = chosen
+            .iter()
+            .flat_map(|&a| (0..num_classes).map(move |c| at(4 + c, a)))
+            .collect();
+        top_indices(&pairs, k)
+            .into_iter()
+            .map(|i| (chosen[i / num_classes], i % num_classes, pairs[i]))
+            .collect()
+    };
+    picks
+        .into_iter()
+        .filter(|&(_, class, conf)| {
+            conf > options.conf
+                && options
+                    .classes
+                    .as_ref()
+                    .is_none_or(|keep| keep.contains(&class))
+        })
+        .take(options.max_det)
+        .map(|(anchor, class, conf)| {
+            let (cx, cy, w, h) = (at(0, anchor), at(1, anchor), at(2, anchor), at(3, anchor));
+            Detection {
+                xyxy: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
+                conf,
+                class,
+                anchor,
+                top_classes: top_classes(|c| at(4 + c, anchor), num_classes),
+            }
+        })
+        .collect()
+}
+
 /// Detections in canvas pixels from predictions laid out `(4 + nc) × anchors` (one image).
 pub fn non_max_suppression(
     predictions: &[f32],
@@ -194,16 +279,7 @@ pub fn non_max_suppression(
             continue;
         }
         let mut detection = candidates[i].clone();
-        let mut scores: Vec<(usize, f32)> = (0..num_classes)
-            .map(|c| (c, at(4 + c, detection.anchor)))
-            .collect();
-        let top = scores.len().min(3);
-        if top > 0 {
-            scores.select_nth_unstable_by(top - 1, |a, b| b.1.total_cmp(&a.1));
-            scores.truncate(top);
-            scores.sort_by(|a, b| b.1.total_cmp(&a.1));
-        }
-        detection.top_classes = scores;
+        detection.top_classes = top_classes(|c| at(4 + c, detection.anchor), num_classes);
         kept.push(detection);
         if kept.len() == options.max_det {
             break;

@@ -1,15 +1,17 @@
-//! C2PSA: the position-sensitive attention block YOLO11 puts after layer 9.
+//! C2PSA: the position-sensitive attention block YOLO11 and YOLO26 put after layer 9, and
+//! the PSABlock that YOLO26's attention C3k2 stages end in.
 
 use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 use super::ModelError;
+use super::blocks::load_children;
 use super::conv::Conv;
 use crate::compute::kernels::Activation;
 use crate::weights::WeightsView;
 
-/// Channels per attention head in C2PSA (`num_heads = c // 64`).
+/// Channels per attention head (`num_heads = max(c // 64, 1)`).
 const CHANNELS_PER_HEAD: usize = 64;
 
 /// Multi-head self-attention over positions, plus a depthwise positional encoding of `v`.
@@ -25,7 +27,7 @@ pub struct Attention {
 
 impl Attention {
     pub fn load(view: &WeightsView, dim: usize, device: &Device) -> Result<Self, ModelError> {
-        let num_heads = dim / CHANNELS_PER_HEAD;
+        let num_heads = (dim / CHANNELS_PER_HEAD).max(1);
         let qkv = Conv::load(&view.pp("qkv"), 1, false, Activation::Identity, device)?;
         let qk_channels = qkv
             .out_channels()
@@ -106,23 +108,20 @@ pub struct C2Psa {
 }
 
 impl C2Psa {
-    pub fn load(view: &WeightsView, device: &Device) -> Result<Self, ModelError> {
+    /// `repeats`: the PSA blocks the model's YAML gives, when it does.
+    pub fn load(
+        view: &WeightsView,
+        repeats: Option<usize>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         let cv1 = Conv::load(&view.pp("cv1"), 1, false, Activation::Silu, device)?;
         let hidden = cv1.out_channels() / 2;
-        let blocks = view.pp("m");
-        let count = blocks.count_children();
-        if count == 0 {
-            return Err(ModelError::Architecture(format!(
-                "`{}` has no PSA blocks",
-                blocks.prefix()
-            )));
-        }
         Ok(Self {
             cv1,
             cv2: Conv::load(&view.pp("cv2"), 1, false, Activation::Silu, device)?,
-            m: (0..count)
-                .map(|i| PsaBlock::load(&blocks.pp(i), hidden, device))
-                .collect::<Result<_, _>>()?,
+            m: load_children(&view.pp("m"), repeats, |v| {
+                PsaBlock::load(v, hidden, device)
+            })?,
         })
     }
 

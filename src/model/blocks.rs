@@ -1,4 +1,5 @@
-//! The CSP blocks of YOLO11's backbone and neck: Bottleneck, C3k, C3k2 and SPPF.
+//! The CSP blocks of the backbones and necks: Bottleneck, C3k, C2f (YOLOv8) and its subclass
+//! C3k2 (YOLO11, YOLO26), and SPPF.
 
 use burn::module::Module;
 use burn::tensor::module::max_pool2d;
@@ -6,6 +7,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::ModelError;
+use super::attention::PsaBlock;
 use super::conv::Conv;
 use crate::compute::kernels::{Activation, cpu};
 use crate::weights::WeightsView;
@@ -14,36 +16,47 @@ fn silu_conv(view: &WeightsView, device: &Device) -> Result<Conv, ModelError> {
     Conv::load(view, 1, false, Activation::Silu, device)
 }
 
-/// `cv2(cv1(x))`, plus `x` when the shapes allow (YOLO11 builds every Bottleneck with shortcut).
+/// `cv2(cv1(x))`, plus `x` where the block has a shortcut and the shapes allow (YOLO11's and
+/// YOLO26's Bottlenecks have one; YOLOv8's head C2f stages do not).
 #[derive(Module, Debug)]
 pub struct Bottleneck {
     pub cv1: Conv,
     pub cv2: Conv,
+    pub shortcut: bool,
 }
 
 impl Bottleneck {
-    pub fn load(view: &WeightsView, device: &Device) -> Result<Self, ModelError> {
+    pub fn load(view: &WeightsView, shortcut: bool, device: &Device) -> Result<Self, ModelError> {
         Ok(Self {
             cv1: silu_conv(&view.pp("cv1"), device)?,
             cv2: silu_conv(&view.pp("cv2"), device)?,
+            shortcut,
         })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let y = self.cv2.forward(self.cv1.forward(x.clone()));
-        if y.dims() == x.dims() { x + y } else { y }
+        if self.shortcut && y.dims() == x.dims() {
+            x + y
+        } else {
+            y
+        }
     }
 }
 
-fn load_children<M>(
+/// The `count` numbered sub-blocks of `view` (`m.0`, `m.1`, …), each loaded by `load`; when
+/// the model's YAML gives the count, the tensors must have exactly that many.
+pub(super) fn load_children<M>(
     view: &WeightsView,
+    expected: Option<usize>,
     load: impl Fn(&WeightsView) -> Result<M, ModelError>,
 ) -> Result<Vec<M>, ModelError> {
     let count = view.count_children();
-    if count == 0 {
+    if count == 0 || expected.is_some_and(|e| e != count) {
         return Err(ModelError::Architecture(format!(
-            "`{}` has no sub-blocks",
-            view.prefix()
+            "`{}` has {count} sub-blocks where the model's YAML has {}",
+            view.prefix(),
+            expected.map_or("some".to_string(), |e| e.to_string())
         )));
     }
     (0..count).map(|i| load(&view.pp(i))).collect()
@@ -59,12 +72,14 @@ pub struct C3k {
 }
 
 impl C3k {
-    pub fn load(view: &WeightsView, device: &Device) -> Result<Self, ModelError> {
+    pub fn load(view: &WeightsView, shortcut: bool, device: &Device) -> Result<Self, ModelError> {
         Ok(Self {
             cv1: silu_conv(&view.pp("cv1"), device)?,
             cv2: silu_conv(&view.pp("cv2"), device)?,
             cv3: silu_conv(&view.pp("cv3"), device)?,
-            m: load_children(&view.pp("m"), |v| Bottleneck::load(v, device))?,
+            m: load_children(&view.pp("m"), None, |v| {
+                Bottleneck::load(v, shortcut, device)
+            })?,
         })
     }
 
@@ -77,44 +92,85 @@ impl C3k {
     }
 }
 
-/// A C3k2 stage: a Bottleneck, or a C3k where the model (or its scale) asks for it.
+/// A stage of a C2f or C3k2: a Bottleneck, a C3k, or (YOLO26's `attn`) a Bottleneck then a
+/// PSABlock (Ultralytics' `nn.Sequential`, so its parts are `m.N.0` and `m.N.1`).
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum C3k2Stage {
+pub enum CspStage {
     Bottleneck(Bottleneck),
     C3k(C3k),
+    Attention(Vec<AttentionPart>),
 }
 
-impl C3k2Stage {
+/// The two parts of an attention stage.
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum AttentionPart {
+    Bottleneck(Bottleneck),
+    Psa(PsaBlock),
+}
+
+impl CspStage {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
-            C3k2Stage::Bottleneck(b) => b.forward(x),
-            C3k2Stage::C3k(c) => c.forward(x),
+            CspStage::Bottleneck(b) => b.forward(x),
+            CspStage::C3k(c) => c.forward(x),
+            CspStage::Attention(parts) => parts.iter().fold(x, |y, part| match part {
+                AttentionPart::Bottleneck(b) => b.forward(y),
+                AttentionPart::Psa(p) => p.forward(y),
+            }),
         }
     }
 }
 
-/// C2f with C3k or Bottleneck stages: split `cv1(x)` in two, chain the stages off the second
-/// half, and `cv2` the concatenation of everything.
-#[derive(Module, Debug)]
-pub struct C3k2 {
-    pub cv1: Conv,
-    pub cv2: Conv,
-    pub m: Vec<C3k2Stage>,
+/// What a C2f's stages are, as the model's YAML row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CspOptions {
+    pub stage: StageKind,
+    pub shortcut: bool,
+    /// The number of stages, when the YAML gives it.
+    pub repeats: Option<usize>,
 }
 
-impl C3k2 {
-    pub fn load(view: &WeightsView, device: &Device) -> Result<Self, ModelError> {
-        let m = load_children(&view.pp("m"), |v| {
-            // The stage type is in the weights: only a C3k has a `cv3`.
-            Ok(if v.pp("cv3").exists() {
-                C3k2Stage::C3k(C3k::load(v, device)?)
-            } else {
-                C3k2Stage::Bottleneck(Bottleneck::load(v, device)?)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageKind {
+    Bottleneck,
+    C3k,
+    Attention,
+}
+
+/// C2f (YOLOv8) and its subclass C3k2 (YOLO11, YOLO26): split `cv1(x)` in two, chain the
+/// stages off the second half, and `cv2` the concatenation of everything.
+#[derive(Module, Debug)]
+pub struct C2f {
+    pub cv1: Conv,
+    pub cv2: Conv,
+    pub m: Vec<CspStage>,
+}
+
+impl C2f {
+    pub fn load(
+        view: &WeightsView,
+        options: CspOptions,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let cv1 = silu_conv(&view.pp("cv1"), device)?;
+        let hidden = cv1.out_channels() / 2;
+        let shortcut = options.shortcut;
+        let m = load_children(&view.pp("m"), options.repeats, |v| {
+            Ok(match options.stage {
+                StageKind::Bottleneck => {
+                    CspStage::Bottleneck(Bottleneck::load(v, shortcut, device)?)
+                }
+                StageKind::C3k => CspStage::C3k(C3k::load(v, shortcut, device)?),
+                StageKind::Attention => CspStage::Attention(vec![
+                    AttentionPart::Bottleneck(Bottleneck::load(&v.pp(0), shortcut, device)?),
+                    AttentionPart::Psa(PsaBlock::load(&v.pp(1), hidden, device)?),
+                ]),
             })
         })?;
         Ok(Self {
-            cv1: silu_conv(&view.pp("cv1"), device)?,
+            cv1,
             cv2: silu_conv(&view.pp("cv2"), device)?,
             m,
         })
@@ -129,44 +185,65 @@ impl C3k2 {
         self.cv2.forward_concat(ys)
     }
 
-    /// Whether the stages are C3k blocks (m/l/x scales and the deeper layers of n/s).
-    pub fn uses_c3k(&self) -> bool {
-        matches!(self.m.first(), Some(C3k2Stage::C3k(_)))
+    /// How many stages the block has (Ultralytics' `n` after the scale's depth).
+    pub fn depth(&self) -> usize {
+        self.m.len()
     }
 }
 
-/// Spatial Pyramid Pooling - Fast: three chained 5×5 max-pools, concatenated.
+/// Spatial Pyramid Pooling - Fast: `n` chained max-pools, concatenated with their input;
+/// plus the block's input where it has a shortcut (YOLO26).
 #[derive(Module, Debug)]
 pub struct Sppf {
     pub cv1: Conv,
     pub cv2: Conv,
+    pub kernel: usize,
+    pub pools: usize,
+    pub shortcut: bool,
 }
 
-/// SPPF's pooling window (Ultralytics' `k=5`).
-const SPPF_POOL: usize = 5;
-
 impl Sppf {
-    pub fn load(view: &WeightsView, device: &Device) -> Result<Self, ModelError> {
+    pub fn load(
+        view: &WeightsView,
+        kernel: usize,
+        pools: usize,
+        shortcut: bool,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        if kernel % 2 == 0 || pools == 0 {
+            return Err(ModelError::Architecture(format!(
+                "`{}` pools {pools} times with a {kernel}×{kernel} window: the window must be odd and the pools at least one",
+                view.prefix()
+            )));
+        }
         Ok(Self {
             cv1: silu_conv(&view.pp("cv1"), device)?,
             cv2: silu_conv(&view.pp("cv2"), device)?,
+            kernel,
+            pools,
+            shortcut,
         })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = MaxPoolOptions::new([SPPF_POOL; 2])
+        let options = MaxPoolOptions::new([self.kernel; 2])
             .with_stride([1, 1])
-            .with_padding([SPPF_POOL / 2; 2]);
-        let mut ys = vec![self.cv1.forward(x)];
-        for _ in 0..3 {
+            .with_padding([self.kernel / 2; 2]);
+        let mut ys = vec![self.cv1.forward(x.clone())];
+        for _ in 0..self.pools {
             let last = ys.last().expect("non-empty").clone();
             let pooled = if cpu::on_flex(&last) {
-                cpu::max_pool2d(last, SPPF_POOL)
+                cpu::max_pool2d(last, self.kernel)
             } else {
                 max_pool2d(last, options.clone())
             };
             ys.push(pooled);
         }
-        self.cv2.forward_concat(ys)
+        let y = self.cv2.forward_concat(ys);
+        if self.shortcut && y.dims() == x.dims() {
+            y + x
+        } else {
+            y
+        }
     }
 }

@@ -5,13 +5,15 @@
 //! layer 0 gives 16); burn's conv2d would panic on that at the first frame.
 
 use super::attention::C2Psa;
-use super::blocks::{Bottleneck, C3k, C3k2, C3k2Stage, Sppf};
+use super::attention::PsaBlock;
+use super::blocks::{AttentionPart, Bottleneck, C2f, C3k, CspStage, Sppf};
 use super::conv::{Conv, Conv2dLayer};
 use super::detect::{BranchPart, Detect};
 use super::focal::FocalModulation;
-use super::{GRAPH, Layer, ModelError, Yolo};
+use super::graph::Block;
+use super::{Layer, ModelError, Yolo};
 
-/// YOLO11's input: RGB.
+/// The models' input: RGB.
 const INPUT_CHANNELS: usize = 3;
 
 /// `conv` (whose weight is `path`) fed `given` channels: its output channels.
@@ -64,15 +66,26 @@ fn c3k(block: &C3k, given: usize, prefix: &str) -> Result<usize, ModelError> {
     feed_conv(&block.cv3, a + b, &format!("{prefix}.cv3"))
 }
 
-fn c3k2(block: &C3k2, given: usize, prefix: &str) -> Result<usize, ModelError> {
+fn c2f(block: &C2f, given: usize, prefix: &str) -> Result<usize, ModelError> {
     let split = feed_conv(&block.cv1, given, &format!("{prefix}.cv1"))?;
     let mut current = halves(split, prefix)?;
     let mut total = split;
     for (i, stage) in block.m.iter().enumerate() {
         let stage_prefix = format!("{prefix}.m.{i}");
         current = match stage {
-            C3k2Stage::Bottleneck(b) => bottleneck(b, current, &stage_prefix)?,
-            C3k2Stage::C3k(c) => c3k(c, current, &stage_prefix)?,
+            CspStage::Bottleneck(b) => bottleneck(b, current, &stage_prefix)?,
+            CspStage::C3k(c) => c3k(c, current, &stage_prefix)?,
+            CspStage::Attention(parts) => {
+                let mut c = current;
+                for (j, part) in parts.iter().enumerate() {
+                    let at = format!("{stage_prefix}.{j}");
+                    c = match part {
+                        AttentionPart::Bottleneck(b) => bottleneck(b, c, &at)?,
+                        AttentionPart::Psa(p) => psa(p, c, &at)?,
+                    };
+                }
+                c
+            }
         };
         total += current;
     }
@@ -81,8 +94,12 @@ fn c3k2(block: &C3k2, given: usize, prefix: &str) -> Result<usize, ModelError> {
 
 fn sppf(block: &Sppf, given: usize, prefix: &str) -> Result<usize, ModelError> {
     let pooled = feed_conv(&block.cv1, given, &format!("{prefix}.cv1"))?;
-    // cv1's output and its three max-pools, concatenated.
-    feed_conv(&block.cv2, 4 * pooled, &format!("{prefix}.cv2"))
+    // cv1's output and its max-pools, concatenated.
+    feed_conv(
+        &block.cv2,
+        (block.pools + 1) * pooled,
+        &format!("{prefix}.cv2"),
+    )
 }
 
 fn focal(block: &FocalModulation, given: usize, prefix: &str) -> Result<usize, ModelError> {
@@ -95,42 +112,52 @@ fn focal(block: &FocalModulation, given: usize, prefix: &str) -> Result<usize, M
     feed(&block.proj, dim, &format!("{prefix}.proj.weight"))
 }
 
+fn psa(psa: &PsaBlock, given: usize, at: &str) -> Result<usize, ModelError> {
+    let attn = &psa.attn;
+    let qkv = format!("{at}.attn.qkv");
+    feed_conv(&attn.qkv, given, &qkv)?;
+    expect(
+        attn.num_heads * attn.head_dim,
+        given,
+        &qkv,
+        "splitting into heads",
+    )?;
+    // The values, reshaped back to the block's width, go through the positional conv.
+    feed_conv(
+        &attn.pe,
+        attn.num_heads * attn.head_dim,
+        &format!("{at}.attn.pe"),
+    )?;
+    let proj = format!("{at}.attn.proj");
+    let attended = feed_conv(&attn.proj, given, &proj)?;
+    expect(attended, given, &proj, "the residual sum")?;
+    let [ffn0, ffn1] = &psa.ffn[..] else {
+        unreachable!("PsaBlock::load builds two ffn convs")
+    };
+    let hidden = feed_conv(ffn0, given, &format!("{at}.ffn.0"))?;
+    let ffn = format!("{at}.ffn.1");
+    let out = feed_conv(ffn1, hidden, &ffn)?;
+    expect(out, given, &ffn, "the residual sum")?;
+    Ok(out)
+}
+
 fn c2psa(block: &C2Psa, given: usize, prefix: &str) -> Result<usize, ModelError> {
     let split = feed_conv(&block.cv1, given, &format!("{prefix}.cv1"))?;
     let half = halves(split, prefix)?;
-    for (i, psa) in block.m.iter().enumerate() {
-        let at = format!("{prefix}.m.{i}");
-        let attn = &psa.attn;
-        let qkv = format!("{at}.attn.qkv");
-        feed_conv(&attn.qkv, half, &qkv)?;
-        expect(
-            attn.num_heads * attn.head_dim,
-            half,
-            &qkv,
-            "splitting into heads",
-        )?;
-        // The values, reshaped back to the block's width, go through the positional conv.
-        feed_conv(
-            &attn.pe,
-            attn.num_heads * attn.head_dim,
-            &format!("{at}.attn.pe"),
-        )?;
-        let proj = format!("{at}.attn.proj");
-        let attended = feed_conv(&attn.proj, half, &proj)?;
-        expect(attended, half, &proj, "the residual sum")?;
-        let [ffn0, ffn1] = &psa.ffn[..] else {
-            unreachable!("PsaBlock::load builds two ffn convs")
-        };
-        let hidden = feed_conv(ffn0, half, &format!("{at}.ffn.0"))?;
-        let ffn = format!("{at}.ffn.1");
-        let out = feed_conv(ffn1, hidden, &ffn)?;
-        expect(out, half, &ffn, "the residual sum")?;
+    for (i, block) in block.m.iter().enumerate() {
+        psa(block, half, &format!("{prefix}.m.{i}"))?;
     }
     feed_conv(&block.cv2, split, &format!("{prefix}.cv2"))
 }
 
 fn detect(head: &Detect, levels: [usize; 3], prefix: &str) -> Result<(), ModelError> {
-    for (name, branches) in [("cv2", &head.cv2), ("cv3", &head.cv3)] {
+    let heads = [
+        ("cv2", Some(&head.cv2)),
+        ("cv3", Some(&head.cv3)),
+        ("one2one_cv2", head.one2one_cv2.as_ref()),
+        ("one2one_cv3", head.one2one_cv3.as_ref()),
+    ];
+    for (name, branches) in heads.into_iter().filter_map(|(n, b)| Some((n, b?))) {
         for (level, (branch, &given)) in branches.iter().zip(&levels).enumerate() {
             let mut channels = given;
             for (i, part) in branch.iter().enumerate() {
@@ -152,12 +179,25 @@ fn detect(head: &Detect, levels: [usize; 3], prefix: &str) -> Result<(), ModelEr
     Ok(())
 }
 
+/// The channels the model's YAML asks of a block, when it says.
+fn yaml_channels(block: &Block) -> Option<usize> {
+    match block {
+        Block::Conv { out, .. }
+        | Block::C2f { out, .. }
+        | Block::C3k2 { out, .. }
+        | Block::Sppf { out, .. }
+        | Block::C2Psa { out } => *out,
+        _ => None,
+    }
+}
+
 impl Yolo {
     /// Every layer's input channels against what feeds it, in graph order; the first
     /// mismatch by tensor path.
     pub(super) fn check_channels(&self) -> Result<(), ModelError> {
-        let mut outputs: Vec<usize> = Vec::with_capacity(GRAPH.len());
-        for (index, (layer, (from, _))) in self.model.iter().zip(GRAPH.iter()).enumerate() {
+        let mut outputs: Vec<usize> = Vec::with_capacity(self.model.len());
+        for (index, (layer, node)) in self.model.iter().zip(&self.graph.nodes).enumerate() {
+            let from = &node.from;
             let input = |f: isize| {
                 if f < 0 {
                     outputs.last().copied().unwrap_or(INPUT_CHANNELS)
@@ -169,7 +209,7 @@ impl Yolo {
             let prefix = format!("model.{index}");
             let channels = match layer {
                 Layer::Conv(conv) => feed_conv(conv, given, &prefix)?,
-                Layer::C3k2(block) => c3k2(block, given, &prefix)?,
+                Layer::C2f(block) => c2f(block, given, &prefix)?,
                 Layer::Sppf(block) => sppf(block, given, &prefix)?,
                 Layer::FocalModulation(block) => focal(block, given, &prefix)?,
                 Layer::C2Psa(block) => c2psa(block, given, &prefix)?,
@@ -181,6 +221,15 @@ impl Yolo {
                     0
                 }
             };
+            // A distilled layer 9 keeps its input's width whatever the YAML's block was.
+            if let Some(wanted) = yaml_channels(&node.block)
+                && !matches!(layer, Layer::FocalModulation(_))
+                && channels != wanted
+            {
+                return Err(ModelError::Architecture(format!(
+                    "`{prefix}` gives {channels} channels where the model's YAML asks for {wanted}"
+                )));
+            }
             outputs.push(channels);
         }
         Ok(())

@@ -198,6 +198,12 @@ impl Conv {
         activation: Activation,
         device: &Device,
     ) -> Result<Self, ModelError> {
+        // The checkpoint says which Convs were built without an activation (`act=False`).
+        let activation = if view.is_plain_conv() {
+            Activation::Identity
+        } else {
+            activation
+        };
         let conv_view = view.pp("conv");
         if !view.pp("bn").exists() {
             return Ok(Self {

@@ -1,7 +1,7 @@
-//! YOLO11 in burn, layer for layer as Ultralytics builds it, with layer 9 either SPPF or
-//! FocalModulation. The module tree mirrors Ultralytics' (`model.9.f_linear`,
-//! `model.23.cv3.0.0.0.conv`), and the architecture — scale, class count, C3k stages,
-//! layer-9 variant — is read from the weights rather than declared.
+//! YOLOv8, YOLO11 and YOLO26 in burn, layer for layer as Ultralytics builds them, with
+//! layer 9 either SPPF or FocalModulation. The layers are those of the checkpoint's own
+//! YAML ([`graph`]); the module tree mirrors Ultralytics' (`model.9.f_linear`,
+//! `model.23.one2one_cv3.0.0.0.conv`) so the weights load by name.
 
 pub mod attention;
 pub mod blocks;
@@ -9,6 +9,7 @@ mod check;
 pub mod conv;
 pub mod detect;
 pub mod focal;
+pub mod graph;
 mod pass;
 
 use burn::module::Module;
@@ -21,65 +22,28 @@ use crate::compute::kernels::Activation;
 use crate::compute::kernels::cpu;
 use crate::weights::{Weights, WeightsError};
 use attention::C2Psa;
-use blocks::{C3k2, Sppf};
+use blocks::{C2f, CspOptions, Sppf, StageKind};
 use conv::Conv;
-use detect::Detect;
+pub use detect::Head;
+use detect::{Detect, DetectOptions};
 pub use focal::{FocalModulation, FocalModulationConfig, FocalTaps};
-use pass::is_read_later;
+pub use graph::{Block, Graph, GraphError};
 pub use pass::{Activations, Observer, TakeFocalTaps};
 
 #[derive(Debug, Error)]
 pub enum ModelError {
     #[error(transparent)]
     Weights(#[from] WeightsError),
-    #[error("not a YOLO11 detection model: {0}")]
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// The tensors do not fit the architecture (named by tensor path).
+    #[error("the weights do not fit the model: {0}")]
     Architecture(String),
 }
 
-/// Index of the layer that is SPPF in stock YOLO11 and FocalModulation in the twin.
+/// Index of the layer that is SPPF in stock YOLOv8, YOLO11 and YOLO26, and FocalModulation
+/// where the tutorial replaced it.
 pub const LAYER9: usize = 9;
-/// Index of the last layer, Detect.
-pub const LAST_LAYER: usize = GRAPH.len() - 1;
-
-/// Where each layer of YOLO11 takes its input from (Ultralytics' `from`), and what it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Conv { stride: usize },
-    C3k2,
-    Layer9,
-    C2Psa,
-    Upsample,
-    Concat,
-    Detect,
-}
-
-/// YOLO11's graph, as `yolo11.yaml` lays it out: (inputs, kind); `-1` is the previous layer.
-const GRAPH: [(&[isize], Kind); 24] = [
-    (&[-1], Kind::Conv { stride: 2 }), // 0  P1/2
-    (&[-1], Kind::Conv { stride: 2 }), // 1  P2/4
-    (&[-1], Kind::C3k2),               // 2
-    (&[-1], Kind::Conv { stride: 2 }), // 3  P3/8
-    (&[-1], Kind::C3k2),               // 4
-    (&[-1], Kind::Conv { stride: 2 }), // 5  P4/16
-    (&[-1], Kind::C3k2),               // 6
-    (&[-1], Kind::Conv { stride: 2 }), // 7  P5/32
-    (&[-1], Kind::C3k2),               // 8
-    (&[-1], Kind::Layer9),             // 9  SPPF or FocalModulation
-    (&[-1], Kind::C2Psa),              // 10
-    (&[-1], Kind::Upsample),           // 11
-    (&[-1, 6], Kind::Concat),          // 12
-    (&[-1], Kind::C3k2),               // 13
-    (&[-1], Kind::Upsample),           // 14
-    (&[-1, 4], Kind::Concat),          // 15
-    (&[-1], Kind::C3k2),               // 16 P3 out
-    (&[-1], Kind::Conv { stride: 2 }), // 17
-    (&[-1, 13], Kind::Concat),         // 18
-    (&[-1], Kind::C3k2),               // 19 P4 out
-    (&[-1], Kind::Conv { stride: 2 }), // 20
-    (&[-1, 10], Kind::Concat),         // 21
-    (&[-1], Kind::C3k2),               // 22 P5 out
-    (&[16, 19, 22], Kind::Detect),     // 23
-];
 
 /// Nearest-neighbour ×2 upsampling (`nn.Upsample(None, 2, "nearest")`).
 #[derive(Module, Debug, Default)]
@@ -94,7 +58,8 @@ pub struct Concat;
 #[allow(clippy::large_enum_variant)]
 pub enum Layer {
     Conv(Conv),
-    C3k2(C3k2),
+    /// C2f (YOLOv8) or C3k2 (YOLO11, YOLO26).
+    C2f(C2f),
     Sppf(Sppf),
     FocalModulation(FocalModulation),
     C2Psa(C2Psa),
@@ -132,12 +97,16 @@ impl std::fmt::Display for Layer9 {
 /// A summary of the loaded model.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
+    /// YOLOv8, YOLO11 or YOLO26 (from the layout of the model's YAML).
+    pub family: String,
     /// `n`, `s`, `m`, `l`, `x`, or `custom` for widths/depths outside the five scales.
     pub scale: String,
     pub num_classes: usize,
     pub class_names: Vec<String>,
     pub layer9: Layer9,
     pub parameters: usize,
+    /// Whether the head has YOLO26's one-to-one branch (NMS-free predictions).
+    pub has_one_to_one: bool,
 }
 
 impl ModelInfo {
@@ -145,43 +114,102 @@ impl ModelInfo {
     pub fn has_focal(&self) -> bool {
         matches!(self.layer9, Layer9::FocalModulation { .. })
     }
+
+    /// The family and scale as Ultralytics names the model: `YOLO11n`, `YOLOv8s`, `YOLO26n`.
+    pub fn name(&self) -> String {
+        format!("{}{}", self.family, self.scale)
+    }
+
+    /// Which head makes the boxes, as `info` and the status bar say it.
+    pub fn head(&self, nms_free: bool) -> &'static str {
+        match (self.has_one_to_one, nms_free) {
+            (true, true) => "one-to-one head, no NMS",
+            (true, false) => "one-to-many head + NMS",
+            (false, _) => "NMS",
+        }
+    }
 }
 
 #[derive(Module, Debug)]
 pub struct Yolo {
     pub model: Vec<Layer>,
+    /// The architecture the layers were built from: what each reads.
+    #[module(skip)]
+    pub graph: Graph,
 }
 
 impl Yolo {
-    /// Build the model the weights describe, on `device`, folding BatchNorm as it goes.
+    /// Build the model the weights describe — the layers of its YAML (YOLO11's for files
+    /// without one), each from its tensors — on `device`, folding BatchNorm as it goes.
     pub fn load(weights: &Weights, device: &Device) -> Result<(Self, ModelInfo), ModelError> {
+        let graph = Graph::of(weights)?;
         let root = weights.root();
-        let mut model = Vec::with_capacity(GRAPH.len());
-        for (index, (_, kind)) in GRAPH.iter().enumerate() {
+        let mut model = Vec::with_capacity(graph.nodes.len());
+        for (index, node) in graph.nodes.iter().enumerate() {
             let view = root.pp(index);
-            let layer = match kind {
-                Kind::Conv { stride } => {
+            let csp = |stage, shortcut| CspOptions {
+                stage,
+                shortcut,
+                repeats: node.repeats,
+            };
+            let layer = match &node.block {
+                Block::Conv { stride, .. } => {
                     Layer::Conv(Conv::load(&view, *stride, false, Activation::Silu, device)?)
                 }
-                Kind::C3k2 => Layer::C3k2(C3k2::load(&view, device)?),
-                Kind::Layer9 if view.pp("f_linear").exists() => {
+                Block::C2f { shortcut, .. } => Layer::C2f(C2f::load(
+                    &view,
+                    csp(StageKind::Bottleneck, *shortcut),
+                    device,
+                )?),
+                Block::C3k2 {
+                    c3k,
+                    attn,
+                    shortcut,
+                    ..
+                } => {
+                    let stage = match (attn, c3k) {
+                        (true, _) => StageKind::Attention,
+                        (false, true) => StageKind::C3k,
+                        (false, false) => StageKind::Bottleneck,
+                    };
+                    Layer::C2f(C2f::load(&view, csp(stage, *shortcut), device)?)
+                }
+                // SPPF and FocalModulation stand in for each other (a distilled layer
+                // replaces one with the other): the tensors say which this is.
+                Block::Sppf { .. } | Block::FocalModulation if view.pp("f_linear").exists() => {
                     Layer::FocalModulation(FocalModulation::load(&view, &weights.focal, device)?)
                 }
-                Kind::Layer9 => Layer::Sppf(Sppf::load(&view, device)?),
-                Kind::C2Psa => Layer::C2Psa(C2Psa::load(&view, device)?),
-                Kind::Upsample => Layer::Upsample(Upsample),
-                Kind::Concat => Layer::Concat(Concat),
-                Kind::Detect => Layer::Detect(Detect::load(&view, device)?),
+                Block::Sppf {
+                    kernel,
+                    n,
+                    shortcut,
+                    ..
+                } => Layer::Sppf(Sppf::load(&view, *kernel, *n, *shortcut, device)?),
+                Block::FocalModulation => Layer::Sppf(Sppf::load(&view, 5, 3, false, device)?),
+                Block::C2Psa { .. } => Layer::C2Psa(C2Psa::load(&view, node.repeats, device)?),
+                Block::Upsample => Layer::Upsample(Upsample),
+                Block::Concat => Layer::Concat(Concat),
+                Block::Detect { nc } => Layer::Detect(Detect::load(
+                    &view,
+                    DetectOptions {
+                        legacy: graph.legacy_head,
+                        reg_max: graph.reg_max,
+                        end2end: graph.end2end,
+                        num_classes: *nc,
+                    },
+                    device,
+                )?),
             };
             model.push(layer);
         }
-        if root.pp(GRAPH.len()).exists() {
+        if root.pp(graph.nodes.len()).exists() {
             return Err(ModelError::Architecture(format!(
-                "the weights have layers past {}: not YOLO11",
-                GRAPH.len() - 1
+                "the weights have layers past {}, the model's last ({})",
+                graph.detect_layer(),
+                graph.family
             )));
         }
-        let yolo = Self { model };
+        let yolo = Self { model, graph };
         yolo.check_channels()?;
         let info = yolo.describe(weights)?;
         Ok((yolo, info))
@@ -194,28 +222,37 @@ impl Yolo {
         } else {
             (0..num_classes).map(|i| format!("class{i}")).collect()
         };
-        let layer9 = match &self.model[LAYER9] {
-            Layer::FocalModulation(f) => Layer9::FocalModulation {
+        let layer9 = match self.focal() {
+            Some(f) => Layer9::FocalModulation {
                 dim: f.dim(),
                 config: f.config(),
             },
-            _ => Layer9::Sppf,
+            None => Layer9::Sppf,
         };
         Ok(ModelInfo {
-            scale: self.scale().to_string(),
+            family: self.graph.family.clone(),
+            scale: self
+                .graph
+                .scale
+                .clone()
+                .unwrap_or_else(|| self.scale().to_string()),
             num_classes,
             class_names,
             layer9,
             parameters: weights.parameter_count(),
+            has_one_to_one: self.detect().has_one_to_one(),
         })
     }
 
-    /// The Ultralytics scale, recognised by the stem's width and the first C3k2's depth.
+    /// The Ultralytics scale of a YOLO11 without a YAML, recognised by the stem's width and
+    /// the first C3k2's depth.
     fn scale(&self) -> &'static str {
-        let (Layer::Conv(stem), Layer::C3k2(c3k2)) = (&self.model[0], &self.model[2]) else {
+        let (Some(Layer::Conv(stem)), Some(Layer::C2f(c3k2))) =
+            (self.model.first(), self.model.get(2))
+        else {
             return "custom";
         };
-        match (stem.out_channels(), c3k2.m.len()) {
+        match (stem.out_channels(), c3k2.depth()) {
             (16, 1) => "n",
             (32, 1) => "s",
             (64, 1) => "m",
@@ -225,44 +262,63 @@ impl Yolo {
         }
     }
 
+    /// The index of the last layer, Detect.
+    pub fn last_layer(&self) -> usize {
+        self.graph.detect_layer()
+    }
+
+    /// The model's FocalModulation block (the first, where the YAML puts more than one).
     pub fn focal(&self) -> Option<&FocalModulation> {
-        match &self.model[LAYER9] {
+        self.model.iter().find_map(|layer| match layer {
             Layer::FocalModulation(f) => Some(f),
             _ => None,
-        }
+        })
     }
 
     pub fn detect(&self) -> &Detect {
-        match &self.model[LAST_LAYER] {
+        match &self.model[self.last_layer()] {
             Layer::Detect(m) => m,
-            _ => unreachable!("layer 23 is Detect"),
+            _ => unreachable!("the graph ends in Detect"),
         }
     }
 
     /// Predictions for a batch of letterboxed images `(B, 3, H, W)`, H and W multiples of
     /// 32: `(B, 4 + nc, anchors)`, xywh in input pixels, then class probabilities.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
-        self.run(Activations::input(images), LAST_LAYER, &mut ())
-            .into_predictions()
-            .expect("the pass ran Detect")
+        self.forward_head(images, Head::OneToMany)
+    }
+
+    /// As [`forward`](Self::forward), from the chosen head (YOLO26's one-to-one head gives
+    /// predictions that need top-k, not NMS).
+    pub fn forward_head(&self, images: Tensor<4>, head: Head) -> Tensor<3> {
+        self.run(
+            Activations::input(images).with_head(head),
+            self.last_layer(),
+            &mut (),
+        )
+        .into_predictions()
+        .expect("the pass ran Detect")
     }
 
     /// What layer `index` is, as Ultralytics names its modules (`C3k2`, `FocalModulation`).
     pub fn layer_name(&self, index: usize) -> &'static str {
         match &self.model[index] {
-            Layer::Conv(_) => "Conv",
-            Layer::C3k2(_) => "C3k2",
-            Layer::Sppf(_) => "SPPF",
             Layer::FocalModulation(_) => "FocalModulation",
-            Layer::C2Psa(_) => "C2PSA",
-            Layer::Upsample(_) => "Upsample",
-            Layer::Concat(_) => "Concat",
-            Layer::Detect(_) => "Detect",
+            Layer::Sppf(_) => "SPPF",
+            _ => self.graph.nodes[index].block.name(),
         }
     }
 
+    /// What Detect reads (P3, P4, P5) in `activations`, once the layers it reads have run.
+    pub fn detect_inputs(&self, activations: &Activations) -> Option<[Tensor<4>; 3]> {
+        let from = self.graph.from(self.last_layer());
+        let [p3, p4, p5] =
+            [from[0], from[1], from[2]].map(|f| activations.output(f as usize).cloned());
+        Some([p3?, p4?, p5?])
+    }
+
     /// The one way through the model: runs the layers from where `activations` stopped
-    /// through layer `through` (Detect is [`LAST_LAYER`]), and tells `observer` of each as it
+    /// through layer `through` (Detect is [`last_layer`](Self::last_layer)), and tells `observer` of each as it
     /// finishes. A full pass starts from [`Activations::input`]; distillation stops after the
     /// backbone and resumes a student at layer 9 with [`Activations::resume`].
     ///
@@ -292,17 +348,20 @@ impl Yolo {
             mut last,
             next,
             mut predictions,
+            head,
         } = activations;
+        let last_layer = self.last_layer();
+        kept.resize(self.model.len(), None);
         let read = |kept: &[Option<Tensor<4>>], index: usize, from: isize| {
             kept[from as usize].clone().unwrap_or_else(|| {
                 panic!("layer {index} reads layer {from}, which these activations do not keep")
             })
         };
-        for index in next..=through.min(LAST_LAYER) {
-            let (from, _) = GRAPH[index];
+        for index in next..=through.min(last_layer) {
+            let from = self.graph.from(index);
             last = match &self.model[index] {
                 Layer::Conv(m) => m.forward(last),
-                Layer::C3k2(m) => m.forward(last),
+                Layer::C2f(m) => m.forward(last),
                 Layer::Sppf(m) => m.forward(last),
                 Layer::FocalModulation(m) if observer.wants_focal_taps() => {
                     let (output, taps) = m.forward_with_taps(last);
@@ -336,15 +395,26 @@ impl Yolo {
                 Layer::Detect(m) => {
                     let features = from
                         .iter()
-                        .map(|&f| read(&kept, index, f))
+                        .map(|&f| {
+                            if f < 0 {
+                                last.clone()
+                            } else {
+                                read(&kept, index, f)
+                            }
+                        })
                         .collect::<Vec<_>>();
-                    let output = m.forward(features.try_into().expect("Detect reads three levels"));
+                    let output = m.forward(
+                        features
+                            .try_into()
+                            .expect("the graph gives Detect three levels"),
+                        head,
+                    );
                     observer.detect_done(&output);
                     predictions = Some(output);
                     continue;
                 }
             };
-            if is_read_later(index) {
+            if self.graph.is_read_later(index) {
                 kept[index] = Some(last.clone());
             }
             observer.layer_done(index, &last);
@@ -352,8 +422,9 @@ impl Yolo {
         Activations {
             kept,
             last,
-            next: next.max(through.min(LAST_LAYER) + 1),
+            next: next.max(through.min(last_layer) + 1),
             predictions,
+            head,
         }
     }
 }

@@ -3,14 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{FocalTaps, GRAPH, LAST_LAYER};
-
-/// Whether a later layer reads layer `index`'s output (Ultralytics' `save` list).
-pub(super) fn is_read_later(index: usize) -> bool {
-    GRAPH
-        .iter()
-        .any(|(from, _)| from.contains(&(index as isize)))
-}
+use super::{FocalTaps, Head};
 
 /// What a pass through some of the layers has computed: the last layer's output, each
 /// output a later layer reads, and Detect's predictions once it has run. Only those are
@@ -23,17 +16,25 @@ pub struct Activations {
     pub(super) last: Tensor<4>,
     pub(super) next: usize,
     pub(super) predictions: Option<Tensor<3>>,
+    /// The head Detect runs.
+    pub(super) head: Head,
 }
 
 impl Activations {
     /// A batch of letterboxed images `(B, 3, H, W)`, H and W multiples of 32, before layer 0.
     pub fn input(images: Tensor<4>) -> Self {
         Self {
-            kept: vec![None; GRAPH.len()],
+            kept: Vec::new(),
             last: images,
             next: 0,
             predictions: None,
+            head: Head::OneToMany,
         }
+    }
+
+    /// These activations, Detect to run `head`.
+    pub fn with_head(self, head: Head) -> Self {
+        Self { head, ..self }
     }
 
     /// Outputs computed elsewhere, to run on from layer `next`: `last` is layer `next - 1`'s
@@ -44,8 +45,11 @@ impl Activations {
         last: Tensor<4>,
         earlier: impl IntoIterator<Item = (usize, Tensor<4>)>,
     ) -> Self {
-        let mut kept = vec![None; GRAPH.len()];
+        let mut kept = Vec::new();
         for (index, output) in earlier {
+            if kept.len() <= index {
+                kept.resize(index + 1, None);
+            }
             kept[index] = Some(output);
         }
         Self {
@@ -53,6 +57,7 @@ impl Activations {
             last,
             next,
             predictions: None,
+            head: Head::OneToMany,
         }
     }
 
@@ -63,17 +68,10 @@ impl Activations {
 
     /// Layer `index`'s output, if kept: those a later layer reads, and the last one run.
     pub fn output(&self, index: usize) -> Option<&Tensor<4>> {
-        if index + 1 == self.next && self.next <= LAST_LAYER {
+        if index + 1 == self.next && self.predictions.is_none() {
             return Some(&self.last);
         }
         self.kept.get(index)?.as_ref()
-    }
-
-    /// What Detect reads, P3/P4/P5 (layers 16, 19 and 22), once layer 22 has run.
-    pub fn detect_inputs(&self) -> Option<[Tensor<4>; 3]> {
-        let (from, _) = GRAPH[LAST_LAYER];
-        let [p3, p4, p5] = [from[0], from[1], from[2]].map(|f| self.kept[f as usize].clone());
-        Some([p3?, p4?, p5?])
     }
 
     /// Detect's predictions, once it has run: `(B, 4 + nc, anchors)`.
@@ -91,9 +89,9 @@ pub trait Observer {
     }
     /// FocalModulation's taps from this pass (asked for by `wants_focal_taps`).
     fn focal_taps(&mut self, _taps: FocalTaps) {}
-    /// Layer `index` (0–22) has computed `output`.
+    /// Layer `index` (any but Detect) has computed `output`.
     fn layer_done(&mut self, _index: usize, _output: &Tensor<4>) {}
-    /// Detect (layer 23) has computed the predictions.
+    /// Detect (the last layer) has computed the predictions.
     fn detect_done(&mut self, _predictions: &Tensor<3>) {}
 }
 

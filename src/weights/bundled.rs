@@ -44,40 +44,52 @@ pub enum Layer9Choice {
 
 #[derive(Debug, Error)]
 pub enum LoadError {
-    #[error("cannot load {path}: {source}")]
-    Weights { path: PathBuf, source: WeightsError },
-    #[error("{focal} does not fit {weights}: {source}")]
+    // The errors are part of the message, not a cause of it, so that a report that walks the
+    // causes says each once.
+    #[error("{}", naming_the_file(path, error))]
+    Weights { path: PathBuf, error: WeightsError },
+    #[error("{focal} does not fit {weights}: {error}")]
     Misfit {
         focal: PathBuf,
         weights: PathBuf,
-        source: WeightsError,
+        error: WeightsError,
     },
+}
+
+/// `error`, prefixed with the file it is about where it does not already name it.
+fn naming_the_file(path: &Path, error: &WeightsError) -> String {
+    let message = error.to_string();
+    if message.contains(&path.display().to_string()) {
+        message
+    } else {
+        format!("cannot load {}: {message}", path.display())
+    }
 }
 
 /// Read the weights at `path` with the layer 9 `choice` asks for. The flag says whether the
 /// bundled FocalModulation went in.
 pub fn load_with_layer9(path: &Path, choice: &Layer9Choice) -> Result<(Weights, bool), LoadError> {
     let load = |path: &Path| {
-        Weights::load(path).map_err(|source| LoadError::Weights {
+        Weights::load(path).map_err(|error| LoadError::Weights {
             path: path.into(),
-            source,
+            error,
         })
     };
     let weights = load(path)?;
     match choice {
         Layer9Choice::Stock => Ok((weights, false)),
-        Layer9Choice::Bundled => with_default_focal(weights).map_err(|source| LoadError::Weights {
+        Layer9Choice::Bundled => with_default_focal(weights).map_err(|error| LoadError::Weights {
             path: path.into(),
-            source,
+            error,
         }),
         Layer9Choice::Focal(focal) => {
             let layer = load(focal)?;
             let swapped = weights
                 .with_focal_layer(&layer)
-                .map_err(|source| LoadError::Misfit {
+                .map_err(|error| LoadError::Misfit {
                     focal: focal.clone(),
                     weights: path.into(),
-                    source,
+                    error,
                 })?;
             Ok((swapped, false))
         }

@@ -36,6 +36,8 @@ pub fn load(path: &Path) -> Result<Weights> {
                 let mut weights =
                     Weights::from_tensors(tensors, meta.class_names.unwrap_or_default());
                 weights.focal = meta.focal.unwrap_or_default();
+                weights.yaml = meta.yaml;
+                weights.plain_convs = meta.plain_convs.into_iter().collect();
                 return Ok(weights);
             }
             Ok(_) => {}
@@ -50,8 +52,14 @@ pub fn load(path: &Path) -> Result<Weights> {
 /// The pickle of a `torch.save` zip: the one entry named `<archive>/data.pkl`.
 fn read_data_pkl(path: &Path) -> std::result::Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| format!("not a valid zip archive ({e})"))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| match e {
+        // A torch.save zip ends in its directory: a file cut short has none.
+        zip::result::ZipError::InvalidArchive(reason) if reason.contains("EOCD") => {
+            "the file is truncated (a PyTorch checkpoint's zip directory, at its end, is missing)"
+                .to_string()
+        }
+        e => format!("not a valid zip archive ({e})"),
+    })?;
     let name = archive
         .file_names()
         .filter_map(std::result::Result::ok)

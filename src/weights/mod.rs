@@ -11,7 +11,7 @@ pub mod download;
 mod pickle;
 mod safetensors_file;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -33,7 +33,7 @@ pub enum WeightsError {
         path: PathBuf,
         source: PickleMetaError,
     },
-    #[error("the weights have no tensor `{0}`: is this a YOLO11 detection model?")]
+    #[error("the weights have no tensor `{0}`, which the model's architecture needs")]
     Missing(String),
     #[error("{0}")]
     Mismatch(String),
@@ -99,6 +99,11 @@ pub struct Weights {
     pub epochs_done: Option<usize>,
     /// For a distilled layer: its model's mAP on a labelled folder, and the teacher's there.
     pub scores: Option<MeasuredScores>,
+    /// The model's YAML dict (as JSON), which [`crate::model::graph`] builds the model from;
+    /// `None` for files written before it travelled with the weights (YOLO11 is assumed).
+    pub yaml: Option<serde_json::Value>,
+    /// Module paths (`model.9.cv1`) of the `Conv` blocks built without an activation.
+    pub plain_convs: BTreeSet<String>,
 }
 
 /// What `distill --val` measured on a labelled folder: mAP50-95 and mAP50 of the model with
@@ -197,6 +202,8 @@ impl Weights {
             teacher_hash: None,
             epochs_done: None,
             scores: None,
+            yaml: None,
+            plain_convs: BTreeSet::new(),
         }
     }
 
@@ -304,14 +311,14 @@ impl Weights {
             tensors,
             class_names: self.class_names.clone(),
             focal: self.focal,
-            teacher_hash: None,
-            epochs_done: None,
-            scores: None,
+            yaml: self.yaml.clone(),
+            plain_convs: self.plain_convs.clone(),
+            ..Weights::default()
         })
     }
 
     /// The top-level layers these tensors belong to (`9`, `10`), in order.
-    pub fn layers(&self) -> std::collections::BTreeSet<usize> {
+    pub fn layers(&self) -> BTreeSet<usize> {
         self.tensors
             .keys()
             .filter_map(|k| k.strip_prefix("model.")?.split('.').next()?.parse().ok())
@@ -392,6 +399,11 @@ impl<'a> WeightsView<'a> {
             });
         }
         Ok(tensor)
+    }
+
+    /// Whether the checkpoint built this `Conv` without an activation.
+    pub fn is_plain_conv(&self) -> bool {
+        self.weights.plain_convs.contains(&self.prefix)
     }
 
     /// How many numbered children (`m.0`, `m.1`, ...) this module has.

@@ -12,6 +12,10 @@ use super::{
     decode_floats,
 };
 
+/// Metadata keys of the model's architecture: the YAML dict, and the activation-less convs.
+const MODEL_YAML: &str = "model_yaml";
+const PLAIN_CONVS: &str = "plain_convs";
+
 pub fn load(path: &Path) -> Result<Weights> {
     let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
         path: path.into(),
@@ -58,7 +62,27 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Weights> {
             .map_err(|e| format_error(format!("metadata `names` is not a name table ({e})")))?,
         None => Vec::new(),
     };
+    let json = |key: &str| -> Result<Option<serde_json::Value>> {
+        metadata
+            .get(key)
+            .map(|text| {
+                serde_json::from_str(text)
+                    .map_err(|e| format_error(format!("metadata `{key}` is not JSON ({e})")))
+            })
+            .transpose()
+    };
+    let yaml = json(MODEL_YAML)?;
+    let plain_convs = match json(PLAIN_CONVS)? {
+        None => Default::default(),
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            format_error(format!(
+                "metadata `{PLAIN_CONVS}` is not a list of paths ({e})"
+            ))
+        })?,
+    };
     let mut weights = Weights::from_tensors(tensors, class_names);
+    weights.yaml = yaml;
+    weights.plain_convs = plain_convs;
     weights.teacher_hash = metadata.get("teacher_hash").cloned();
     weights.epochs_done = metadata.get("epochs_done").and_then(|v| v.parse().ok());
     weights.scores = MeasuredScores::from_metadata(|key| metadata.get(key).cloned());
@@ -151,6 +175,15 @@ pub fn save(weights: &Weights, path: &Path, extra_metadata: &[(&str, String)]) -
         if let Some(value) = value {
             metadata.insert(key.to_string(), value);
         }
+    }
+    if let Some(yaml) = &weights.yaml {
+        metadata.insert(MODEL_YAML.into(), yaml.to_string());
+    }
+    if !weights.plain_convs.is_empty() {
+        metadata.insert(
+            PLAIN_CONVS.into(),
+            serde_json::json!(weights.plain_convs).to_string(),
+        );
     }
     if let Some(epochs) = weights.epochs_done {
         metadata.insert("epochs_done".into(), epochs.to_string());

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use burn::tensor::Tensor;
 use focalyolo::model::conv::upload;
 use focalyolo::model::{
-    Activations, FocalModulation, FocalModulationConfig, FocalTaps, LAST_LAYER, LAYER9, Observer,
-    Yolo,
+    Activations, FocalModulation, FocalModulationConfig, FocalTaps, LAYER9, Observer, Yolo,
 };
 use focalyolo::weights::{FocalAttributes, Weights};
 
@@ -78,7 +77,7 @@ fn yolo11n_focal_modulation_matches_pytorch_end_to_end() {
         let input = upload::<4>(reference("input"), &device.device);
         let mut observer = LayersAndTaps::default();
         let predictions = model
-            .run(Activations::input(input), LAST_LAYER, &mut observer)
+            .run(Activations::input(input), model.last_layer(), &mut observer)
             .into_predictions()
             .unwrap();
         let LayersAndTaps { layers, taps } = observer;
@@ -144,9 +143,10 @@ fn a_pass_stopped_after_the_backbone_and_resumed_gives_the_same_predictions() {
     let weights = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
     let device = focalyolo::compute::device::ComputeDevice::cpu().device;
     let (model, _) = Yolo::load(&weights, &device).unwrap();
-    let images = Tensor::<4>::random(
+    let images = focalyolo::compute::random::seeded_random(
         [1, 3, 96, 128],
         burn::tensor::Distribution::Uniform(0.0, 1.0),
+        0,
         &device,
     );
     let whole = to_vec(model.forward(images.clone()));
@@ -160,9 +160,13 @@ fn a_pass_stopped_after_the_backbone_and_resumed_gives_the_same_predictions() {
     );
     let mut layers = Vec::new();
     let predictions = model
-        .run(resumed, LAST_LAYER, &mut layers)
+        .run(resumed, model.last_layer(), &mut layers)
         .into_predictions()
         .unwrap();
-    assert_eq!(layers.len(), LAST_LAYER - LAYER9, "layers 9 to 22 reported");
+    assert_eq!(
+        layers.len(),
+        model.last_layer() - LAYER9,
+        "layers 9 to 22 reported"
+    );
     assert_eq!(to_vec(predictions), whole);
 }

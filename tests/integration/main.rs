@@ -11,6 +11,7 @@ mod common;
 mod counting;
 mod distill;
 mod explain_and_compare;
+mod families;
 mod fuzz;
 mod golden;
 mod kernels;

@@ -113,10 +113,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     ] {
         let Some(detector) = detector else { continue };
         eprintln!(
-            "{which}: YOLO11{} ({} classes, layer 9 {}) on {}",
-            detector.info().scale,
+            "{which}: {} ({} classes, layer 9 {}, {}) on {}",
+            detector.info().name(),
             detector.info().num_classes,
             detector.info().layer9,
+            detector.info().head(args.nms.no_nms()),
             device.description
         );
         if !args.overlay.is_empty() && !detector.info().has_focal() {

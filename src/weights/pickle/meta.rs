@@ -1,5 +1,7 @@
-//! What a PyTorch checkpoint's pickle says besides its tensors: the class names and the
-//! FocalModulation settings that live as plain attributes on the pickled modules.
+//! What a PyTorch checkpoint's pickle says besides its tensors: the class names, the
+//! model's YAML (`model.yaml`, the architecture Ultralytics' `parse_model` built it from),
+//! which `Conv` modules have no activation, and the FocalModulation settings, all plain
+//! attributes of the pickled modules.
 //!
 //! burn-store's reader turns each pickled `nn.Module` into its state_dict and drops every
 //! other attribute, so this module walks the same pickle a second time with the value-only
@@ -26,6 +28,12 @@ pub struct CheckpointMeta {
     pub class_names: Option<Vec<String>>,
     /// Attributes of the first FocalModulation module found, if any.
     pub focal: Option<FocalAttributes>,
+    /// The model's YAML dict as JSON (`backbone`, `head`, `scale`, `nc`, ...), when pickled.
+    pub yaml: Option<serde_json::Value>,
+    /// Module paths (`model.9.cv1`) of the `Conv` blocks whose activation is `Identity`.
+    /// Which ones depends on the Ultralytics version that built the model (8.4 builds SPPF's
+    /// `cv1` without one, 8.3 with SiLU), so the pickled modules, not the YAML, say.
+    pub plain_convs: Vec<String>,
 }
 
 /// Read the class names and FocalModulation attributes from a checkpoint's `data.pkl`.
@@ -41,10 +49,76 @@ pub fn read_checkpoint_meta(pickle: &[u8], model_keys: &[&str]) -> Result<Checkp
     let Some(model) = model else {
         return Ok(CheckpointMeta::default());
     };
+    let mut plain_convs = Vec::new();
+    find_plain_convs(model, "", &mut plain_convs);
     Ok(CheckpointMeta {
         class_names: model.get("names").and_then(class_names),
         focal: find_focal(model),
+        yaml: model.get("yaml").map(to_json),
+        plain_convs,
     })
+}
+
+/// A plain value as JSON: the YAML dict holds only these (a callable would become null).
+fn to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    match value {
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Str(s) => Json::String(s.clone()),
+        Value::List(items) | Value::Tuple(items) => {
+            Json::Array(items.iter().map(to_json).collect())
+        }
+        Value::Dict(items) => Json::Object(
+            items
+                .iter()
+                .filter_map(|(k, v)| match k {
+                    Value::Str(k) => Some((k.clone(), to_json(v))),
+                    Value::Int(k) => Some((k.to_string(), to_json(v))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => Json::Null,
+    }
+}
+
+/// Walk `nn.Module._modules` from `module` (at `path`), collecting every Conv-like block
+/// (children `conv` and `act`) whose `act` is `Identity`.
+fn find_plain_convs(module: &Value, path: &str, found: &mut Vec<String>) {
+    let Some(Value::Dict(children)) = module.get("_modules").map(state_of) else {
+        return;
+    };
+    let child = |name: &str| {
+        children.iter().find_map(|(k, v)| match k {
+            Value::Str(k) if k == name => Some(v),
+            _ => None,
+        })
+    };
+    if let (Some(_), Some(Value::Object { callable, .. })) = (child("conv"), child("act"))
+        && callable.rsplit('.').next() == Some("Identity")
+    {
+        found.push(path.to_string());
+    }
+    for (name, value) in children {
+        if let Value::Str(name) = name {
+            let path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            find_plain_convs(value, &path, found);
+        }
+    }
+}
+
+/// An `OrderedDict` is an object whose items are its state.
+fn state_of(value: &Value) -> &Value {
+    match value {
+        Value::Object { state, .. } => state,
+        v => v,
+    }
 }
 
 /// Ultralytics stores names as `{0: "person", ...}`; older models as a list.
@@ -254,8 +328,13 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        for _ in 0..200 {
+        // Random bytes can be a valid pickle (`N.` is `None`), but not one holding a model
+        // under "model" (the key's bytes in a row, a dict, an allowed global, a call): so each
+        // string is refused, or read as a pickle with no model, nothing in it; never a panic.
+        let seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut state = seed;
+        let (mut refused, mut without_model) = (0, 0);
+        for case in 0..200 {
             let bytes: Vec<u8> = (0..64)
                 .map(|_| {
                     state ^= state << 13;
@@ -264,7 +343,28 @@ mod tests {
                     state as u8
                 })
                 .collect();
-            let _ = read_checkpoint_meta(&bytes, &["model"]);
+            let read = std::panic::catch_unwind(|| read_checkpoint_meta(&bytes, &["model"]))
+                .unwrap_or_else(|_| {
+                    panic!("seed {seed:#x}, case {case}: panicked on {bytes:02x?}")
+                });
+            match read {
+                Err(_) => refused += 1,
+                Ok(meta) => {
+                    assert_eq!(
+                        meta,
+                        CheckpointMeta::default(),
+                        "seed {seed:#x}, case {case}: read a model from random bytes {bytes:02x?}"
+                    );
+                    without_model += 1;
+                }
+            }
         }
+        println!(
+            "random bytes: {refused} refused, {without_model} read as a pickle without a model"
+        );
+        assert!(
+            refused > 0,
+            "seed {seed:#x}: every random byte string read as a pickle"
+        );
     }
 }

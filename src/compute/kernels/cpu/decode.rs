@@ -15,13 +15,14 @@ pub struct AnchorGrid<'a> {
 }
 
 /// `(B, 4 + nc, anchors)` from Detect's raw outputs: box centre and size in input pixels
-/// (DFL: each side's expected value over its bins, weighted by `projection`), then class
-/// probabilities. `boxes` is `(B, 4 · bins, anchors)`, `scores` `(B, nc, anchors)`.
+/// (DFL: each side's expected value over its bins, weighted by `projection`; without one,
+/// YOLO26's single bin is the distance itself), then class probabilities. `boxes` is
+/// `(B, 4 · bins, anchors)`, `scores` `(B, nc, anchors)`.
 pub fn decode(
     boxes: Tensor<3>,
     scores: Tensor<3>,
     grid: &AnchorGrid,
-    projection: Tensor<1>,
+    projection: Option<Tensor<1>>,
 ) -> Tensor<3> {
     let device = boxes.device();
     let [batch, box_rows, anchors] = boxes.dims();
@@ -29,9 +30,10 @@ pub fn decode(
     let (boxes, scores, projection) = (
         flex_tensor(boxes),
         flex_tensor(scores),
-        flex_tensor(projection),
+        projection.map(flex_tensor),
     );
-    let (boxes, scores, projection) = (values(&boxes), values(&scores), values(&projection));
+    let (boxes, scores) = (values(&boxes), values(&scores));
+    let projection = projection.as_ref().map(values);
     let bins = box_rows / 4;
     let rows = 4 + classes;
     let mut out = vec![0.0f32; batch * rows * anchors];
@@ -42,7 +44,10 @@ pub fn decode(
             let logits = &boxes[image * box_rows * anchors..(image + 1) * box_rows * anchors];
             let distances: Vec<Vec<f32>> = logits
                 .chunks_exact(bins * anchors)
-                .map(|side| expected_bins(side, anchors, projection))
+                .map(|side| match projection {
+                    Some(projection) => expected_bins(side, anchors, projection),
+                    None => side.to_vec(),
+                })
                 .collect();
             write_boxes(&distances, grid, box_out, anchors);
             let image_scores = &scores[image * classes * anchors..(image + 1) * classes * anchors];

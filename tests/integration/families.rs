@@ -1,0 +1,309 @@
+//! YOLOv8 and YOLO26 checkpoints beside YOLO11: each built from its own YAML, its raw
+//! outputs against Ultralytics' (`NAME.io.safetensors`), its boxes against Ultralytics'
+//! `predict` (`NAME.predict.jsonl`, and `predict(nms=False)` for YOLO26's one-to-one
+//! head), and the refusals of YAMLs and tensors that do not fit.
+
+use std::path::Path;
+use std::process::Command;
+
+use focalyolo::inference::postprocess::box_iou;
+use focalyolo::model::{Activations, Head, ModelError, Yolo};
+use focalyolo::weights::Weights;
+
+use focalyolo::model::conv::upload;
+
+use crate::common::{nan_max, require_shared, test_devices, to_vec};
+
+/// `ours` against `expected` as the YOLO11 goldens allow: 1e-4 plus the rounding of the
+/// magnitude itself (2e-7·|x|); the worst ratio to that tolerance.
+fn worst_ratio(ours: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(ours.len(), expected.len(), "output sizes");
+    ours.iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs() / (1e-4 + 2e-7 * b.abs()))
+        .fold(0.0, nan_max)
+}
+
+#[test]
+fn raw_outputs_equal_ultralytics_for_yolov8_and_yolo26() {
+    let shared = require_shared!();
+    for (name, family, one_to_one) in [
+        ("yolo26n-random", "YOLO26n", true),
+        ("yolov8n-fm-random", "YOLOv8n", false),
+    ] {
+        let tasks = shared.join("weights/tasks");
+        let weights = Weights::load(tasks.join(format!("{name}.pt"))).unwrap();
+        let io = Weights::load(tasks.join(format!("{name}.io.safetensors"))).unwrap();
+        for device in test_devices() {
+            let (model, info) = Yolo::load(&weights, &device.device).unwrap();
+            assert_eq!(info.name(), family);
+            assert_eq!(info.has_one_to_one, one_to_one, "{name}");
+            let input = upload::<4>(io.get("input").unwrap(), &device.device);
+            let output = to_vec(model.forward(input.clone()));
+            let worst = worst_ratio(&output, &io.get("output.0").unwrap().values);
+            println!(
+                "{name} on {}: worst |Δ| / tolerance {worst:.3}",
+                device.description
+            );
+            assert!(worst <= 1.0, "{name} on {}: {worst}×", device.description);
+            if one_to_one {
+                let neck = model.run(Activations::input(input), model.last_layer() - 1, &mut ());
+                let features = model.detect_inputs(&neck).unwrap();
+                let (boxes, scores) = model.detect().forward_raw(features, Head::OneToOne);
+                for (ours, key) in [
+                    (boxes, "output.1.one2one.boxes"),
+                    (scores, "output.1.one2one.scores"),
+                ] {
+                    let worst = worst_ratio(&to_vec(ours), &io.get(key).unwrap().values);
+                    assert!(worst <= 1.0, "{key} on {}: {worst}×", device.description);
+                }
+            }
+        }
+    }
+}
+
+/// One image of a `predict.jsonl` (Ultralytics') or of `detect --json` (ours): the fields
+/// both write.
+#[derive(serde::Deserialize)]
+struct ImageRecord {
+    source: String,
+    detections: Vec<DetectionRecord>,
+}
+
+#[derive(serde::Deserialize)]
+struct DetectionRecord {
+    xyxy: [f32; 4],
+    conf: f32,
+    class: usize,
+}
+
+fn read_jsonl(path: &Path) -> Vec<ImageRecord> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Confidences closer than this are ties whose NMS order is numerical noise: random weights
+/// give the anchors of the letterbox's uniform border near-equal scores, and which of two
+/// overlapping near-equal boxes NMS keeps depends on digits past the goldens' tolerance.
+const TIE: f32 = 1e-4;
+
+/// Whether `boxes[i]` overlaps another box of its class whose confidence ties with its own.
+fn in_tie(boxes: &[DetectionRecord], i: usize) -> bool {
+    let a = &boxes[i];
+    boxes.iter().enumerate().any(|(j, b)| {
+        j != i
+            && b.class == a.class
+            && (b.conf - a.conf).abs() <= TIE
+            && box_iou(&a.xyxy, &b.xyxy) > 0.0
+    })
+}
+
+/// Of the boxes of `from`: how many have a partner in `to` (same class, IoU ≥ 0.9,
+/// confidence within 0.01, each partner taken once), and how many without one sit in a
+/// near-tie that NMS broke by noise.
+fn matched(from: &[DetectionRecord], to: &[DetectionRecord]) -> (usize, usize) {
+    let mut taken = vec![false; to.len()];
+    let (mut found, mut tied) = (0, 0);
+    for (i, a) in from.iter().enumerate() {
+        let partner = to
+            .iter()
+            .enumerate()
+            .filter(|(j, b)| {
+                !taken[*j]
+                    && b.class == a.class
+                    && (b.conf - a.conf).abs() <= 0.01
+                    && box_iou(&a.xyxy, &b.xyxy) >= 0.9
+            })
+            .max_by(|x, y| box_iou(&a.xyxy, &x.1.xyxy).total_cmp(&box_iou(&a.xyxy, &y.1.xyxy)));
+        match partner {
+            Some((j, _)) => {
+                taken[j] = true;
+                found += 1;
+            }
+            None if in_tie(from, i) => tied += 1,
+            None => {}
+        }
+    }
+    (found, tied)
+}
+
+/// `focalyolo detect --json` on the images `reference` names, against it: ≥ 99% of the
+/// boxes matched both ways.
+fn compare_with_predict(shared: &Path, weights: &str, reference: &str, flags: &[&str]) {
+    let tasks = shared.join("weights/tasks");
+    let expected = read_jsonl(&tasks.join(reference));
+    let images = tempfile::tempdir().unwrap();
+    for record in &expected {
+        let name = Path::new(&record.source).file_name().unwrap();
+        std::fs::copy(
+            shared.join("coco128/images").join(name),
+            images.path().join(name),
+        )
+        .unwrap();
+    }
+    let json = images.path().join("ours.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+        .args(["detect", "--device", "cpu", "--weights"])
+        .arg(tasks.join(weights))
+        .arg("--source")
+        .arg(images.path())
+        .arg("--json")
+        .arg(&json)
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "detect failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ours = read_jsonl(&json);
+    // [boxes, matched, unmatched in a near-tie], ours then theirs.
+    let mut counts = [[0usize; 3]; 2];
+    for theirs in &expected {
+        let name = Path::new(&theirs.source).file_name().unwrap();
+        let Some(mine) = ours
+            .iter()
+            .find(|r| Path::new(&r.source).file_name() == Some(name))
+        else {
+            panic!("{reference}: no output for {name:?}")
+        };
+        for (count, (from, to)) in counts.iter_mut().zip([
+            (&mine.detections, &theirs.detections),
+            (&theirs.detections, &mine.detections),
+        ]) {
+            let (found, tied) = matched(from, to);
+            *count = [count[0] + from.len(), count[1] + found, count[2] + tied];
+        }
+    }
+    for (whose, [boxes, found, tied]) in ["our", "Ultralytics'"].into_iter().zip(counts) {
+        println!(
+            "{reference}: {found} of {whose} {boxes} boxes matched; {tied} more in near-ties (|Δconf| ≤ {TIE}) NMS broke otherwise"
+        );
+        assert!(boxes >= 20, "{reference}: too few boxes to judge");
+        // Near-ties may go either way, but only as a small part of what is compared.
+        assert!(
+            4 * tied <= boxes,
+            "{reference}: {tied} of {boxes} {whose} boxes in near-ties"
+        );
+        assert!(
+            found as f64 >= 0.99 * (boxes - tied) as f64,
+            "{reference}: {found} of {whose} {} boxes outside near-ties matched",
+            boxes - tied
+        );
+    }
+}
+
+#[test]
+fn yolo26_boxes_equal_ultralytics_predict_with_and_without_nms() {
+    let shared = require_shared!();
+    compare_with_predict(
+        &shared,
+        "yolo26n-random.pt",
+        "yolo26n-random.predict.jsonl",
+        &[],
+    );
+    compare_with_predict(
+        &shared,
+        "yolo26n-random.pt",
+        "yolo26n-random.predict-nms-false.jsonl",
+        &["--no-nms"],
+    );
+}
+
+#[test]
+fn yolov8_focal_boxes_equal_ultralytics_predict() {
+    let shared = require_shared!();
+    compare_with_predict(
+        &shared,
+        "yolov8n-fm-random.pt",
+        "yolov8n-fm-random.predict.jsonl",
+        &[],
+    );
+}
+
+/// The YOLO26 checkpoint converted to safetensors, its YAML and plain convs in the
+/// metadata, then reloaded with `edit` applied to its YAML.
+fn converted_yolo26(shared: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Weights {
+    let weights = Weights::load(shared.join("weights/tasks/yolo26n-random.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("yolo26n.safetensors");
+    weights.save_safetensors(&path).unwrap();
+    let mut reloaded = Weights::load(&path).unwrap();
+    assert_eq!(
+        reloaded.yaml, weights.yaml,
+        "the YAML travels in the metadata"
+    );
+    assert_eq!(reloaded.plain_convs, weights.plain_convs);
+    assert!(
+        reloaded.plain_convs.contains("model.9.cv1"),
+        "YOLO26's SPPF cv1 has no activation"
+    );
+    edit(reloaded.yaml.as_mut().unwrap());
+    reloaded
+}
+
+fn load_error(weights: &Weights) -> String {
+    let cpu = focalyolo::compute::device::ComputeDevice::cpu();
+    match Yolo::load(weights, &cpu.device) {
+        Ok(_) => panic!("the model loaded"),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[test]
+fn a_converted_yolo26_keeps_its_architecture_and_bad_yamls_are_named() {
+    let shared = require_shared!();
+    let cpu = focalyolo::compute::device::ComputeDevice::cpu();
+    let same = converted_yolo26(&shared, |_| {});
+    let (_, info) = Yolo::load(&same, &cpu.device).unwrap();
+    assert_eq!(
+        (info.name().as_str(), info.has_one_to_one),
+        ("YOLO26n", true)
+    );
+
+    let unknown = converted_yolo26(&shared, |yaml| {
+        yaml["backbone"][6] = serde_json::json!([-1, 2, "A2C2f", [512, true, 4]]);
+    });
+    let message = load_error(&unknown);
+    assert!(message.contains("layer 6 is `A2C2f`"), "{message}");
+
+    let classes = converted_yolo26(&shared, |yaml| yaml["nc"] = serde_json::json!(3));
+    let message = load_error(&classes);
+    assert!(message.contains("model.23.cv3.0.2.weight"), "{message}");
+
+    let repeats = converted_yolo26(&shared, |yaml| {
+        yaml["backbone"][8][1] = serde_json::json!(4);
+    });
+    let message = load_error(&repeats);
+    assert!(
+        message.contains("`model.8.m` has 1 sub-blocks where the model's YAML has 2"),
+        "{message}"
+    );
+
+    let missing = {
+        let weights = converted_yolo26(&shared, |_| {});
+        let tensors = weights
+            .tensors()
+            .iter()
+            .filter(|(k, _)| !k.starts_with("model.23.one2one_cv3.1.2."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut missing = Weights::from_tensors(tensors, Vec::new());
+        missing.yaml = weights.yaml.clone();
+        missing.plain_convs = weights.plain_convs.clone();
+        missing
+    };
+    let message = load_error(&missing);
+    assert!(
+        message.contains("model.23.one2one_cv3.1.2.weight"),
+        "{message}"
+    );
+    assert!(matches!(
+        Yolo::load(&missing, &cpu.device),
+        Err(ModelError::Weights(_))
+    ));
+}
