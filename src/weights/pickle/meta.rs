@@ -222,6 +222,9 @@ fn is_allowed_global(module: &str, name: &str) -> bool {
         "builtins",
     ];
     const SAFE_BUILTINS: &[&str] = &[
+        // Only ever called on a model class's public attribute (`Detect.forward`): the
+        // interpreter checks each call.
+        "getattr",
         "set",
         "frozenset",
         "slice",
@@ -315,6 +318,34 @@ mod tests {
             b"subprocess\nPopen\n",
         ] {
             let err = read_checkpoint_meta(&checkpoint_pickle(global), &["model"]).unwrap_err();
+            assert!(matches!(err, PickleMetaError::ForbiddenGlobal(_)), "{err}");
+        }
+    }
+
+    /// `{"model": getattr(CLASS, ATTRIBUTE)}`, protocol 2, as Ultralytics 8.2–8.3 heads
+    /// pickle `self.detect = Detect.forward`.
+    fn getattr_pickle(class: &[u8], attribute: &str) -> Vec<u8> {
+        let mut p =
+            b"\x80\x02}q\x00X\x05\x00\x00\x00modelq\x01c__builtin__\ngetattr\nq\x02c".to_vec();
+        p.extend_from_slice(class);
+        p.push(b'X');
+        p.extend_from_slice(&(attribute.len() as u32).to_le_bytes());
+        p.extend_from_slice(attribute.as_bytes());
+        p.extend_from_slice(b"\x86Rs.");
+        p
+    }
+
+    #[test]
+    fn getattr_is_read_only_on_a_model_class_public_attribute() {
+        let head = b"ultralytics.nn.modules.head\nDetect\n";
+        assert!(read_checkpoint_meta(&getattr_pickle(head, "forward"), &["model"]).is_ok());
+        for (class, attribute) in [
+            (&head[..], "__init__"),
+            (b"builtins\nobject\n", "forward"),
+            (b"my_project\nhelpers\n", "run"),
+        ] {
+            let err =
+                read_checkpoint_meta(&getattr_pickle(class, attribute), &["model"]).unwrap_err();
             assert!(matches!(err, PickleMetaError::ForbiddenGlobal(_)), "{err}");
         }
     }

@@ -105,6 +105,7 @@ impl Interpreter {
             return Err(malformed("call of a non-global"));
         };
         let value = match name.as_str() {
+            "builtins.getattr" | "__builtin__.getattr" => self.class_attribute(args)?,
             // Containers whose content matters for the names table.
             "collections.OrderedDict" | "builtins.dict" | "__builtin__.dict" => {
                 Value::Dict(Vec::new())
@@ -125,6 +126,26 @@ impl Interpreter {
         };
         self.push(value);
         Ok(())
+    }
+
+    /// `getattr(Class, "name")`, as Ultralytics 8.2–8.3 heads pickle `self.detect =
+    /// Detect.forward`: kept as the inert reference `module.Class.name`, nothing looked up.
+    /// Only a public attribute of a class the allowlist admits: any other `getattr` is how a
+    /// hostile pickle reaches what the allowlist keeps out.
+    fn class_attribute(&self, args: Value) -> Result<Value> {
+        let refused = || PickleMetaError::ForbiddenGlobal(format!("getattr with {args:?}"));
+        let Value::Tuple(items) = &args else {
+            return Err(refused());
+        };
+        let [Value::Global(class), Value::Str(attribute)] = items.as_slice() else {
+            return Err(refused());
+        };
+        let (module, name) = class.rsplit_once('.').ok_or_else(refused)?;
+        let is_class = name.chars().next().is_some_and(char::is_uppercase);
+        if !is_class || attribute.starts_with('_') || !(self.allowed)(module, name) {
+            return Err(refused());
+        }
+        Ok(Value::Global(format!("{class}.{attribute}")))
     }
 
     fn memo_put(&mut self, index: u32) -> Result<()> {
