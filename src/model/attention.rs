@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use super::ModelError;
 use super::blocks::load_children;
 use super::conv::Conv;
-use crate::compute::kernels::Activation;
+use crate::compute::kernels::{Activation, cpu};
 use crate::weights::WeightsView;
 
 /// Channels per attention head (`num_heads = max(c // 64, 1)`).
@@ -66,7 +66,12 @@ impl Attention {
             parts.next().expect("v"),
         );
         let scale = (self.key_dim as f64).powf(-0.5);
-        let attn = softmax(q.swap_dims(2, 3).matmul(k).mul_scalar(scale), 3);
+        let scores = q.swap_dims(2, 3).matmul(k);
+        let attn = if cpu::on_flex(&scores) {
+            cpu::softmax_last_axis(scores, scale as f32)
+        } else {
+            softmax(scores.mul_scalar(scale), 3)
+        };
         let out = v.clone().matmul(attn.swap_dims(2, 3)).reshape([b, c, h, w]);
         let pe = self.pe.forward(v.reshape([b, c, h, w]));
         self.proj.forward(out + pe)

@@ -13,7 +13,7 @@
 //! AVX2 and FMA, 1×1 convolutions and those of planes up to 20×20 run on our own
 //! micro-kernel ([`direct`]) with weights packed once per layer, and 3×3 stride-1
 //! convolutions as Winograd F(2×2, 3×3) ([`winograd`]) on the same micro-kernel; SPPF's
-//! max pools run plane by plane.
+//! max pools run plane by plane; attention's softmax runs row by row, vectorised.
 
 mod activation;
 mod conv;
@@ -26,6 +26,7 @@ mod im2col_gemm;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod packed;
 mod pool;
+mod softmax;
 mod upsample;
 #[cfg(target_arch = "x86_64")]
 mod winograd;
@@ -36,6 +37,7 @@ pub use decode::{AnchorGrid, decode};
 pub use depthwise::depthwise_conv2d;
 pub use packed::PackCache;
 pub use pool::max_pool2d;
+pub use softmax::softmax_last_axis;
 pub use upsample::upsample_nearest2x;
 
 use std::cell::RefCell;
