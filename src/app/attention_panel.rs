@@ -69,10 +69,8 @@ impl AttentionPanel {
             PanelContent::Sppf => {
                 ui.label(
                     "Layer 9 of this model is SPPF: there is no FocalModulation to show. \
-                     Load a FocalModulation checkpoint (YOLOv8, YOLO11 or YOLO26), stock \
-                     YOLO11n with its bundled layer, or a layer trained for this model \
-                     (`focalyolo distill --teacher W`, then Model ▸ Open trained \
-                     FocalModulation layer).",
+                     Load a YOLO11-FocalModulation checkpoint, or stock YOLO11n with its \
+                     bundled FocalModulation layer.",
                 );
                 return false;
             }
