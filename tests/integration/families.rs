@@ -413,3 +413,60 @@ fn a_converted_yolo26_keeps_its_architecture_and_bad_yamls_are_named() {
         Err(ModelError::Weights(_))
     ));
 }
+
+/// `focalyolo info` and `convert` through the binary: the family, scale and heads, the same
+/// after conversion; a truncated checkpoint named once, with a failing exit code.
+#[test]
+fn info_and_convert_say_what_a_yolo26_is() {
+    let shared = require_shared!();
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let checkpoint = shared.join("weights/tasks/yolo26n-random.pt");
+    let dir = tempfile::tempdir().unwrap();
+    let converted = dir.path().join("yolo26n.safetensors");
+    let output = run(&[
+        "convert".as_ref(),
+        checkpoint.as_os_str(),
+        "-o".as_ref(),
+        converted.as_os_str(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("YOLO26n with 80 classes"));
+    for weights in [&checkpoint, &converted] {
+        let output = run(&["info".as_ref(), weights.as_os_str()]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        for line in [
+            "model       YOLO26n",
+            "classes     80",
+            "layer 9     SPPF",
+            "heads       one-to-many head + NMS by default; one-to-one head, no NMS with --no-nms",
+        ] {
+            assert!(
+                text.contains(line),
+                "{}: no `{line}` in\n{text}",
+                weights.display()
+            );
+        }
+    }
+    let bytes = std::fs::read(&checkpoint).unwrap();
+    let truncated = dir.path().join("truncated.pt");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let output = run(&["info".as_ref(), truncated.as_os_str()]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(message.matches("truncated.pt").count(), 1, "{message}");
+    assert!(message.contains("the file is truncated"), "{message}");
+}
