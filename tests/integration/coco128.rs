@@ -131,3 +131,77 @@ fn val_matches_ultralytics_map_on_coco128() {
     assert!((map50 - 0.686).abs() <= 0.005, "mAP50 {map50}");
     assert_eq!(report["images"], 128);
 }
+
+/// `detect --classes --max-det --agnostic` through the binary, on the reference's images:
+/// only the asked classes, at most `--max-det` a picture, and every box kept one of those
+/// Ultralytics finds for that class.
+#[test]
+fn class_filter_max_det_and_agnostic_nms_narrow_the_boxes() {
+    let shared = require_shared!();
+    let images = tempfile::tempdir().unwrap();
+    let reference = read_jsonl(&shared.join("weights/yolo11n_ref_coco128_rect.jsonl"));
+    let mut names: Vec<&String> = reference.keys().collect();
+    names.sort();
+    for name in names.iter().take(16) {
+        std::fs::copy(
+            shared.join("coco128/images").join(name),
+            images.path().join(name),
+        )
+        .unwrap();
+    }
+    let out = images.path().join("people.jsonl");
+    let status = Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+        .args([
+            "detect",
+            "--stock",
+            "--device",
+            "cpu",
+            "--classes",
+            "0,2",
+            "--max-det",
+            "2",
+        ])
+        .arg("--agnostic")
+        .arg("--weights")
+        .arg(shared.join("weights/yolo11n.pt"))
+        .arg("--source")
+        .arg(images.path())
+        .arg("--json")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "detect failed: {status}");
+    let ours = read_jsonl(&out);
+    assert_eq!(ours.len(), 16);
+    let mut kept = 0;
+    for (name, got) in &ours {
+        assert!(
+            got.detections.len() <= 2,
+            "{name}: {} boxes",
+            got.detections.len()
+        );
+        for detection in &got.detections {
+            assert!(
+                [0, 2].contains(&detection.class),
+                "{name}: class {}",
+                detection.class
+            );
+        }
+        let wanted: Vec<DetectionRecord> = reference[name]
+            .detections
+            .iter()
+            .filter(|d| [0, 2].contains(&d.class))
+            .cloned()
+            .collect();
+        assert_eq!(
+            matches(&got.detections, &wanted),
+            got.detections.len(),
+            "{name}: a kept box Ultralytics does not find"
+        );
+        kept += got.detections.len();
+    }
+    assert!(
+        kept >= 8,
+        "only {kept} boxes of people and cars in 16 pictures"
+    );
+}
