@@ -352,13 +352,23 @@ impl Yolo {
         } = activations;
         let last_layer = self.last_layer();
         kept.resize(self.model.len(), None);
-        let read = |kept: &[Option<Tensor<4>>], index: usize, from: isize| {
-            kept[from as usize].clone().unwrap_or_else(|| {
-                panic!("layer {index} reads layer {from}, which these activations do not keep")
-            })
+        // What a layer that reads several outputs gets for each `from`: the previous
+        // layer's (-1) or a kept one.
+        let inputs = |kept: &[Option<Tensor<4>>], last: &Tensor<4>, index: usize| {
+            self.graph
+                .from(index)
+                .iter()
+                .map(|&from| match from {
+                    -1 => last.clone(),
+                    from => kept[from as usize].clone().unwrap_or_else(|| {
+                        panic!(
+                            "layer {index} reads layer {from}, which these activations do not keep"
+                        )
+                    }),
+                })
+                .collect::<Vec<_>>()
         };
         for index in next..=through.min(last_layer) {
-            let from = self.graph.from(index);
             last = match &self.model[index] {
                 Layer::Conv(m) => m.forward(last),
                 Layer::C2f(m) => m.forward(last),
@@ -379,32 +389,10 @@ impl Yolo {
                             .with_output_size([2 * h, 2 * w]),
                     )
                 }
-                Layer::Concat(_) => {
-                    let inputs = from
-                        .iter()
-                        .map(|&f| {
-                            if f < 0 {
-                                last.clone()
-                            } else {
-                                read(&kept, index, f)
-                            }
-                        })
-                        .collect();
-                    Tensor::cat(inputs, 1)
-                }
+                Layer::Concat(_) => Tensor::cat(inputs(&kept, &last, index), 1),
                 Layer::Detect(m) => {
-                    let features = from
-                        .iter()
-                        .map(|&f| {
-                            if f < 0 {
-                                last.clone()
-                            } else {
-                                read(&kept, index, f)
-                            }
-                        })
-                        .collect::<Vec<_>>();
                     let output = m.forward(
-                        features
+                        inputs(&kept, &last, index)
                             .try_into()
                             .expect("the graph gives Detect three levels"),
                         head,
