@@ -123,7 +123,7 @@ fn agrees_with_ultralytics(frames: &[FrameRecord], region: &str, reference: &Ref
         ours.len()
     );
     assert!(
-        differing.len() as f64 <= 0.02 * ours.len() as f64,
+        differing.is_empty(),
         "{region}: frames {differing:?} differ"
     );
 }

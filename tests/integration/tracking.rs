@@ -1,7 +1,7 @@
 //! `run --track --stock` against Ultralytics' own ByteTrack (`model.track`, yolo11n.pt at
-//! 640, its defaults) on the two shared clips: per frame, the reference's tracked boxes
-//! must have a box of ours (same class, IoU ≥ 0.8), and the reference's IDs and ours must
-//! map one to one over those pairs.
+//! 640, its defaults) on the two shared clips, as strictly as the user guide states it: on
+//! every frame each of the reference's tracked boxes has a box of ours (same class, IoU ≥
+//! 0.8), ours has no other, and the reference's IDs and ours map one to one on every pair.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,8 +28,8 @@ struct Agreement {
     matched: usize,
     /// Matched pairs whose two IDs belong together in the best one-to-one ID mapping.
     consistent: usize,
-    /// Frames where fewer than 95% of the reference's boxes were matched.
-    frames_below: Vec<u64>,
+    /// Frames where a box of either tracking has no partner in the other.
+    frames_apart: Vec<u64>,
 }
 
 impl Agreement {
@@ -83,8 +83,8 @@ fn agreement(reference: &[ReferenceFrame], ours: &[FrameRecord]) -> Agreement {
         result.reference_boxes += frame.detections.len();
         result.our_boxes += mine.len();
         result.matched += pairs.len();
-        if (pairs.len() as f64) < 0.95 * frame.detections.len() as f64 {
-            result.frames_below.push(frame.frame);
+        if pairs.len() != frame.detections.len() || pairs.len() != mine.len() {
+            result.frames_apart.push(frame.frame);
         }
         for (r, o) in pairs {
             let reference_id = frame.detections[r].track_id.expect("the reference has IDs");
@@ -151,18 +151,21 @@ fn agrees_with_ultralytics(clip: &str, reference_name: &str) {
     let result = agreement(&reference, &ours);
     println!(
         "{clip}: {} reference boxes, {:.2}% matched; {} of ours, {:.2}% matched; {:.2}% of the \
-         pairs with consistent IDs; {} of {} frames under 95% matched",
+         pairs with consistent IDs; {} of {} frames with an unpaired box",
         result.reference_boxes,
         100.0 * result.matched_share(),
         result.our_boxes,
         100.0 * result.precision(),
         100.0 * result.consistent_share(),
-        result.frames_below.len(),
+        result.frames_apart.len(),
         reference.len()
     );
-    assert!(result.matched_share() >= 0.95, "{result:?}");
-    assert!(result.precision() >= 0.95, "{result:?}");
-    assert!(result.consistent_share() >= 0.95, "{result:?}");
+    // Our arithmetic differs from PyTorch's in the last bits and still pairs every box, so
+    // another CPU's rounding (AVX-512's gemm) is no reason to allow less.
+    assert_eq!(result.matched, result.reference_boxes, "{result:?}");
+    assert_eq!(result.matched, result.our_boxes, "{result:?}");
+    assert_eq!(result.consistent, result.matched, "{result:?}");
+    assert!(result.frames_apart.is_empty(), "{result:?}");
 }
 
 #[test]
@@ -211,7 +214,7 @@ fn the_agreement_measure_catches_an_id_switch_and_a_missing_box() {
     let result = agreement(&reference, &ours);
     assert_eq!((result.reference_boxes, result.matched), (8, 7));
     assert_eq!(result.our_boxes, 7);
-    assert_eq!(result.frames_below, vec![0]);
+    assert_eq!(result.frames_apart, vec![0]);
     // The best mapping, 1→8 and 2→7, agrees on frames 2 and 3 (4 pairs) of the 7; 1→7
     // and 2→8 would agree on 3.
     assert_eq!(result.consistent, 4);
