@@ -23,7 +23,10 @@ pub struct AttentionPanel {
 /// What the panel can show, decided by the caller from the model.
 pub enum PanelContent<'a> {
     NoModel,
+    /// Layer 9 is SPPF, as asked for.
     Sppf,
+    /// Layer 9 is SPPF because no bundled FocalModulation fits the weights.
+    SppfWithoutLayer,
     Waiting,
     Maps(&'a Processed),
 }
@@ -71,6 +74,17 @@ impl AttentionPanel {
                     "Layer 9 of this model is SPPF: there is no FocalModulation to show. \
                      Load a YOLO11-FocalModulation checkpoint, or stock YOLO11n with its \
                      bundled FocalModulation layer.",
+                );
+                return false;
+            }
+            PanelContent::SppfWithoutLayer => {
+                ui.label(
+                    "Layer 9 of this model is SPPF: no bundled FocalModulation fits these \
+                     weights (the bundled layer was distilled from one YOLO11n training run), \
+                     so there are no gate maps to show. Make a layer for them with \
+                     `focalyolo distill --teacher <these weights> --images <photos>` and open \
+                     it with Model > Open trained FocalModulation layer…, or tick Model > Keep \
+                     SPPF to run without this note.",
                 );
                 return false;
             }

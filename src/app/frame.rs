@@ -16,6 +16,7 @@ use super::recorder::Recorder;
 use super::status_bar::welcome;
 use super::video_view::{ComparedBoxes, Comparison, Pointed};
 use crate::count::Region;
+use crate::weights::bundled::Layer9Origin;
 
 impl eframe::App for FocalYoloApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
@@ -113,12 +114,18 @@ impl eframe::App for FocalYoloApp {
                     });
             });
         let has_focal = self.models.summary.as_ref().map(|s| s.info.has_focal());
+        let no_layer_fits = self
+            .models
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.layer9 == Layer9Origin::NoLayerFits);
         let mut look_changed = false;
         egui::Panel::right("focal")
             .default_size(230.0)
             .show(ui, |ui| {
                 let content = match (has_focal, &self.current) {
                     (None, _) => PanelContent::NoModel,
+                    (Some(false), _) if no_layer_fits => PanelContent::SppfWithoutLayer,
                     (Some(false), _) => PanelContent::Sppf,
                     (Some(true), Some(current)) if !current.maps.is_empty() => {
                         PanelContent::Maps(current)

@@ -52,7 +52,8 @@ pub use settings::{IMAGE_SIZES, Settings, size_key};
 use stats_panel::{ComparisonStats, Stats};
 pub use status_bar::Note;
 use status_bar::StatusBar;
-use video_view::{ComparedBoxes, VideoView};
+pub use video_view::ComparedBoxes;
+use video_view::VideoView;
 use view_picture::ViewFrame;
 
 pub struct FocalYoloApp {
@@ -181,6 +182,11 @@ impl FocalYoloApp {
     /// What "Why this box?" says of the box it follows, while it is open.
     pub fn explained(&self) -> Option<&Explanation> {
         self.detail.explanation()
+    }
+
+    /// The two models' boxes on the frame on screen, when a second model runs.
+    pub fn compared_boxes(&self) -> Option<&ComparedBoxes> {
+        self.compared_boxes.as_ref()
     }
 
     /// Where pixel (`x`, `y`) of the frame on screen was drawn, in screen points.

@@ -9,7 +9,7 @@ use crate::compute::device::ComputeDevice;
 use crate::inference::detector::{Detector, InputSize};
 use crate::model::ModelInfo;
 use crate::weights::MeasuredScores;
-use crate::weights::bundled::{Layer9Choice, load_with_layer9};
+use crate::weights::bundled::{Layer9Choice, Layer9Origin, load_with_layer9};
 use crate::weights::download::download;
 
 use super::session::ModelSlot;
@@ -19,8 +19,8 @@ use super::session::ModelSlot;
 pub struct ModelSummary {
     pub path: PathBuf,
     pub info: ModelInfo,
-    /// The bundled FocalModulation replaced the checkpoint's SPPF.
-    pub bundled_layer: bool,
+    /// Where its layer 9 came from.
+    pub layer9: Layer9Origin,
     /// What was measured of this model's FocalModulation layer against its stock teacher.
     pub scores: Option<MeasuredScores>,
 }
@@ -176,14 +176,14 @@ impl ModelManager {
 fn load(path: &Path, layer9: &Layer9Choice, device: &ComputeDevice) -> Message {
     let loaded = load_with_layer9(path, layer9)
         .map_err(|e| e.to_string())
-        .and_then(|(weights, bundled_layer)| {
+        .and_then(|(weights, layer9)| {
             let detector =
                 Detector::from_weights(&weights, device.device.clone(), InputSize::default())
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             let summary = ModelSummary {
                 path: path.to_path_buf(),
                 info: detector.info().clone(),
-                bundled_layer,
+                layer9,
                 scores: weights.scores.clone(),
             };
             Ok((detector, summary))

@@ -163,10 +163,11 @@ fn encode(
     path: PathBuf,
 ) -> Result<Recorded, RecordError> {
     let mut timeline = Timeline::new(frame_rate);
+    let mut write = |picture: &RgbImage| video.write(picture);
     for frame in queue {
-        timeline.push(frame.render(names), frame.pts, &mut video)?;
+        timeline.push(frame.render(names), frame.pts, &mut write)?;
     }
-    let seconds = timeline.finish(&mut video)?;
+    let seconds = timeline.finish(&mut write)?;
     video.finish()?;
     Ok(Recorded { path, seconds })
 }
@@ -196,7 +197,7 @@ impl Timeline {
         &mut self,
         picture: RgbImage,
         pts: f64,
-        video: &mut VideoWriter,
+        video: &mut impl FnMut(&RgbImage) -> Result<(), VideoWriteError>,
     ) -> Result<(), RecordError> {
         if let Some((previous, previous_pts)) = self.held.take() {
             let lasted = pts - previous_pts;
@@ -215,18 +216,21 @@ impl Timeline {
     fn write_until_now(
         &mut self,
         picture: &RgbImage,
-        video: &mut VideoWriter,
+        video: &mut impl FnMut(&RgbImage) -> Result<(), VideoWriteError>,
     ) -> Result<(), RecordError> {
         let due = (self.seconds * self.frame_rate).round() as u64;
         while self.written < due {
-            video.write(picture)?;
+            video(picture)?;
             self.written += 1;
         }
         Ok(())
     }
 
     /// The last frame for one frame's time; the video's length.
-    fn finish(mut self, video: &mut VideoWriter) -> Result<f64, RecordError> {
+    fn finish(
+        mut self,
+        video: &mut impl FnMut(&RgbImage) -> Result<(), VideoWriteError>,
+    ) -> Result<f64, RecordError> {
         if let Some((last, _)) = self.held.take() {
             self.seconds += 1.0 / self.frame_rate;
             self.write_until_now(&last, video)?;
@@ -256,4 +260,58 @@ pub fn snapshot(
     let text = serde_json::to_string_pretty(record).map_err(|e| failed(&json, e.to_string()))?;
     std::fs::write(&json, text).map_err(|e| failed(&json, e.to_string()))?;
     Ok(png)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames a timeline writes for frames shown at `times`, each a 1×1 picture whose
+    /// value is its place in `times`; and the length it reports.
+    fn written(frame_rate: f64, times: &[f64]) -> (Vec<u8>, f64) {
+        let mut timeline = Timeline::new(frame_rate);
+        let mut out = Vec::new();
+        let mut write = |picture: &RgbImage| {
+            out.push(picture.get_pixel(0, 0)[0]);
+            Ok(())
+        };
+        for (i, &pts) in times.iter().enumerate() {
+            let picture = RgbImage::from_pixel(1, 1, image::Rgb([i as u8; 3]));
+            timeline.push(picture, pts, &mut write).unwrap();
+        }
+        let seconds = timeline.finish(&mut write).unwrap();
+        (out, seconds)
+    }
+
+    #[test]
+    fn every_frame_of_a_10_fps_clip_from_0_to_3_s_makes_31_frames_and_3_1_s() {
+        let times: Vec<f64> = (0..=30).map(|i| 100.0 + i as f64 / 10.0).collect();
+        let (frames, seconds) = written(10.0, &times);
+        assert_eq!(frames, (0..=30).collect::<Vec<u8>>());
+        assert_eq!(seconds, 3.1);
+    }
+
+    #[test]
+    fn a_frame_the_model_skipped_is_filled_by_the_one_before_it() {
+        // Shown at 0.0, 0.1, 0.4 (0.2 and 0.3 skipped) and 0.5: the video still covers
+        // 0.0 to 0.6, the frame of 0.1 held for three frames.
+        let (frames, seconds) = written(10.0, &[0.0, 0.1, 0.4, 0.5]);
+        assert_eq!(frames, [0, 1, 1, 1, 2, 3]);
+        assert_eq!(seconds, 0.6);
+    }
+
+    #[test]
+    fn a_jump_back_or_past_the_longest_hold_lasts_one_frame() {
+        // A seek back, then a reconnection 60 s later.
+        let (frames, seconds) = written(25.0, &[10.0, 10.04, 2.0, 62.0]);
+        assert_eq!(frames, [0, 1, 2, 3]);
+        assert_eq!(seconds, 4.0 / 25.0);
+    }
+
+    #[test]
+    fn a_source_without_a_frame_rate_records_at_25_fps() {
+        let (frames, seconds) = written(0.0, &[0.0, 0.08]);
+        assert_eq!(frames, [0, 0, 1]);
+        assert_eq!(seconds, 3.0 / 25.0);
+    }
 }

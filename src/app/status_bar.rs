@@ -6,6 +6,7 @@ use egui::{Color32, RichText, Ui};
 use super::Action;
 use super::model_manager::{ModelManager, ModelStatus, ModelSummary};
 use super::session::{Session, SourceState};
+use crate::weights::bundled::Layer9Origin;
 
 /// The bottom line: where the model runs, which model, the source, and what went wrong.
 pub struct StatusBar {
@@ -187,11 +188,19 @@ pub fn welcome(ui: &mut Ui, models: &ModelManager) -> Option<Action> {
 
 fn model_line(summary: &ModelSummary, nms_free: bool) -> String {
     let info = &summary.info;
-    let layer9 = match (summary.bundled_layer, &summary.scores) {
-        (true, Some(scores)) => format!("FocalModulation (bundled for YOLO11n: {scores})"),
-        (true, None) => "FocalModulation (bundled for YOLO11n)".to_string(),
-        (false, Some(scores)) => format!("{} ({scores})", info.layer9),
-        (false, None) => info.layer9.to_string(),
+    let layer9 = match (&summary.layer9, &summary.scores) {
+        (Layer9Origin::Bundled, Some(scores)) => {
+            format!("FocalModulation (bundled for YOLO11n: {scores})")
+        }
+        (Layer9Origin::Bundled, None) => "FocalModulation (bundled for YOLO11n)".to_string(),
+        (Layer9Origin::NoLayerFits, _) => {
+            format!(
+                "{} (no bundled FocalModulation fits these weights)",
+                info.layer9
+            )
+        }
+        (_, Some(scores)) => format!("{} ({scores})", info.layer9),
+        (_, None) => info.layer9.to_string(),
     };
     // Only a model with two heads has a choice to show.
     let head = if info.has_one_to_one {

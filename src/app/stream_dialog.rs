@@ -36,21 +36,23 @@ impl StreamDialog {
             .resizable(false)
             .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
             .show(ctx, |ui| {
-                ui.label("Address");
-                let address = ui.add(
-                    egui::TextEdit::singleline(&mut self.address)
-                        .hint_text("rtsp://camera.local:554/stream1")
-                        .desired_width(360.0),
-                );
-                address.widget_info(|| {
-                    egui::WidgetInfo::text_edit(true, "", &self.address, "stream address")
-                });
-                ui.label("Password (when the address names a user)");
-                let password = ui.add(
-                    egui::TextEdit::singleline(&mut self.password)
-                        .password(true)
-                        .desired_width(360.0),
-                );
+                // Each field named by its label (for screen readers, and tests).
+                let address_label = ui.label("Address");
+                let address = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.address)
+                            .hint_text("rtsp://camera.local:554/stream1")
+                            .desired_width(360.0),
+                    )
+                    .labelled_by(address_label.id);
+                let password_label = ui.label("Password (when the address names a user)");
+                let password = ui
+                    .add(
+                        egui::TextEdit::singleline(&mut self.password)
+                            .password(true)
+                            .desired_width(360.0),
+                    )
+                    .labelled_by(password_label.id);
                 ui.horizontal(|ui| {
                     ui.label("RTSP over");
                     ui.radio_value(&mut settings.rtsp_transport, RtspTransport::Tcp, "TCP");

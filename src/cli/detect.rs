@@ -71,6 +71,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let want_maps = args.save_attention || args.explain.is_some();
+    if want_maps && !detector.info().has_focal() {
+        eprintln!(
+            "no FocalModulation in this model: --save-attention and --explain have no gate maps \
+             to write (boxes only)"
+        );
+    }
     let progress = if paths.len() > 1 {
         ProgressBar::new(paths.len() as u64)
     } else {

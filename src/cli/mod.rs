@@ -146,18 +146,12 @@ impl Layer9Args {
         }
     }
 
-    /// The weights at `path` with this layer 9, saying so when it is the bundled one.
+    /// The weights at `path` with this layer 9, saying where it came from unless it is the
+    /// checkpoint's own.
     pub fn load(&self, path: &std::path::Path) -> anyhow::Result<Weights> {
-        let (weights, bundled) = load_with_layer9(path, &self.choice())?;
-        if bundled {
-            let measured = weights
-                .scores
-                .as_ref()
-                .map(|scores| format!(": {scores}"))
-                .unwrap_or_default();
-            eprintln!(
-                "layer 9: the bundled FocalModulation for YOLO11n{measured} (--stock keeps SPPF)"
-            );
+        let (weights, origin) = load_with_layer9(path, &self.choice())?;
+        if let Some(note) = origin.note(path, weights.scores.as_ref()) {
+            eprintln!("{note}");
         }
         Ok(weights)
     }

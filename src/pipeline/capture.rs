@@ -420,3 +420,20 @@ impl Capture<'_> {
             .is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failed_attempt_doubles_the_wait_up_to_five_seconds() {
+        let waits: Vec<Duration> = (1..=8).map(retry_delay).collect();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            waits,
+            [500, 1000, 2000, 4000, 5000, 5000, 5000, 5000].map(ms)
+        );
+        // A camera gone for days retries every 5 s, the attempt count never overflowing.
+        assert_eq!(retry_delay(u32::MAX), LONGEST_RETRY);
+    }
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::weights::{Weights, WeightsError};
+use crate::weights::{MeasuredScores, Weights, WeightsError};
 
 static YOLO11N_FOCAL: &[u8] = include_bytes!("../../weights/yolo11n-focal.safetensors");
 
@@ -42,6 +42,48 @@ pub enum Layer9Choice {
     Stock,
 }
 
+/// Where the layer 9 a model runs with came from: what the model line and the
+/// FocalModulation panel tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer9Origin {
+    /// The checkpoint's own: its FocalModulation, or the SPPF asked for
+    /// ([`Layer9Choice::Stock`]).
+    Own,
+    /// The bundled FocalModulation, made for exactly this stock YOLO11n.
+    Bundled,
+    /// A layer `distill` wrote ([`Layer9Choice::Focal`]).
+    Distilled(PathBuf),
+    /// The checkpoint's own SPPF, because no bundled FocalModulation fits these weights:
+    /// never left unsaid, since the user gets no gate maps.
+    NoLayerFits,
+}
+
+impl Layer9Origin {
+    /// The command line's note on layer 9 for the weights at `path` (with the `scores`
+    /// measured of their layer): none for the checkpoint's own.
+    pub fn note(&self, path: &Path, scores: Option<&MeasuredScores>) -> Option<String> {
+        match self {
+            Self::Own => None,
+            Self::Bundled => {
+                let measured = scores.map(|s| format!(": {s}")).unwrap_or_default();
+                Some(format!(
+                    "layer 9: the bundled FocalModulation for YOLO11n{measured} (--stock keeps SPPF)"
+                ))
+            }
+            Self::Distilled(focal) => {
+                Some(format!("layer 9: FocalModulation from {}", focal.display()))
+            }
+            Self::NoLayerFits => Some(format!(
+                "layer 9: SPPF, as no bundled FocalModulation fits {path} (the bundled layer was \
+                 distilled from one YOLO11n training run); make one with `focalyolo distill \
+                 --teacher {path} --images PHOTOS` and pass it with --focal, or pass --stock to \
+                 keep SPPF without this note",
+                path = path.display()
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum LoadError {
     // The errors are part of the message, not a cause of it, so that a report that walks the
@@ -66,9 +108,11 @@ fn naming_the_file(path: &Path, error: &WeightsError) -> String {
     }
 }
 
-/// Read the weights at `path` with the layer 9 `choice` asks for. The flag says whether the
-/// bundled FocalModulation went in.
-pub fn load_with_layer9(path: &Path, choice: &Layer9Choice) -> Result<(Weights, bool), LoadError> {
+/// Read the weights at `path` with the layer 9 `choice` asks for, and where it came from.
+pub fn load_with_layer9(
+    path: &Path,
+    choice: &Layer9Choice,
+) -> Result<(Weights, Layer9Origin), LoadError> {
     let load = |path: &Path| {
         Weights::load(path).map_err(|error| LoadError::Weights {
             path: path.into(),
@@ -77,11 +121,21 @@ pub fn load_with_layer9(path: &Path, choice: &Layer9Choice) -> Result<(Weights, 
     };
     let weights = load(path)?;
     match choice {
-        Layer9Choice::Stock => Ok((weights, false)),
-        Layer9Choice::Bundled => with_default_focal(weights).map_err(|error| LoadError::Weights {
-            path: path.into(),
-            error,
-        }),
+        Layer9Choice::Stock => Ok((weights, Layer9Origin::Own)),
+        Layer9Choice::Bundled => {
+            let has_focal = weights.has_focal_modulation();
+            let (weights, applied) =
+                with_default_focal(weights).map_err(|error| LoadError::Weights {
+                    path: path.into(),
+                    error,
+                })?;
+            let origin = match (applied, has_focal) {
+                (true, _) => Layer9Origin::Bundled,
+                (false, true) => Layer9Origin::Own,
+                (false, false) => Layer9Origin::NoLayerFits,
+            };
+            Ok((weights, origin))
+        }
         Layer9Choice::Focal(focal) => {
             let layer = load(focal)?;
             let swapped = weights
@@ -91,7 +145,7 @@ pub fn load_with_layer9(path: &Path, choice: &Layer9Choice) -> Result<(Weights, 
                     weights: path.into(),
                     error,
                 })?;
-            Ok((swapped, false))
+            Ok((swapped, Layer9Origin::Distilled(focal.clone())))
         }
     }
 }

@@ -229,6 +229,12 @@ impl Weights {
         self.tensors.contains_key(name)
     }
 
+    /// Whether some layer is a FocalModulation (its `f_linear`, the projection to the
+    /// query, context and gates, is FocalModulation's alone).
+    pub fn has_focal_modulation(&self) -> bool {
+        self.tensors.keys().any(|name| name.contains(".f_linear."))
+    }
+
     pub fn get(&self, name: &str) -> Result<&WeightTensor> {
         self.tensors
             .get(name)

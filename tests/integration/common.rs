@@ -184,3 +184,117 @@ fn machine_share() -> f64 {
         .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok());
     load.map_or(1.0, |load| (cores / load).min(1.0))
 }
+
+/// An HTTP server on 127.0.0.1 that serves one body at any path, whole or by the byte
+/// range asked for (ffmpeg asks for ranges to seek), to at most [`HttpFile::MOST_REQUESTS`]
+/// requests, each on its own thread; it stops when dropped.
+pub struct HttpFile {
+    address: std::net::SocketAddr,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpFile {
+    pub const MOST_REQUESTS: usize = 32;
+
+    pub fn serve(body: Vec<u8>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let body = std::sync::Arc::new(body);
+        let server = std::thread::spawn(move || {
+            let mut served = 0;
+            while served < Self::MOST_REQUESTS
+                && let Err(std::sync::mpsc::TryRecvError::Empty) = stopped.try_recv()
+            {
+                match listener.accept() {
+                    Ok((connection, _)) => {
+                        served += 1;
+                        let body = body.clone();
+                        std::thread::spawn(move || answer(connection, &body));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Self {
+            address,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// The address of `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/{name}", self.address)
+    }
+}
+
+impl Drop for HttpFile {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+    }
+}
+
+/// Answer one request for `body` on `connection`: 206 with the part asked for by a
+/// `Range: bytes=START-[END]` header, else 200 with all of it. A client that goes away
+/// mid-answer (ffmpeg seeking elsewhere) ends it.
+fn answer(connection: std::net::TcpStream, body: &[u8]) {
+    use std::io::{BufRead, Write};
+    let timeout = Some(Duration::from_secs(30));
+    if connection.set_nonblocking(false).is_err()
+        || connection.set_read_timeout(timeout).is_err()
+        || connection.set_write_timeout(timeout).is_err()
+    {
+        return;
+    }
+    let Ok(reading) = connection.try_clone() else {
+        return;
+    };
+    let mut range = None;
+    let mut lines = std::io::BufReader::new(reading).lines();
+    while let Some(Ok(line)) = lines.next() {
+        if line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(bytes) = lower.strip_prefix("range: bytes=")
+            && let Some((start, end)) = bytes.split_once('-')
+            && let Ok(start) = start.trim().parse::<usize>()
+        {
+            let last = end.trim().parse::<usize>().unwrap_or(usize::MAX);
+            range = Some((start, last.min(body.len().saturating_sub(1))));
+        }
+    }
+    let mut connection = connection;
+    let head = match range {
+        Some((start, last)) if start < body.len() => format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {start}-{last}/{}\r\n\
+             Content-Length: {}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n",
+            body.len(),
+            last + 1 - start
+        ),
+        Some(_) => format!(
+            "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
+            body.len()
+        ),
+        None => format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        ),
+    };
+    let part = match range {
+        Some((start, last)) if start < body.len() => &body[start..=last],
+        Some(_) => &[][..],
+        None => body,
+    };
+    let _ = connection
+        .write_all(head.as_bytes())
+        .and_then(|()| connection.write_all(part));
+}

@@ -7,6 +7,7 @@
 mod app;
 mod bad_input;
 mod coco128;
+mod commands;
 mod common;
 mod counting;
 mod distill;

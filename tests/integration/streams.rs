@@ -10,7 +10,9 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{TryRecvError, channel};
 use std::time::{Duration, Instant};
 
-use crate::common::{HangGuard, frame_records, load_scaled, require_shared, yolo11n_run};
+use crate::common::{
+    HangGuard, HttpFile, frame_records, load_scaled, require_shared, run_yolo11n, yolo11n_run,
+};
 
 /// The longest any run or server here may take before the test fails (and kills it): time
 /// at a fair share of the machine ([`HangGuard`]), so a busy machine stretches it.
@@ -130,8 +132,20 @@ fn wait_for_records(json: &Path, lines: usize) {
     }
 }
 
+/// MPEG-2 video in MPEG-TS: another codec than [`MPEG_TS_H264`]'s.
+const MPEG_TS_MPEG2: [&str; 8] = [
+    "-c:v",
+    "mpeg2video",
+    "-q:v",
+    "4",
+    "-g",
+    "10",
+    "-f",
+    "mpegts",
+];
+
 #[test]
-fn a_stream_stopped_and_restarted_at_another_size_is_followed_until_the_timeout() {
+fn a_stream_stopped_and_restarted_at_another_size_and_codec_is_followed_until_the_timeout() {
     let shared = require_shared!();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("frames.jsonl");
@@ -139,7 +153,7 @@ fn a_stream_stopped_and_restarted_at_another_size_is_followed_until_the_timeout(
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
     let listen = format!("{url}?listen=1");
-    // 480×360, then 640×360.
+    // 480×360 H.264, then 640×360 MPEG-2.
     let first = shared.join("videos/vamsi_pedestrians.avi");
     let second = shared.join("videos/ckd_traffic.webm");
     let mut server = ffmpeg_server(&first, 60.0, true, &MPEG_TS_H264, &listen);
@@ -151,10 +165,10 @@ fn a_stream_stopped_and_restarted_at_another_size_is_followed_until_the_timeout(
         &json,
     );
     wait_for_records(&json, 5);
-    // Stopped mid-way; back a second later with another clip of another size.
+    // Stopped mid-way; back a second later with another clip of another size and codec.
     drop(server);
     std::thread::sleep(Duration::from_secs(1));
-    server = ffmpeg_server(&second, 3.0, true, &MPEG_TS_H264, &listen);
+    server = ffmpeg_server(&second, 3.0, true, &MPEG_TS_MPEG2, &listen);
     assert!(server.wait(LONGEST).success(), "the second server serves");
     let last_server_ended = Instant::now();
     let output = run.output(LONGEST);
@@ -217,6 +231,52 @@ fn a_stream_stopped_and_restarted_at_another_size_is_followed_until_the_timeout(
         String::from_utf8_lossy(&probe.stdout).trim(),
         format!("480,360,{}", records.len())
     );
+}
+
+/// The frames of the local file at `path` (`ffprobe -count_frames`).
+fn frames_in(path: &Path) -> usize {
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+    text.parse().unwrap_or_else(|_| panic!("ffprobe: {text}"))
+}
+
+#[test]
+fn a_remote_file_with_a_duration_plays_as_a_file() {
+    let shared = require_shared!();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = shared.join("videos/ckd_traffic.webm");
+    let server = HttpFile::serve(std::fs::read(&clip).unwrap());
+    let remote = dir.path().join("remote.jsonl");
+    let output = start_run(
+        &shared,
+        &server.url("ckd_traffic.webm"),
+        &["--imgsz", "320"],
+        &remote,
+    )
+    .output(LONGEST);
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert!(!log.contains("reconnect"), "a file's end is no loss: {log}");
+    // Every frame, with the boxes the local file gives.
+    let local = dir.path().join("local.jsonl");
+    let output = run_yolo11n(&shared, &clip, &["--imgsz", "320"], &local);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (remote, local) = (frame_records(&remote), frame_records(&local));
+    assert_eq!(remote.len(), frames_in(&clip));
+    for (r, l) in remote.iter().zip(&local) {
+        assert_eq!((r.frame, r.pts), (l.frame, l.pts));
+        assert_eq!(r.detections, l.detections, "frame {}", r.frame);
+    }
+    assert_eq!(remote.len(), local.len());
 }
 
 #[test]
