@@ -114,6 +114,29 @@ fn interp(x: f64, xp: &[f64], fp: &[f64]) -> f64 {
     }
 }
 
+/// One image's predictions matched to its labels: its part of [`DetectionStats`], kept
+/// apart so that resamples of the images can be scored ([`super::bootstrap`]).
+#[derive(Debug, Clone, Default)]
+pub struct ImageStats {
+    /// (confidence, class, true positive at each threshold) of every prediction.
+    predictions: Vec<(f32, usize, [bool; 10])>,
+    label_classes: Vec<usize>,
+}
+
+impl ImageStats {
+    pub fn new(predictions: &[Detection], labels: &[Label]) -> Self {
+        let correct = match_predictions(predictions, labels);
+        Self {
+            predictions: predictions
+                .iter()
+                .zip(correct)
+                .map(|(p, c)| (p.conf, p.class, c))
+                .collect(),
+            label_classes: labels.iter().map(|l| l.class).collect(),
+        }
+    }
+}
+
 /// Everything needed for mAP, accumulated one image at a time.
 #[derive(Debug, Default)]
 pub struct DetectionStats {
@@ -127,21 +150,28 @@ pub struct DetectionStats {
 
 impl DetectionStats {
     pub fn add_image(&mut self, predictions: &[Detection], labels: &[Label]) {
-        let correct = match_predictions(predictions, labels);
-        self.predictions.extend(
-            predictions
-                .iter()
-                .zip(correct)
-                .map(|(p, c)| (p.conf, p.class, c)),
-        );
-        self.label_classes.extend(labels.iter().map(|l| l.class));
-        let mut classes: Vec<usize> = labels.iter().map(|l| l.class).collect();
+        self.add(&ImageStats::new(predictions, labels));
+    }
+
+    pub fn add(&mut self, image: &ImageStats) {
+        self.predictions.extend_from_slice(&image.predictions);
+        self.label_classes.extend_from_slice(&image.label_classes);
+        let mut classes = image.label_classes.clone();
         classes.sort_unstable();
         classes.dedup();
         for class in classes {
             *self.images_per_class.entry(class).or_default() += 1;
         }
         self.images += 1;
+    }
+
+    /// The statistics of `images`, one after another (an image may come more than once).
+    pub fn of<'a>(images: impl IntoIterator<Item = &'a ImageStats>) -> Self {
+        let mut stats = Self::default();
+        for image in images {
+            stats.add(image);
+        }
+        stats
     }
 
     pub fn report(&self) -> MapReport {

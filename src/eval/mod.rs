@@ -1,8 +1,12 @@
 //! Measuring a detector as Ultralytics' `val` does: a YOLO-format labelled folder
 //! ([`dataset`]), its images letterboxed in Ultralytics' rectangular batches, detections at
 //! the validator's thresholds, and COCO-style mAP ([`metrics`]). `focalyolo val` prints it;
-//! `distill --val` judges a layer in training by it.
+//! `distill --val` judges a layer in training by it. Without labels, a model is scored
+//! against another's boxes ([`agreement`]); two models' difference gets its interval from a
+//! paired bootstrap over the images ([`bootstrap`]).
 
+pub mod agreement;
+pub mod bootstrap;
 pub mod dataset;
 pub mod metrics;
 
@@ -15,7 +19,7 @@ use crate::inference::postprocess::NmsOptions;
 use crate::inference::preprocess::{Canvas, Letterbox, validation_canvases};
 use crate::source::{SourceError, load_rgb, upright_size};
 use dataset::{DatasetError, labelled_images, read_labels};
-use metrics::{DetectionStats, MapReport};
+use metrics::{DetectionStats, ImageStats, MapReport};
 
 #[derive(Debug, Error)]
 pub enum EvalError {
@@ -73,14 +77,24 @@ pub fn validation_nms() -> NmsOptions {
     }
 }
 
-/// mAP of `detector` on `set`. Each image is fitted as the detector's input says: on its
-/// rectangular batch canvas (Ultralytics' `rect` validation) for the minimal canvas, on the
-/// full square otherwise. `on_image` hears of each image done.
+/// mAP of `detector` on `set` (see [`validate_images`]).
 pub fn validate(
     detector: &Detector,
     set: &LabelledSet,
     on_image: &mut dyn FnMut(),
 ) -> Result<MapReport, EvalError> {
+    Ok(DetectionStats::of(&validate_images(detector, set, on_image)?).report())
+}
+
+/// Each image of `set` scored by `detector`, in the set's order. Each image is fitted as
+/// the detector's input says: on its rectangular batch canvas (Ultralytics' `rect`
+/// validation) for the minimal canvas, on the full square otherwise. `on_image` hears of
+/// each image done.
+pub fn validate_images(
+    detector: &Detector,
+    set: &LabelledSet,
+    on_image: &mut dyn FnMut(),
+) -> Result<Vec<ImageStats>, EvalError> {
     let imgsz = detector.input.imgsz;
     let sizes: Vec<(u32, u32)> = set.images.iter().map(|(_, _, size)| *size).collect();
     let canvases = match detector.input.canvas {
@@ -88,7 +102,7 @@ pub fn validate(
         Canvas::Square => vec![(imgsz, imgsz); sizes.len()],
     };
     let options = validation_nms();
-    let mut stats = DetectionStats::default();
+    let mut scored = Vec::with_capacity(set.len());
     for ((image_path, label_path, _), (canvas_width, canvas_height)) in
         set.images.iter().zip(canvases)
     {
@@ -110,8 +124,8 @@ pub fn validate(
             .run_letterboxed(&image, &letterbox, &options, false)
             .map_err(detect_error)?
             .detections;
-        stats.add_image(&detections, &labels);
+        scored.push(ImageStats::new(&detections, &labels));
         on_image();
     }
-    Ok(stats.report())
+    Ok(scored)
 }

@@ -356,3 +356,62 @@ fn weights_no_bundled_layer_fits_get_a_note_on_how_to_make_one() {
         "--stock silences it"
     );
 }
+
+#[test]
+fn val_scores_a_layer_against_its_teachers_boxes_beside_the_teacher_itself() {
+    let shared = require_shared!();
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("photos");
+    std::fs::create_dir(&images).unwrap();
+    let mut photos: Vec<PathBuf> =
+        std::fs::read_dir(shared.join("distill_images/pedestrian_scenes"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+    photos.sort();
+    for photo in photos.iter().take(8) {
+        std::fs::copy(photo, images.join(photo.file_name().unwrap())).unwrap();
+    }
+    let teacher = shared.join("weights/yolo11n.pt");
+    let json = dir.path().join("agreement.json");
+    // The bundled layer against its teacher's boxes, and the teacher (its own SPPF) too.
+    let output = focalyolo(&[
+        "val",
+        "--device",
+        "cpu",
+        "--weights",
+        path_str(&teacher),
+        "--teacher",
+        path_str(&teacher),
+        "--data",
+        path_str(&images),
+        "--compare",
+        path_str(&teacher),
+        "--compare-stock",
+        "--json",
+        path_str(&json),
+    ]);
+    succeeded(&output);
+    let stdout = text(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        text(&output.stderr).contains("(confidence ≥ 0.25) on 8 images"),
+        "{}",
+        text(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let student = report["map50_95"].as_f64().unwrap();
+    let itself = report["compared"]["map50_95"].as_f64().unwrap();
+    assert_eq!(report["images"], 8);
+    assert!(report["instances"].as_u64().unwrap() >= 8, "{report}");
+    // The teacher finds its own boxes (its extra low-confidence ones, of other classes
+    // too, rank below them); the student follows it less closely.
+    assert!(itself > 0.95, "{report}");
+    assert!(student < itself && student > 0.3, "{report}");
+    let difference = report["compared"]["map50_95_difference"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!((difference - (itself - student)).abs() < 1e-12);
+}

@@ -587,40 +587,65 @@ fn distillation_is_judged_by_map_on_a_labelled_folder_and_the_file_says_so() {
 }
 
 /// What the app, `info` and the README say of the bundled layer is what `val` measures on
-/// the COCO val2017 images in `../shared/coco_val_dev`: the layer's mAP and stock's.
+/// the COCO val2017 images in `../shared/coco_val_dev`: the layer's mAP and stock's, scored
+/// side by side by `val --compare-stock`, with the difference's paired-bootstrap interval.
 #[test]
 fn the_bundled_layers_recorded_scores_are_what_val_measures() {
     let shared = require_shared!();
-    let stock = Weights::load(shared.join("weights/yolo11n.pt")).unwrap();
-    let (bundled, applied) =
-        focalyolo::weights::bundled::with_default_focal(stock.clone()).unwrap();
+    let weights = shared.join("weights/yolo11n.pt");
+    let stock = Weights::load(&weights).unwrap();
+    let (bundled, applied) = focalyolo::weights::bundled::with_default_focal(stock).unwrap();
     assert!(applied);
     let scores = bundled
         .scores
         .clone()
         .expect("the bundled layer records its scores");
     assert_eq!(scores.data, "coco_val_dev");
-    let set = focalyolo::eval::LabelledSet::open(&shared.join("coco_val_dev")).unwrap();
-    let measure = |weights: &Weights| {
-        let detector = focalyolo::inference::detector::Detector::from_weights(
-            weights,
-            ComputeDevice::cpu().device,
-            focalyolo::inference::detector::InputSize::default(),
-        )
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("val.json");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_focalyolo"))
+        .args(["val", "--device", "cpu", "--weights"])
+        .arg(&weights)
+        .arg("--data")
+        .arg(shared.join("coco_val_dev"))
+        .arg("--compare")
+        .arg(&weights)
+        .arg("--compare-stock")
+        .arg("--json")
+        .arg(&json)
+        .output()
         .unwrap();
-        focalyolo::eval::validate(&detector, &set, &mut || {}).unwrap()
-    };
-    let (ours, theirs) = (measure(&bundled), measure(&stock));
-    println!("bundled {ours:?}\nstock {theirs:?}");
+    crate::common::succeeded(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let number = |value: &serde_json::Value| value.as_f64().expect("a number");
+    let compared = &report["compared"];
     for (measured, recorded) in [
-        (ours.map50_95, scores.map50_95),
-        (ours.map50, scores.map50),
-        (theirs.map50_95, scores.teacher_map50_95),
-        (theirs.map50, scores.teacher_map50),
+        (number(&report["map50_95"]), scores.map50_95),
+        (number(&report["map50"]), scores.map50),
+        (number(&compared["map50_95"]), scores.teacher_map50_95),
+        (number(&compared["map50"]), scores.teacher_map50),
     ] {
         assert!(
             (measured - recorded).abs() < 1e-3,
             "measured {measured}, recorded {recorded}"
         );
     }
+    let difference = &compared["map50_95_difference"];
+    let (value, low, high) = (
+        number(&difference["value"]),
+        number(&difference["low"]),
+        number(&difference["high"]),
+    );
+    assert!((value - (number(&compared["map50_95"]) - number(&report["map50_95"]))).abs() < 1e-12);
+    assert!(low <= value && value <= high, "{difference}");
+    assert_eq!(difference["resamples"], 1000);
+    assert!(
+        stdout.contains(&format!(
+            "difference (compared − first) {value:+.4}, 95% interval [{low:+.4}, {high:+.4}]"
+        )),
+        "{stdout}"
+    );
 }
