@@ -158,9 +158,20 @@ fn type_into(harness: &mut Harness<'_, FocalYoloApp>, label: &str, text: &str) {
     harness.run_steps(2);
 }
 
-/// The stream the app plays.
-fn playing_stream(app: &FocalYoloApp) -> focalyolo::source::StreamUrl {
-    match &app.session().expect("a source").spec {
+/// Type `password` into the open stream dialog and open the stream: the stream the app
+/// then plays.
+fn open_with_password(
+    harness: &mut Harness<'_, FocalYoloApp>,
+    password: &str,
+) -> focalyolo::source::StreamUrl {
+    type_into(
+        harness,
+        "Password (when the address names a user)",
+        password,
+    );
+    harness.get_by_label("Open").click();
+    harness.run_steps(4);
+    match &harness.state().session().expect("a source").spec {
         SourceSpec::Stream(url) => url.clone(),
         other => panic!("not a stream: {other:?}"),
     }
@@ -179,14 +190,7 @@ fn the_stream_dialog_takes_a_password_apart_and_asks_again_for_a_remembered_stre
     // The dialog appears after a frame that sizes it.
     harness.run_steps(4);
     type_into(&mut harness, "Address", &address);
-    type_into(
-        &mut harness,
-        "Password (when the address names a user)",
-        "hunter2",
-    );
-    harness.get_by_label("Open").click();
-    harness.run_steps(4);
-    let url = playing_stream(harness.state());
+    let url = open_with_password(&mut harness, "hunter2");
     assert!(!url.needs_password(), "the connection carries the password");
     assert_eq!(url.without_secrets(), address);
     // Remembered, shown and stored without it.
@@ -209,14 +213,7 @@ fn the_stream_dialog_takes_a_password_apart_and_asks_again_for_a_remembered_stre
         harness.get_by_label("Address").value().as_deref(),
         Some(address.as_str())
     );
-    type_into(
-        &mut harness,
-        "Password (when the address names a user)",
-        "hunter3",
-    );
-    harness.get_by_label("Open").click();
-    harness.run_steps(4);
-    let url = playing_stream(harness.state());
+    let url = open_with_password(&mut harness, "hunter3");
     assert!(!url.needs_password());
     assert!(
         url.with_password("hunter3") == url,

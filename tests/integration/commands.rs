@@ -188,6 +188,31 @@ fn image_records(json: &Path) -> Vec<ImageRecord> {
         .collect()
 }
 
+/// `detect` with `weights` and `args` on `images`, the annotated images and the maps saved
+/// into `saved`, the boxes written to `json`.
+fn detect_saving_maps(
+    weights: &Path,
+    args: &[&str],
+    images: &Path,
+    saved: &Path,
+    json: &Path,
+) -> Output {
+    let paths = [weights, images, saved, json].map(path_str);
+    let common = [
+        "detect",
+        "--weights",
+        paths[0],
+        "--source",
+        paths[1],
+        "--save",
+        paths[2],
+        "--save-attention",
+        "--json",
+        paths[3],
+    ];
+    focalyolo(&[&common[..], args].concat())
+}
+
 #[test]
 fn a_layer_distill_writes_runs_in_detect_with_its_maps_saved() {
     let shared = require_shared!();
@@ -221,22 +246,8 @@ fn a_layer_distill_writes_runs_in_detect_with_its_maps_saved() {
     // detect with that layer, on the device `auto` picks, saving boxes and maps.
     let saved = dir.path().join("saved");
     let json = dir.path().join("focal.jsonl");
-    let output = focalyolo(&[
-        "detect",
-        "--weights",
-        path_str(&teacher),
-        "--focal",
-        path_str(&layer),
-        "--device",
-        "auto",
-        "--source",
-        path_str(&images),
-        "--save",
-        path_str(&saved),
-        "--save-attention",
-        "--json",
-        path_str(&json),
-    ]);
+    let focal = ["--focal", path_str(&layer), "--device", "auto"];
+    let output = detect_saving_maps(&teacher, &focal, &images, &saved, &json);
     succeeded(&output);
     let stderr = text(&output.stderr);
     assert!(
@@ -271,21 +282,8 @@ fn a_layer_distill_writes_runs_in_detect_with_its_maps_saved() {
     // The stock model on the same images: its own boxes, and no maps to save, said so.
     let stock_saved = dir.path().join("stock");
     let stock_json = dir.path().join("stock.jsonl");
-    let output = focalyolo(&[
-        "detect",
-        "--weights",
-        path_str(&teacher),
-        "--stock",
-        "--device",
-        "cpu",
-        "--source",
-        path_str(&images),
-        "--save",
-        path_str(&stock_saved),
-        "--save-attention",
-        "--json",
-        path_str(&stock_json),
-    ]);
+    let stock = ["--stock", "--device", "cpu"];
+    let output = detect_saving_maps(&teacher, &stock, &images, &stock_saved, &stock_json);
     succeeded(&output);
     assert!(
         text(&output.stderr).contains("no FocalModulation in this model"),
