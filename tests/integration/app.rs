@@ -508,7 +508,8 @@ fn yolo26_beside_yolo11_tags_the_boxes_only_one_model_finds() {
         .map(|o| o.iter().filter(|&&o| o).count());
     println!("boxes only A finds: {}, only B: {}", only[0], only[1]);
     assert!(only[0] >= 1 && only[1] >= 1, "{only:?}");
-    harness.snapshot("app_compare_yolo26_beside_yolo11");
+    // No snapshot: random weights put boxes right at the confidence threshold, where
+    // another CPU's rounding may keep one more or one fewer.
 }
 
 #[test]
