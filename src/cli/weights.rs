@@ -42,6 +42,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     if let Some(scores) = &weights.scores {
         println!("measured    {scores}");
     }
+    let has_focal = weights.has_focal_modulation();
     let (bundled, applied) = focalyolo::weights::bundled::with_default_focal(weights)?;
     if applied {
         let measured = bundled
@@ -50,6 +51,12 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         println!(
             "runs with   the bundled FocalModulation layer 9{measured}, unless --stock keeps SPPF"
+        );
+    } else if !has_focal {
+        println!(
+            "runs with   SPPF: no bundled FocalModulation fits these weights; make a layer with \
+             `focalyolo distill --teacher {} --images PHOTOS`, then pass it with --focal",
+            args.weights.display()
         );
     }
     if info.has_one_to_one {

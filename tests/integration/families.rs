@@ -453,6 +453,7 @@ fn info_and_convert_say_what_a_yolo26_is() {
             "classes     80",
             "layer 9     SPPF",
             "heads       one-to-many head + NMS by default; one-to-one head, no NMS with --no-nms",
+            "runs with   SPPF: no bundled FocalModulation fits these weights",
         ] {
             assert!(
                 text.contains(line),
