@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use focalyolo::compute::device::ComputeDevice;
-use focalyolo::eval::agreement::{TEACHER_CONF, agreement_images};
+use focalyolo::eval::agreement::{TEACHER_CONF, TeacherBoxes};
 use focalyolo::eval::bootstrap::{PairedDifference, RESAMPLES, paired_difference};
 use focalyolo::eval::metrics::{DetectionStats, ImageStats, MapReport};
 use focalyolo::eval::{LabelledSet, validate_images};
@@ -46,38 +46,38 @@ pub struct ValArgs {
 /// What the detections are scored against.
 enum Judge {
     Labels(LabelledSet),
-    Teacher {
-        teacher: Box<Detector>,
-        images: Vec<PathBuf>,
-    },
+    Teacher(TeacherBoxes),
 }
 
 impl Judge {
     fn images(&self) -> usize {
         match self {
             Judge::Labels(set) => set.len(),
-            Judge::Teacher { images, .. } => images.len(),
+            Judge::Teacher(boxes) => boxes.len(),
         }
     }
 
     /// Each image scored for `detector`, with a progress bar, and the report of them all.
     fn score(&self, detector: &Detector) -> anyhow::Result<(Vec<ImageStats>, MapReport)> {
-        let progress = ProgressBar::new(self.images() as u64);
-        progress.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}")
-                .expect("valid template"),
-        );
+        let progress = progress_bar(self.images());
         let mut tick = || progress.inc(1);
         let images = match self {
             Judge::Labels(set) => validate_images(detector, set, &mut tick)?,
-            Judge::Teacher { teacher, images } => {
-                agreement_images(detector, teacher, images, &mut tick)?
-            }
+            Judge::Teacher(boxes) => boxes.score(detector, &mut tick)?,
         };
         progress.finish_and_clear();
         let report = DetectionStats::of(&images).report();
         Ok((images, report))
     }
+}
+
+fn progress_bar(images: usize) -> ProgressBar {
+    let progress = ProgressBar::new(images as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed_precise} eta {eta}")
+            .expect("valid template"),
+    );
+    progress
 }
 
 pub fn run(args: ValArgs) -> anyhow::Result<ExitCode> {
@@ -91,10 +91,11 @@ pub fn run(args: ValArgs) -> anyhow::Result<ExitCode> {
                 teacher.display(),
                 images.len()
             );
-            Judge::Teacher {
-                teacher: Box::new(args.model.load_other(teacher, true, &device)?),
-                images,
-            }
+            let teacher = args.model.load_other(teacher, true, &device)?;
+            let progress = progress_bar(images.len());
+            let boxes = TeacherBoxes::find(&teacher, images, &mut || progress.inc(1))?;
+            progress.finish_and_clear();
+            Judge::Teacher(boxes)
         }
         None => Judge::Labels(LabelledSet::open(std::path::Path::new(&args.data))?),
     };

@@ -4,54 +4,93 @@
 //! `val` computes it. A measure that needs no labels, so it can use images nothing was
 //! trained on or chosen by.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::metrics::{ImageStats, Label};
 use super::{EvalError, validation_nms};
 use crate::inference::detector::Detector;
-use crate::inference::postprocess::NmsOptions;
+use crate::inference::postprocess::{Detection, NmsOptions};
 use crate::source::load_rgb;
 
 /// The teacher's boxes that count as ground truth: those `predict` keeps by default.
 pub const TEACHER_CONF: f32 = 0.25;
 
-/// Each of `images` scored: `student`'s detections against `teacher`'s boxes. `on_image`
-/// hears of each image done.
-pub fn agreement_images(
-    student: &Detector,
-    teacher: &Detector,
-    images: &[PathBuf],
-    on_image: &mut dyn FnMut(),
-) -> Result<Vec<ImageStats>, EvalError> {
-    let truth = NmsOptions {
-        conf: TEACHER_CONF,
-        ..NmsOptions::default()
-    };
-    let scored = validation_nms();
-    images
-        .iter()
-        .map(|path| {
-            let image = load_rgb(path)?;
-            let detect_error = |source| EvalError::Detect {
-                path: path.clone(),
-                source,
-            };
-            let labels: Vec<Label> = teacher
-                .run(&image, &truth, false)
-                .map_err(detect_error)?
-                .detections
-                .iter()
-                .map(|d| Label {
-                    xyxy: d.xyxy,
-                    class: d.class,
-                })
-                .collect();
-            let detections = student
-                .run(&image, &scored, false)
-                .map_err(detect_error)?
-                .detections;
-            on_image();
-            Ok(ImageStats::new(&detections, &labels))
-        })
-        .collect()
+/// A teacher's boxes on a set of images, found once and scored against by every model
+/// compared on them.
+pub struct TeacherBoxes {
+    images: Vec<PathBuf>,
+    /// Per image, the teacher's boxes as labels.
+    labels: Vec<Vec<Label>>,
+}
+
+impl TeacherBoxes {
+    /// `teacher`'s boxes on each of `images`. `on_image` hears of each image done.
+    pub fn find(
+        teacher: &Detector,
+        images: Vec<PathBuf>,
+        on_image: &mut dyn FnMut(),
+    ) -> Result<Self, EvalError> {
+        let truth = NmsOptions {
+            conf: TEACHER_CONF,
+            ..NmsOptions::default()
+        };
+        let labels = images
+            .iter()
+            .map(|path| {
+                let boxes = detect(teacher, path, &truth)?
+                    .iter()
+                    .map(|d| Label {
+                        xyxy: d.xyxy,
+                        class: d.class,
+                    })
+                    .collect();
+                on_image();
+                Ok(boxes)
+            })
+            .collect::<Result<_, EvalError>>()?;
+        Ok(Self { images, labels })
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// Each image scored: `student`'s detections (the validator's thresholds) against the
+    /// teacher's boxes. `on_image` hears of each image done.
+    pub fn score(
+        &self,
+        student: &Detector,
+        on_image: &mut dyn FnMut(),
+    ) -> Result<Vec<ImageStats>, EvalError> {
+        let options = validation_nms();
+        self.images
+            .iter()
+            .zip(&self.labels)
+            .map(|(path, labels)| {
+                let detections = detect(student, path, &options)?;
+                on_image();
+                Ok(ImageStats::new(&detections, labels))
+            })
+            .collect()
+    }
+}
+
+/// `detector`'s boxes on the image at `path`.
+fn detect(
+    detector: &Detector,
+    path: &Path,
+    options: &NmsOptions,
+) -> Result<Vec<Detection>, EvalError> {
+    let image = load_rgb(path)?;
+    Ok(detector
+        .run(&image, options, false)
+        .map_err(|source| EvalError::Detect {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .detections)
 }

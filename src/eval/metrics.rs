@@ -121,6 +121,8 @@ pub struct ImageStats {
     /// (confidence, class, true positive at each threshold) of every prediction.
     predictions: Vec<(f32, usize, [bool; 10])>,
     label_classes: Vec<usize>,
+    /// The classes it has labels of, each once.
+    labelled_classes: Vec<usize>,
 }
 
 impl ImageStats {
@@ -133,6 +135,12 @@ impl ImageStats {
                 .map(|(p, c)| (p.conf, p.class, c))
                 .collect(),
             label_classes: labels.iter().map(|l| l.class).collect(),
+            labelled_classes: labels
+                .iter()
+                .map(|l| l.class)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -149,17 +157,10 @@ pub struct DetectionStats {
 }
 
 impl DetectionStats {
-    pub fn add_image(&mut self, predictions: &[Detection], labels: &[Label]) {
-        self.add(&ImageStats::new(predictions, labels));
-    }
-
     pub fn add(&mut self, image: &ImageStats) {
         self.predictions.extend_from_slice(&image.predictions);
         self.label_classes.extend_from_slice(&image.label_classes);
-        let mut classes = image.label_classes.clone();
-        classes.sort_unstable();
-        classes.dedup();
-        for class in classes {
+        for &class in &image.labelled_classes {
             *self.images_per_class.entry(class).or_default() += 1;
         }
         self.images += 1;
@@ -267,7 +268,7 @@ mod tests {
             det([20.0, 20.0, 40.0, 30.0], 0.8, 1),
         ];
         let mut stats = DetectionStats::default();
-        stats.add_image(&predictions, &labels);
+        stats.add(&ImageStats::new(&predictions, &labels));
         let report = stats.report();
         assert!(
             (report.map50 - 0.995).abs() < 1e-12 && (report.map50_95 - 0.995).abs() < 1e-12,
@@ -298,7 +299,7 @@ mod tests {
             det([50.0, 50.0, 60.0, 60.0], 0.7, 0),
         ];
         let mut stats = DetectionStats::default();
-        stats.add_image(&predictions, &labels);
+        stats.add(&ImageStats::new(&predictions, &labels));
         let report = stats.report();
         assert!(
             (report.map50 - expected).abs() < 1e-12,
@@ -324,7 +325,7 @@ mod tests {
             ]
         );
         let mut stats = DetectionStats::default();
-        stats.add_image(&predictions, &labels);
+        stats.add(&ImageStats::new(&predictions, &labels));
         let report = stats.report();
         assert!((report.map50 - 0.995).abs() < 1e-12);
         assert!(
@@ -353,7 +354,7 @@ mod tests {
         let correct = match_predictions(&predictions, &labels);
         assert!(correct[0][9] && !correct[1][0]);
         let mut stats = DetectionStats::default();
-        stats.add_image(&predictions, &labels);
+        stats.add(&ImageStats::new(&predictions, &labels));
         // Class 0: one of two labels at precision 1 → 0.5 + the ramp from 1 to 0 over [.5, 1] = 0.75.
         let report = stats.report();
         assert_eq!(report.per_class.len(), 1, "only labelled classes count");
