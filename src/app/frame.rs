@@ -113,24 +113,20 @@ impl eframe::App for FocalYoloApp {
                         hovered = pointed.hovered;
                     });
             });
-        let has_focal = self.models.summary.as_ref().map(|s| s.info.has_focal());
-        let no_layer_fits = self
-            .models
-            .summary
-            .as_ref()
-            .is_some_and(|s| s.layer9 == Layer9Origin::NoLayerFits);
         let mut look_changed = false;
         egui::Panel::right("focal")
             .default_size(230.0)
             .show(ui, |ui| {
-                let content = match (has_focal, &self.current) {
+                let content = match (&self.models.summary, &self.current) {
                     (None, _) => PanelContent::NoModel,
-                    (Some(false), _) if no_layer_fits => PanelContent::SppfWithoutLayer,
-                    (Some(false), _) => PanelContent::Sppf,
-                    (Some(true), Some(current)) if !current.maps.is_empty() => {
+                    (Some(s), _) if s.layer9 == Layer9Origin::NoLayerFits => {
+                        PanelContent::SppfWithoutLayer
+                    }
+                    (Some(s), _) if !s.info.has_focal() => PanelContent::Sppf,
+                    (Some(_), Some(current)) if !current.maps.is_empty() => {
                         PanelContent::Maps(current)
                     }
-                    (Some(true), _) => PanelContent::Waiting,
+                    (Some(_), _) => PanelContent::Waiting,
                 };
                 look_changed = self.attention.show(ui, content, &mut self.settings);
             });

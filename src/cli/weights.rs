@@ -8,6 +8,7 @@ use clap::Args;
 use focalyolo::compute::device::ComputeDevice;
 use focalyolo::model::{ModelInfo, Yolo};
 use focalyolo::weights::Weights;
+use focalyolo::weights::bundled::Layer9Origin;
 
 #[derive(Args)]
 pub struct InfoArgs {
@@ -42,22 +43,23 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     if let Some(scores) = &weights.scores {
         println!("measured    {scores}");
     }
-    let has_focal = weights.has_focal_modulation();
-    let (bundled, applied) = focalyolo::weights::bundled::with_default_focal(weights)?;
-    if applied {
-        let measured = bundled
-            .scores
-            .map(|scores| format!(" ({scores})"))
-            .unwrap_or_default();
-        println!(
-            "runs with   the bundled FocalModulation layer 9{measured}, unless --stock keeps SPPF"
-        );
-    } else if !has_focal {
-        println!(
+    let (bundled, origin) = focalyolo::weights::bundled::with_bundled_layer(weights)?;
+    match origin {
+        Layer9Origin::Bundled => {
+            let measured = bundled
+                .scores
+                .map(|scores| format!(" ({scores})"))
+                .unwrap_or_default();
+            println!(
+                "runs with   the bundled FocalModulation layer 9{measured}, unless --stock keeps SPPF"
+            );
+        }
+        Layer9Origin::NoLayerFits => println!(
             "runs with   SPPF: no bundled FocalModulation fits these weights; make a layer with \
              `focalyolo distill --teacher {} --images PHOTOS`, then pass it with --focal",
             args.weights.display()
-        );
+        ),
+        Layer9Origin::Own | Layer9Origin::Distilled(_) => {}
     }
     if info.has_one_to_one {
         println!(

@@ -30,6 +30,19 @@ pub fn with_default_focal(weights: Weights) -> Result<(Weights, bool), WeightsEr
     }
 }
 
+/// `weights` as the default choice runs them: with the bundled FocalModulation where it
+/// fits (see [`with_default_focal`]), else with their own layer 9, and where it came from.
+pub fn with_bundled_layer(weights: Weights) -> Result<(Weights, Layer9Origin), WeightsError> {
+    let has_focal = weights.has_focal_modulation();
+    let (weights, applied) = with_default_focal(weights)?;
+    let origin = match (applied, has_focal) {
+        (true, _) => Layer9Origin::Bundled,
+        (false, true) => Layer9Origin::Own,
+        (false, false) => Layer9Origin::NoLayerFits,
+    };
+    Ok((weights, origin))
+}
+
 /// Which layer 9 a checkpoint runs with.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Layer9Choice {
@@ -122,20 +135,10 @@ pub fn load_with_layer9(
     let weights = load(path)?;
     match choice {
         Layer9Choice::Stock => Ok((weights, Layer9Origin::Own)),
-        Layer9Choice::Bundled => {
-            let has_focal = weights.has_focal_modulation();
-            let (weights, applied) =
-                with_default_focal(weights).map_err(|error| LoadError::Weights {
-                    path: path.into(),
-                    error,
-                })?;
-            let origin = match (applied, has_focal) {
-                (true, _) => Layer9Origin::Bundled,
-                (false, true) => Layer9Origin::Own,
-                (false, false) => Layer9Origin::NoLayerFits,
-            };
-            Ok((weights, origin))
-        }
+        Layer9Choice::Bundled => with_bundled_layer(weights).map_err(|error| LoadError::Weights {
+            path: path.into(),
+            error,
+        }),
         Layer9Choice::Focal(focal) => {
             let layer = load(focal)?;
             let swapped = weights
