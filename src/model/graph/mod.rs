@@ -4,6 +4,7 @@
 //! the [`Graph`] the model is built from. One graph type serves YOLOv8, YOLO11 and YOLO26:
 //! they differ in their rows, not in code.
 
+mod block;
 mod row;
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,7 @@ use serde_json::Value as Json;
 use thiserror::Error;
 
 use crate::weights::Weights;
+pub use block::Block;
 use row::Row;
 
 /// The YAML names of the blocks this build implements, as an error lists them.
@@ -39,62 +41,6 @@ pub enum GraphError {
     },
     #[error("the model's YAML {0}")]
     BadYaml(String),
-}
-
-/// One block of the graph, with the options its YAML row resolves to. `out` is the output
-/// channel count the YAML asks for (after the scale's width), when a YAML says so.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Block {
-    Conv {
-        out: Option<usize>,
-        kernel: usize,
-        stride: usize,
-    },
-    /// YOLOv8's C2f: Bottleneck stages, residual only where `shortcut`.
-    C2f {
-        out: Option<usize>,
-        shortcut: bool,
-    },
-    /// YOLO11's and YOLO26's C3k2: Bottleneck, C3k, or Bottleneck + PSABlock (`attn`) stages.
-    C3k2 {
-        out: Option<usize>,
-        c3k: bool,
-        attn: bool,
-        shortcut: bool,
-    },
-    /// `n` chained max-pools of `kernel`; plus the input when `shortcut` (YOLO26).
-    Sppf {
-        out: Option<usize>,
-        kernel: usize,
-        n: usize,
-        shortcut: bool,
-    },
-    FocalModulation,
-    C2Psa {
-        out: Option<usize>,
-    },
-    Upsample,
-    Concat,
-    Detect {
-        nc: Option<usize>,
-    },
-}
-
-impl Block {
-    /// The module's name as Ultralytics' YAML writes it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Block::Conv { .. } => "Conv",
-            Block::C2f { .. } => "C2f",
-            Block::C3k2 { .. } => "C3k2",
-            Block::Sppf { .. } => "SPPF",
-            Block::FocalModulation => "FocalModulation",
-            Block::C2Psa { .. } => "C2PSA",
-            Block::Upsample => "Upsample",
-            Block::Concat => "Concat",
-            Block::Detect { .. } => "Detect",
-        }
-    }
 }
 
 /// One layer: where it reads from (`-1` the layer before), how many repeated sub-blocks it
