@@ -59,7 +59,7 @@ fn frame_stages(c: &mut Criterion) {
         .into_data()
         .try_to_vec::<f32>()
         .expect("f32 predictions");
-    let mut detections = non_max_suppression(&predictions, info.num_classes, &options);
+    let mut detections = non_max_suppression(&predictions, info.layout(), &options);
     unletterbox(&mut detections, &letterbox);
     assert!(!detections.is_empty(), "the photo has objects");
     let mut taps = TakeFocalTaps::default();
@@ -79,7 +79,7 @@ fn frame_stages(c: &mut Criterion) {
     });
     group.bench_function("nms", |b| {
         b.iter(|| {
-            let mut found = non_max_suppression(&predictions, info.num_classes, &options);
+            let mut found = non_max_suppression(&predictions, info.layout(), &options);
             unletterbox(&mut found, &letterbox);
             found
         })

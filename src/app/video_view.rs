@@ -7,8 +7,9 @@ use egui::{
 };
 
 use crate::count::Region;
-use crate::inference::postprocess::{Detection, found_by_one};
+use crate::inference::postprocess::{Detection, Shape, found_by_one};
 use crate::output::annotate::{class_colour, detection_label, track_label};
+use crate::output::shapes::{dots, limbs, mask_layer};
 
 use super::count_editor::CountEditor;
 use super::overlay_shader;
@@ -18,6 +19,8 @@ use super::settings::{CompareLayout, Settings};
 #[derive(Default)]
 pub struct VideoView {
     frame: Option<TextureHandle>,
+    /// The first model's masks over the frame, when it segments.
+    masks: Option<TextureHandle>,
     /// Adding and moving counting regions on the picture.
     pub editor: CountEditor,
     /// Where the frame was drawn last.
@@ -53,16 +56,26 @@ pub fn upload(
 }
 
 impl VideoView {
-    /// Upload a new frame.
+    /// Upload a new frame, and its masks when the model segments.
     pub fn update(&mut self, ui: &Ui, processed: &Processed) {
         let image = &processed.frame.image;
-        upload(
-            ui,
-            &mut self.frame,
-            "video frame",
-            [image.width() as usize, image.height() as usize],
-            image.as_raw(),
-        );
+        let size = [image.width() as usize, image.height() as usize];
+        upload(ui, &mut self.frame, "video frame", size, image.as_raw());
+        let shapes = first_model_boxes(processed)
+            .into_iter()
+            .map(|d| (&d.shape, class_colour(d.class)));
+        self.masks = mask_layer(image.width(), image.height(), shapes).map(|rgba| {
+            let layer = ColorImage::from_rgba_unmultiplied(size, &rgba);
+            match self.masks.take() {
+                Some(mut handle) => {
+                    handle.set(layer, TextureOptions::LINEAR);
+                    handle
+                }
+                None => ui
+                    .ctx()
+                    .load_texture("masks", layer, TextureOptions::LINEAR),
+            }
+        });
     }
 
     /// Where image pixel (`x`, `y`) of the frame was drawn last, in screen points.
@@ -106,6 +119,9 @@ impl VideoView {
         }
         let main = pictures[0];
         self.picture = Some(main);
+        if let Some(masks) = &self.masks {
+            painter.image(masks.id(), main.rect, full_uv, Color32::WHITE);
+        }
         if let Some(letterbox) = &processed.letterbox {
             for map in processed
                 .maps
@@ -400,8 +416,28 @@ impl Boxes<'_> {
         let [x1, y1, x2, y2] = detection.xyxy;
         let boxed = Rect::from_min_max(picture.to_screen(x1, y1), picture.to_screen(x2, y2));
         let width = if only.is_some() { 4.0 } else { 2.0 };
-        self.painter
-            .rect_stroke(boxed, 0.0, Stroke::new(width, colour), StrokeKind::Inside);
+        let screen = |[x, y]: [f32; 2]| picture.to_screen(x, y);
+        match &detection.shape {
+            Shape::Oriented(_) => {
+                let corners = detection
+                    .shape
+                    .corners()
+                    .expect("an oriented box has corners");
+                self.painter.add(egui::Shape::closed_line(
+                    corners.iter().map(|&c| screen(c)).collect(),
+                    Stroke::new(width, colour),
+                ));
+            }
+            shape => {
+                self.painter.rect_stroke(
+                    boxed,
+                    0.0,
+                    Stroke::new(width, colour),
+                    StrokeKind::Inside,
+                );
+                self.draw_shape(picture, shape, colour);
+            }
+        }
         if !self.settings.show_labels {
             return;
         }
@@ -434,6 +470,32 @@ impl Boxes<'_> {
         self.painter.rect_filled(label, 0.0, colour);
         self.painter
             .galley(label.min + Vec2::new(3.0, 1.0), galley, text_colour);
+    }
+
+    /// A mask's outlines, or a pose's skeleton and keypoints.
+    fn draw_shape(&self, picture: Picture, shape: &Shape, colour: Color32) {
+        let screen = |[x, y]: [f32; 2]| picture.to_screen(x, y);
+        match shape {
+            Shape::Mask { outlines, .. } => {
+                for outline in outlines.iter() {
+                    self.painter.add(egui::Shape::closed_line(
+                        outline.iter().map(|&p| screen(p)).collect(),
+                        Stroke::new(1.5, colour),
+                    ));
+                }
+            }
+            Shape::Keypoints(points) => {
+                let colour = [colour.r(), colour.g(), colour.b()];
+                for (a, b, limb) in limbs(points) {
+                    self.painter
+                        .line_segment([screen(a), screen(b)], Stroke::new(2.0, colour32(limb)));
+                }
+                for (at, dot) in dots(points, colour) {
+                    self.painter.circle_filled(screen(at), 3.0, colour32(dot));
+                }
+            }
+            Shape::Box | Shape::Oriented(_) => {}
+        }
     }
 
     fn error(&self, picture: Picture, error: &str) {

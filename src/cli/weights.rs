@@ -38,6 +38,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     println!("weights     {}", args.weights.display());
     println!("model       {}", info.name());
     println!("scale       {}", info.scale);
+    println!("task        {}", info.task.name());
     println!("classes     {}", info.num_classes);
     println!("layer 9     {}", info.layer9);
     if let Some(scores) = &weights.scores {

@@ -9,9 +9,8 @@ use thiserror::Error;
 
 use super::preprocess::letterbox_on_device;
 use crate::compute::kernels::runs_wgsl;
-use crate::inference::postprocess::{
-    Detection, NmsOptions, non_max_suppression, top_k, unletterbox,
-};
+use crate::inference::masks::Prototypes;
+use crate::inference::postprocess::{Detection, NmsOptions, postprocess};
 use crate::inference::preprocess::{Canvas, Letterbox, PreprocessError};
 use crate::model::{Activations, FocalTaps, Head, ModelError, ModelInfo, TakeFocalTaps, Yolo};
 use crate::weights::Weights;
@@ -161,29 +160,50 @@ impl Detector {
             Head::OneToMany
         };
         let mut focal = TakeFocalTaps::default();
-        let predictions = if taps {
+        let outputs = if taps {
             self.model
                 .run(
                     Activations::input(input).with_head(head),
                     self.model.last_layer(),
                     &mut focal,
                 )
-                .into_predictions()
+                .into_outputs()
                 .expect("the pass ran Detect")
         } else {
-            self.model.forward_head(input, head)
+            self.model.forward_outputs(input, head)
         };
-        let predictions = predictions
+        let readback = |e: burn::tensor::TensorReadError| DetectError::Readback(e.to_string());
+        let protos = outputs
+            .protos
+            .map(|p| {
+                let [_, masks, height, width] = p.dims();
+                p.try_into_vec_as::<f32>()
+                    .map(|values| (values, masks, height, width))
+            })
+            .transpose()
+            .map_err(readback)?;
+        let predictions = outputs
+            .predictions
             .try_into_vec_as::<f32>()
-            .map_err(|e| DetectError::Readback(e.to_string()))?;
+            .map_err(readback)?;
         let inferred = Instant::now();
 
-        let mut detections = if nms_free {
-            top_k(&predictions, self.info.num_classes, options)
-        } else {
-            non_max_suppression(&predictions, self.info.num_classes, options)
-        };
-        unletterbox(&mut detections, &letterbox);
+        let prototypes = protos
+            .as_ref()
+            .map(|(values, masks, height, width)| Prototypes {
+                values,
+                masks: *masks,
+                width: *width,
+                height: *height,
+            });
+        let detections = postprocess(
+            &predictions,
+            prototypes.as_ref(),
+            self.info.layout(),
+            &letterbox,
+            options,
+            nms_free,
+        );
         let done = Instant::now();
         Ok(FrameResult {
             detections,

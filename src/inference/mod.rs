@@ -3,5 +3,7 @@
 //! the boxes, suppresses duplicates and maps them back onto the image.
 
 pub mod detector;
+pub mod masks;
 pub mod postprocess;
 pub mod preprocess;
+pub mod rotated;

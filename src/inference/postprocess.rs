@@ -1,9 +1,15 @@
 //! From the model's decoded predictions to detections on the source image: confidence
-//! filter, class-aware NMS and the undoing of the letterbox, as Ultralytics' predictor does.
+//! filter, class-aware NMS (ProbIoU for oriented boxes), each kept box's mask, keypoints or
+//! angle, and the undoing of the letterbox, as Ultralytics' predictor does.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::inference::masks::{InstanceMask, Prototypes};
 use crate::inference::preprocess::Letterbox;
+use crate::inference::rotated;
+use crate::model::Task;
 
 /// Offset that keeps boxes of different classes apart in class-aware NMS (Ultralytics' `max_wh`).
 const CLASS_OFFSET: f32 = 7680.0;
@@ -42,6 +48,59 @@ impl Default for NmsOptions {
     }
 }
 
+/// How a model's predictions are laid out for each anchor: the box (4 rows), the class
+/// probabilities, then the task's rows (mask coefficients, keypoints or the angle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub num_classes: usize,
+    pub task: Task,
+}
+
+impl Layout {
+    /// A detection model's: box and classes only.
+    pub fn detection(num_classes: usize) -> Self {
+        Self {
+            num_classes,
+            task: Task::Detect,
+        }
+    }
+
+    /// Rows per anchor.
+    pub fn rows(&self) -> usize {
+        4 + self.num_classes + self.task.extra_rows()
+    }
+}
+
+/// What a task head adds to a detection's box, in source-image pixels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Shape {
+    /// A detection model's box alone.
+    #[default]
+    Box,
+    /// The instance's mask on the model's input canvas (`letterbox` maps it onto the image)
+    /// and the outline of each of its parts in image pixels.
+    Mask {
+        mask: Arc<InstanceMask>,
+        outlines: Arc<Vec<Vec<[f32; 2]>>>,
+        letterbox: Letterbox,
+    },
+    /// Keypoints as x, y and visibility (1 where the model predicts none).
+    Keypoints(Arc<Vec<[f32; 3]>>),
+    /// The oriented box: centre, size, rotation in [0, π/2) radians; `xyxy` is its corners'
+    /// bounding box.
+    Oriented([f32; 5]),
+}
+
+impl Shape {
+    /// The oriented box's corners, for an oriented box.
+    pub fn corners(&self) -> Option<[[f32; 2]; 4]> {
+        match self {
+            Shape::Oriented(xywhr) => Some(rotated::corners(xywhr)),
+            _ => None,
+        }
+    }
+}
+
 /// One detected object, in source-image pixels.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
@@ -55,6 +114,9 @@ pub struct Detection {
     /// The anchor's highest class probabilities, best first (three at most).
     #[serde(skip)]
     pub top_classes: Vec<(usize, f32)>,
+    /// The mask, keypoints or oriented box of a task model.
+    #[serde(skip)]
+    pub shape: Shape,
 }
 
 /// Where an output anchor sits: Detect's pyramid level and the cell of its grid.
@@ -160,8 +222,9 @@ fn top_indices(scores: &[f32], count: usize) -> Vec<usize> {
 /// `(4 + nc) × anchors` (one image), as Ultralytics' end-to-end head and predictor pick them:
 /// the anchors with the best top scores, then the best (anchor, class) pairs among theirs
 /// (one anchor may give boxes of two classes), then the confidence and class filters.
-pub fn top_k(predictions: &[f32], num_classes: usize, options: &NmsOptions) -> Vec<Detection> {
-    let anchors = predictions.len() / (4 + num_classes);
+pub fn top_k(predictions: &[f32], layout: Layout, options: &NmsOptions) -> Vec<Detection> {
+    let num_classes = layout.num_classes;
+    let anchors = predictions.len() / layout.rows();
     let at = |row: usize, anchor: usize| predictions[row * anchors + anchor];
     let k = options.max_det.max(TOP_K_CANDIDATES).min(anchors);
     let best: Vec<(usize, f32)> =
@@ -208,18 +271,21 @@ pub fn top_k(predictions: &[f32], num_classes: usize, options: &NmsOptions) -> V
                 class,
                 anchor,
                 top_classes: top_classes(|c| at(4 + c, anchor), num_classes),
+                shape: Shape::Box,
             }
         })
         .collect()
 }
 
-/// Detections in canvas pixels from predictions laid out `(4 + nc) × anchors` (one image).
+/// Detections in canvas pixels from predictions laid out `rows × anchors` (one image); an
+/// oriented box's `xyxy` is its unrotated extent until [`attach_shapes`] turns it.
 pub fn non_max_suppression(
     predictions: &[f32],
-    num_classes: usize,
+    layout: Layout,
     options: &NmsOptions,
 ) -> Vec<Detection> {
-    let anchors = predictions.len() / (4 + num_classes);
+    let num_classes = layout.num_classes;
+    let anchors = predictions.len() / layout.rows();
     let at = |row: usize, anchor: usize| predictions[row * anchors + anchor];
     let wanted = |class: usize, conf: f32| {
         conf > options.conf
@@ -241,7 +307,7 @@ pub fn non_max_suppression(
                         conf: at(4 + class, a),
                         class,
                         anchor: a,
-                        top_classes: Vec::new(),
+                        ..Detection::default()
                     }),
             );
         } else {
@@ -255,7 +321,7 @@ pub fn non_max_suppression(
                     conf,
                     class,
                     anchor: a,
-                    top_classes: Vec::new(),
+                    ..Detection::default()
                 });
             }
         }
@@ -264,28 +330,57 @@ pub fn non_max_suppression(
     candidates.truncate(MAX_NMS);
 
     let offset = |d: &Detection| {
-        let o = if options.agnostic {
+        if options.agnostic {
             0.0
         } else {
             d.class as f32 * CLASS_OFFSET
-        };
-        [d.xyxy[0] + o, d.xyxy[1] + o, d.xyxy[2] + o, d.xyxy[3] + o]
+        }
     };
-    let shifted: Vec<[f32; 4]> = candidates.iter().map(offset).collect();
-    let mut suppressed = vec![false; candidates.len()];
+    let kept = if let Task::Obb { .. } = layout.task {
+        // Ultralytics offsets an oriented box's centre by its class.
+        let angle_row = 4 + num_classes;
+        let boxes: Vec<[f32; 5]> = candidates
+            .iter()
+            .map(|d| {
+                let o = offset(d);
+                let (a, [x1, y1, x2, y2]) = (d.anchor, d.xyxy);
+                let (w, h) = (x2 - x1, y2 - y1);
+                [x1 + w / 2.0 + o, y1 + h / 2.0 + o, w, h, at(angle_row, a)]
+            })
+            .collect();
+        rotated::fast_nms(&boxes, options.iou)
+    } else {
+        let shifted: Vec<[f32; 4]> = candidates
+            .iter()
+            .map(|d| d.xyxy.map(|v| v + offset(d)))
+            .collect();
+        greedy_nms(&shifted, options.iou, options.max_det)
+    };
+    kept.into_iter()
+        .take(options.max_det)
+        .map(|i| {
+            let mut detection = candidates[i].clone();
+            detection.top_classes = top_classes(|c| at(4 + c, detection.anchor), num_classes);
+            detection
+        })
+        .collect()
+}
+
+/// The indices of `boxes` (most confident first) that greedy NMS keeps: each box not
+/// overlapping a kept one above `iou`, stopping at `max_det`.
+fn greedy_nms(boxes: &[[f32; 4]], iou: f32, max_det: usize) -> Vec<usize> {
+    let mut suppressed = vec![false; boxes.len()];
     let mut kept = Vec::new();
-    for i in 0..candidates.len() {
+    for i in 0..boxes.len() {
         if suppressed[i] {
             continue;
         }
-        let mut detection = candidates[i].clone();
-        detection.top_classes = top_classes(|c| at(4 + c, detection.anchor), num_classes);
-        kept.push(detection);
-        if kept.len() == options.max_det {
+        kept.push(i);
+        if kept.len() == max_det {
             break;
         }
-        for j in i + 1..candidates.len() {
-            if !suppressed[j] && box_iou(&shifted[i], &shifted[j]) > options.iou {
+        for j in i + 1..boxes.len() {
+            if !suppressed[j] && box_iou(&boxes[i], &boxes[j]) > iou {
                 suppressed[j] = true;
             }
         }
@@ -293,22 +388,159 @@ pub fn non_max_suppression(
     kept
 }
 
-/// Map canvas-pixel boxes back onto the source image, clipped to it.
+/// Each detection's mask, keypoints or oriented box, from the rows after its classes at its
+/// anchor (canvas pixels, as the boxes still are); a segmentation model's detections whose
+/// mask came out empty are dropped, as Ultralytics drops them.
+pub fn attach_shapes(
+    detections: &mut Vec<Detection>,
+    predictions: &[f32],
+    layout: Layout,
+    prototypes: Option<&Prototypes>,
+    letterbox: &Letterbox,
+) {
+    let anchors = predictions.len() / layout.rows();
+    let first = 4 + layout.num_classes;
+    let at = |row: usize, anchor: usize| predictions[row * anchors + anchor];
+    match layout.task {
+        Task::Detect => {}
+        Task::Pose {
+            keypoints, dims, ..
+        } => {
+            for d in detections.iter_mut() {
+                let points = (0..keypoints)
+                    .map(|k| {
+                        let row = first + k * dims;
+                        let visible = if dims == 3 {
+                            at(row + 2, d.anchor)
+                        } else {
+                            1.0
+                        };
+                        [at(row, d.anchor), at(row + 1, d.anchor), visible]
+                    })
+                    .collect();
+                d.shape = Shape::Keypoints(Arc::new(points));
+            }
+        }
+        Task::Obb { .. } => {
+            for d in detections.iter_mut() {
+                let [x1, y1, x2, y2] = d.xyxy;
+                let (w, h) = (x2 - x1, y2 - y1);
+                let xywhr = [x1 + w / 2.0, y1 + h / 2.0, w, h, at(first, d.anchor)];
+                d.shape = Shape::Oriented(rotated::regularize(xywhr));
+            }
+        }
+        Task::Segment { masks, .. } => {
+            let Some(prototypes) = prototypes else {
+                return;
+            };
+            for d in detections.iter_mut() {
+                let coefficients: Vec<f32> = (0..masks).map(|k| at(first + k, d.anchor)).collect();
+                let mask = InstanceMask::from_prototypes(
+                    d.xyxy,
+                    &coefficients,
+                    prototypes,
+                    letterbox.canvas_width,
+                    letterbox.canvas_height,
+                );
+                d.shape = Shape::Mask {
+                    outlines: Arc::new(mask.outlines()),
+                    mask: Arc::new(mask),
+                    letterbox: *letterbox,
+                };
+            }
+            detections.retain(|d| match &d.shape {
+                Shape::Mask { mask, .. } => mask.pixels.contains(&true),
+                _ => true,
+            });
+        }
+    }
+}
+
+/// Map canvas-pixel boxes, and the masks' outlines, keypoints and oriented boxes, back onto
+/// the source image: boxes, outlines and keypoints clipped to it (an oriented box is not:
+/// its `xyxy` becomes its corners' bounding box). Outlines map through the padding and
+/// resize actually applied, axis by axis, as Ultralytics' `masks.xy` maps them.
 pub fn unletterbox(detections: &mut [Detection], letterbox: &Letterbox) {
     let (gain, pad_x, pad_y) = letterbox.box_transform();
     let (w, h) = (
         letterbox.source_width as f32,
         letterbox.source_height as f32,
     );
+    let point = |[x, y]: [f32; 2]| {
+        [
+            ((x - pad_x) / gain).clamp(0.0, w),
+            ((y - pad_y) / gain).clamp(0.0, h),
+        ]
+    };
+    let (scale_x, scale_y) = (
+        w / letterbox.resized_width as f32,
+        h / letterbox.resized_height as f32,
+    );
+    let outline_point = |[x, y]: [f32; 2]| {
+        [
+            ((x - letterbox.pad_left as f32) * scale_x).clamp(0.0, w),
+            ((y - letterbox.pad_top as f32) * scale_y).clamp(0.0, h),
+        ]
+    };
     for d in detections {
         let [x1, y1, x2, y2] = d.xyxy;
-        d.xyxy = [
-            ((x1 - pad_x) / gain).clamp(0.0, w),
-            ((y1 - pad_y) / gain).clamp(0.0, h),
-            ((x2 - pad_x) / gain).clamp(0.0, w),
-            ((y2 - pad_y) / gain).clamp(0.0, h),
-        ];
+        let ([x1, y1], [x2, y2]) = (point([x1, y1]), point([x2, y2]));
+        d.xyxy = [x1, y1, x2, y2];
+        match &mut d.shape {
+            Shape::Box => {}
+            Shape::Mask { outlines, .. } => {
+                *outlines = Arc::new(
+                    outlines
+                        .iter()
+                        .map(|outline| outline.iter().map(|&p| outline_point(p)).collect())
+                        .collect(),
+                );
+            }
+            Shape::Keypoints(points) => {
+                *points = Arc::new(
+                    points
+                        .iter()
+                        .map(|&[x, y, visible]| {
+                            let [x, y] = point([x, y]);
+                            [x, y, visible]
+                        })
+                        .collect(),
+                );
+            }
+            Shape::Oriented(xywhr) => {
+                let [x, y, bw, bh, r] = *xywhr;
+                *xywhr = [
+                    (x - pad_x) / gain,
+                    (y - pad_y) / gain,
+                    bw / gain,
+                    bh / gain,
+                    r,
+                ];
+                d.xyxy = rotated::bounding_box(&rotated::corners(xywhr));
+            }
+        }
     }
+}
+
+/// Detections on the source image from one image's predictions (and a segmentation head's
+/// prototypes): the one-to-one head's top-k where `nms_free`, else NMS; then each box's
+/// mask, keypoints or angle; then the letterbox undone.
+pub fn postprocess(
+    predictions: &[f32],
+    prototypes: Option<&Prototypes>,
+    layout: Layout,
+    letterbox: &Letterbox,
+    options: &NmsOptions,
+    nms_free: bool,
+) -> Vec<Detection> {
+    let mut detections = if nms_free {
+        top_k(predictions, layout, options)
+    } else {
+        non_max_suppression(predictions, layout, options)
+    };
+    attach_shapes(&mut detections, predictions, layout, prototypes, letterbox);
+    unletterbox(&mut detections, letterbox);
+    detections
 }
 
 #[cfg(test)]
@@ -331,7 +563,7 @@ mod tests {
             [150.0, 50.0, 20.0, 20.0, 0.6, 0.1],
             [150.0, 150.0, 20.0, 20.0, 0.2, 0.1],
         ]);
-        let kept = non_max_suppression(&p, 2, &NmsOptions::default());
+        let kept = non_max_suppression(&p, Layout::detection(2), &NmsOptions::default());
         let summary: Vec<(usize, f32)> = kept.iter().map(|d| (d.class, d.conf)).collect();
         assert_eq!(summary, vec![(0, 0.9), (1, 0.7), (0, 0.6)]);
         assert_eq!(kept[0].xyxy, [40.0, 40.0, 60.0, 60.0]);
@@ -352,17 +584,26 @@ mod tests {
             agnostic: true,
             ..NmsOptions::default()
         };
-        assert_eq!(non_max_suppression(&p, 2, &agnostic).len(), 2);
+        assert_eq!(
+            non_max_suppression(&p, Layout::detection(2), &agnostic).len(),
+            2
+        );
         let only_one = NmsOptions {
             classes: Some(vec![1]),
             ..NmsOptions::default()
         };
-        assert_eq!(non_max_suppression(&p, 2, &only_one).len(), 1);
+        assert_eq!(
+            non_max_suppression(&p, Layout::detection(2), &only_one).len(),
+            1
+        );
         let capped = NmsOptions {
             max_det: 1,
             ..NmsOptions::default()
         };
-        assert_eq!(non_max_suppression(&p, 2, &capped).len(), 1);
+        assert_eq!(
+            non_max_suppression(&p, Layout::detection(2), &capped).len(),
+            1
+        );
     }
 
     #[test]

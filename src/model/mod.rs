@@ -11,6 +11,7 @@ pub mod detect;
 pub mod focal;
 pub mod graph;
 mod pass;
+pub mod proto;
 
 use burn::module::Module;
 use burn::tensor::module::interpolate;
@@ -24,10 +25,10 @@ use crate::weights::{Weights, WeightsError};
 use attention::C2Psa;
 use blocks::{C2f, CspOptions, Sppf, StageKind};
 use conv::Conv;
-pub use detect::Head;
 use detect::{Detect, DetectOptions};
+pub use detect::{Head, HeadOutput};
 pub use focal::{FocalModulation, FocalModulationConfig, FocalTaps};
-pub use graph::{Block, Graph, GraphError};
+pub use graph::{Block, Graph, GraphError, Task};
 pub use pass::{Activations, Observer, TakeFocalTaps};
 
 #[derive(Debug, Error)]
@@ -107,6 +108,8 @@ pub struct ModelInfo {
     pub parameters: usize,
     /// Whether the head has YOLO26's one-to-one branch (NMS-free predictions).
     pub has_one_to_one: bool,
+    /// What the head predicts beside boxes: masks, keypoints or an angle.
+    pub task: Task,
 }
 
 impl ModelInfo {
@@ -115,9 +118,24 @@ impl ModelInfo {
         matches!(self.layer9, Layer9::FocalModulation { .. })
     }
 
-    /// The family and scale as Ultralytics names the model: `YOLO11n`, `YOLOv8s`, `YOLO26n`.
+    /// The family, scale and task as Ultralytics names the model: `YOLO11n`, `YOLOv8s`,
+    /// `YOLO26n-seg`, `YOLO11n-pose`, `YOLO11n-obb`.
     pub fn name(&self) -> String {
-        format!("{}{}", self.family, self.scale)
+        let task = match self.task {
+            Task::Detect => "",
+            Task::Segment { .. } => "-seg",
+            Task::Pose { .. } => "-pose",
+            Task::Obb { .. } => "-obb",
+        };
+        format!("{}{}{task}", self.family, self.scale)
+    }
+
+    /// How the model's predictions are laid out per anchor.
+    pub fn layout(&self) -> crate::inference::postprocess::Layout {
+        crate::inference::postprocess::Layout {
+            num_classes: self.num_classes,
+            task: self.task,
+        }
     }
 
     /// Which head makes the boxes, as `info` and the status bar say it.
@@ -189,13 +207,13 @@ impl Yolo {
                 Block::C2Psa { .. } => Layer::C2Psa(C2Psa::load(&view, node.repeats, device)?),
                 Block::Upsample => Layer::Upsample(Upsample),
                 Block::Concat => Layer::Concat(Concat),
-                Block::Detect { nc } => Layer::Detect(Detect::load(
+                Block::Detect { task, .. } => Layer::Detect(Detect::load(
                     &view,
                     DetectOptions {
                         legacy: graph.legacy_head,
                         reg_max: graph.reg_max,
                         end2end: graph.end2end,
-                        num_classes: *nc,
+                        task: *task,
                     },
                     device,
                 )?),
@@ -241,6 +259,7 @@ impl Yolo {
             layer9,
             parameters: weights.parameter_count(),
             has_one_to_one: self.detect().has_one_to_one(),
+            task: self.graph.task(),
         })
     }
 
@@ -283,7 +302,8 @@ impl Yolo {
     }
 
     /// Predictions for a batch of letterboxed images `(B, 3, H, W)`, H and W multiples of
-    /// 32: `(B, 4 + nc, anchors)`, xywh in input pixels, then class probabilities.
+    /// 32: `(B, 4 + nc + extra, anchors)`, xywh in input pixels, then class probabilities,
+    /// then the task's rows ([`Detect::forward`]).
     pub fn forward(&self, images: Tensor<4>) -> Tensor<3> {
         self.forward_head(images, Head::OneToMany)
     }
@@ -291,12 +311,17 @@ impl Yolo {
     /// As [`forward`](Self::forward), from the chosen head (YOLO26's one-to-one head gives
     /// predictions that need top-k, not NMS).
     pub fn forward_head(&self, images: Tensor<4>, head: Head) -> Tensor<3> {
+        self.forward_outputs(images, head).predictions
+    }
+
+    /// As [`forward_head`](Self::forward_head), with a segmentation head's prototypes.
+    pub fn forward_outputs(&self, images: Tensor<4>, head: Head) -> HeadOutput {
         self.run(
             Activations::input(images).with_head(head),
             self.last_layer(),
             &mut (),
         )
-        .into_predictions()
+        .into_outputs()
         .expect("the pass ran Detect")
     }
 
@@ -397,7 +422,7 @@ impl Yolo {
                             .expect("the graph gives Detect three levels"),
                         head,
                     );
-                    observer.detect_done(&output);
+                    observer.detect_done(&output.predictions);
                     predictions = Some(output);
                     continue;
                 }

@@ -3,7 +3,7 @@
 
 use burn::tensor::Tensor;
 
-use super::{FocalTaps, Head};
+use super::{FocalTaps, Head, HeadOutput};
 
 /// What a pass through some of the layers has computed: the last layer's output, each
 /// output a later layer reads, and Detect's predictions once it has run. Only those are
@@ -15,7 +15,7 @@ pub struct Activations {
     /// The output of the layer before `next` (the images before layer 0).
     pub(super) last: Tensor<4>,
     pub(super) next: usize,
-    pub(super) predictions: Option<Tensor<3>>,
+    pub(super) predictions: Option<HeadOutput>,
     /// The head Detect runs.
     pub(super) head: Head,
 }
@@ -74,8 +74,13 @@ impl Activations {
         self.kept.get(index)?.as_ref()
     }
 
-    /// Detect's predictions, once it has run: `(B, 4 + nc, anchors)`.
+    /// Detect's predictions, once it has run: `(B, 4 + nc + extra, anchors)`.
     pub fn into_predictions(self) -> Option<Tensor<3>> {
+        self.predictions.map(|output| output.predictions)
+    }
+
+    /// Detect's predictions and a segmentation head's prototypes, once it has run.
+    pub fn into_outputs(self) -> Option<HeadOutput> {
         self.predictions
     }
 }

@@ -8,6 +8,7 @@ use image::{Rgb, RgbImage};
 
 use crate::count::{Region, RegionCount};
 use crate::inference::postprocess::{Detection, class_name};
+use crate::output::shapes::draw_shape;
 use crate::track::TrackedObject;
 
 /// The bundled font, parsed once rather than per label.
@@ -83,12 +84,28 @@ pub fn label_with_id(id: Option<u64>, detection: &Detection, names: &[String]) -
     }
 }
 
-/// A box in its class colour with `label` on it.
-fn draw_box(image: &mut RgbImage, detection: &Detection, label: &str) {
+/// A box in its class colour with `label` on it (none when `None`), and what a task model
+/// adds to it (its mask, skeleton, or the oriented box in place of the box).
+fn draw_box(image: &mut RgbImage, detection: &Detection, label: Option<&str>) {
     let colour = class_colour(detection.class);
-    draw_rectangle(image, detection.xyxy, colour, line_thickness(image));
-    let [x1, y1, ..] = detection.xyxy.map(|v| v.round() as i64);
-    draw_label(image, label, x1, y1, colour);
+    let thickness = line_thickness(image);
+    draw_shape(
+        image,
+        &detection.shape,
+        colour,
+        thickness + 1,
+        &mut |image, a, b, colour| draw_line(image, a, b, thickness, colour),
+    );
+    let [x, y] = match detection.shape.corners() {
+        Some(corners) => corners[0],
+        None => {
+            draw_rectangle(image, detection.xyxy, colour, thickness);
+            [detection.xyxy[0], detection.xyxy[1]]
+        }
+    };
+    if let Some(label) = label {
+        draw_label(image, label, x.round() as i64, y.round() as i64, colour);
+    }
 }
 
 /// The outline of `xyxy`, `thickness` pixels wide, inside it.
@@ -103,7 +120,7 @@ pub fn draw_rectangle(image: &mut RgbImage, xyxy: [f32; 4], colour: [u8; 3], thi
 /// Draw every detection; `names[class]` labels it.
 pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[String]) {
     for d in detections {
-        draw_box(image, d, &detection_label(d, names));
+        draw_box(image, d, Some(&detection_label(d, names)));
     }
 }
 
@@ -111,7 +128,7 @@ pub fn draw_detections(image: &mut RgbImage, detections: &[Detection], names: &[
 pub fn draw_tracks(image: &mut RgbImage, objects: &[TrackedObject], names: &[String]) {
     draw_trails(image, objects);
     for object in objects {
-        draw_box(image, &object.detection, &track_label(object, names));
+        draw_box(image, &object.detection, Some(&track_label(object, names)));
     }
 }
 
@@ -126,16 +143,11 @@ pub fn draw_trails(image: &mut RgbImage, objects: &[TrackedObject]) {
     }
 }
 
-/// Each detection's box in its class colour, without a label (the app's labels off).
+/// Each detection's box (and mask, skeleton or oriented box) in its class colour, without a
+/// label (the app's labels off).
 pub fn draw_unlabelled(image: &mut RgbImage, detections: &[Detection]) {
-    let thickness = line_thickness(image);
     for detection in detections {
-        draw_rectangle(
-            image,
-            detection.xyxy,
-            class_colour(detection.class),
-            thickness,
-        );
+        draw_box(image, detection, None);
     }
 }
 

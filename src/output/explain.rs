@@ -366,6 +366,7 @@ mod tests {
             // 64×32 input: P3 has 8×4 = 32 anchors, P4 4×2 = 8; anchor 39 is P4's last cell.
             anchor: 39,
             top_classes: vec![(1, 0.8), (0, 0.1)],
+            ..Detection::default()
         };
         let names = vec!["cat".to_string(), "dog".to_string()];
         let explanation = Explanation::new(&detection, &[gate], &letterbox, &names);

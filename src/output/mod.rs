@@ -7,4 +7,5 @@ pub mod annotate;
 pub mod attention_maps;
 pub mod explain;
 pub mod report;
+pub mod shapes;
 pub mod video_writer;

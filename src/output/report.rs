@@ -9,11 +9,13 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::count::{CountEvent, CountFrame, Direction, InOut};
-use crate::inference::postprocess::{Detection, class_name};
+use crate::inference::postprocess::{Detection, Shape, class_name};
 use crate::track::TrackedObject;
 
 /// One detection as written to JSON: the box in source pixels, confidence, class id and
-/// name, and with tracking on, the ID of its track.
+/// name, with tracking on the ID of its track, and what a task model adds: a mask's
+/// outlines (one per part), keypoints (x, y, visibility), or an oriented box (`xywhr`, its
+/// `corners`; `xyxy` is then their bounding box).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectionRecord {
     pub xyxy: [f32; 4],
@@ -22,6 +24,14 @@ pub struct DetectionRecord {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Vec<Vec<[f32; 2]>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypoints: Option<Vec<[f32; 3]>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xywhr: Option<[f32; 5]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corners: Option<[[f32; 2]; 4]>,
 }
 
 /// All detections of one image.
@@ -110,12 +120,23 @@ pub fn count_records(
 
 impl DetectionRecord {
     pub fn new(detection: &Detection, names: &[String]) -> Self {
+        let (mut mask, mut keypoints, mut xywhr) = (None, None, None);
+        match &detection.shape {
+            Shape::Box => {}
+            Shape::Mask { outlines, .. } => mask = Some(outlines.to_vec()),
+            Shape::Keypoints(points) => keypoints = Some(points.to_vec()),
+            Shape::Oriented(oriented) => xywhr = Some(*oriented),
+        }
         Self {
             xyxy: detection.xyxy,
             conf: detection.conf,
             class: detection.class,
             name: class_name(names, detection.class),
             track_id: None,
+            mask,
+            keypoints,
+            xywhr,
+            corners: detection.shape.corners(),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::inference::postprocess::Detection;
+use crate::inference::postprocess::{Detection, Shape};
 use kalman::KalmanState;
 use matching::{CostMatrix, linear_assignment};
 pub use sequence::{Continuity, SequenceTracker, TrackedFrame};
@@ -129,6 +129,9 @@ struct Track {
     start_frame: u64,
     last_frame: u64,
     trail: VecDeque<[f32; 2]>,
+    /// The mask, keypoints or oriented box of the detection last matched, which ride along
+    /// with the track as Ultralytics' `track` keeps them.
+    shape: Shape,
 }
 
 /// Centre x, centre y, aspect w/h and height of an `xyxy` box.
@@ -169,6 +172,7 @@ impl Track {
         self.confirmed = true;
         self.score = detection.conf;
         self.class = detection.class;
+        self.shape = detection.shape.clone();
         self.last_frame = frame;
     }
 }
@@ -316,6 +320,7 @@ impl ByteTracker {
                 start_frame: frame,
                 last_frame: frame,
                 trail: VecDeque::new(),
+                shape: detection.shape.clone(),
             });
         }
         for track in &mut tracks[tracked_len..lost_len] {
@@ -374,6 +379,7 @@ impl ByteTracker {
                     xyxy,
                     conf: track.score,
                     class: track.class,
+                    shape: track.shape.clone(),
                     ..Detection::default()
                 },
                 trail: track.trail.iter().copied().collect(),

@@ -186,6 +186,10 @@ fn the_agreement_measure_catches_an_id_switch_and_a_missing_box() {
         class: 0,
         name: "person".into(),
         track_id: Some(id),
+        mask: None,
+        keypoints: None,
+        xywhr: None,
+        corners: None,
     };
     let (a, b) = ([0.0, 0.0, 50.0, 100.0], [200.0, 0.0, 250.0, 100.0]);
     let reference: Vec<ReferenceFrame> = (0..4)

@@ -34,9 +34,71 @@ pub enum Block {
     },
     Upsample,
     Concat,
+    /// The head: Detect, or one of the task heads built on it.
     Detect {
         nc: Option<usize>,
+        task: Task,
     },
+}
+
+/// What the head predicts beside each anchor's box and class scores (Ultralytics' task).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Detect,
+    /// `masks` mask coefficients per anchor, and prototypes from `proto` (Segment); YOLO26's
+    /// Segment26 fuses P4 and P5 into the prototypes too.
+    Segment {
+        masks: usize,
+        yolo26: bool,
+    },
+    /// `keypoints` × `dims` (2: x, y; 3: x, y, visibility) per anchor (Pose); YOLO26's
+    /// Pose26 splits the last conv off (`cv4_kpts`) and decodes without Pose's ×2 − 0.5.
+    Pose {
+        keypoints: usize,
+        dims: usize,
+        yolo26: bool,
+    },
+    /// A rotation angle per anchor (OBB); YOLO26's OBB26 gives it without the sigmoid.
+    Obb {
+        yolo26: bool,
+    },
+}
+
+impl Task {
+    /// The head's module name as Ultralytics' YAML writes it.
+    pub fn head_name(&self) -> &'static str {
+        match self {
+            Task::Detect => "Detect",
+            Task::Segment { yolo26: false, .. } => "Segment",
+            Task::Segment { yolo26: true, .. } => "Segment26",
+            Task::Pose { yolo26: false, .. } => "Pose",
+            Task::Pose { yolo26: true, .. } => "Pose26",
+            Task::Obb { yolo26: false } => "OBB",
+            Task::Obb { yolo26: true } => "OBB26",
+        }
+    }
+
+    /// The task as Ultralytics names it (`detect`, `segment`, `pose`, `obb`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Detect => "detect",
+            Task::Segment { .. } => "segment",
+            Task::Pose { .. } => "pose",
+            Task::Obb { .. } => "obb",
+        }
+    }
+
+    /// The rows each anchor's predictions carry after its box and class scores.
+    pub fn extra_rows(&self) -> usize {
+        match self {
+            Task::Detect => 0,
+            Task::Segment { masks, .. } => *masks,
+            Task::Pose {
+                keypoints, dims, ..
+            } => keypoints * dims,
+            Task::Obb { .. } => 1,
+        }
+    }
 }
 
 impl Block {
@@ -51,7 +113,7 @@ impl Block {
             Block::C2Psa { .. } => "C2PSA",
             Block::Upsample => "Upsample",
             Block::Concat => "Concat",
-            Block::Detect { .. } => "Detect",
+            Block::Detect { task, .. } => task.head_name(),
         }
     }
 }

@@ -15,12 +15,11 @@ use serde_json::Value as Json;
 use thiserror::Error;
 
 use crate::weights::Weights;
-pub use block::Block;
+pub use block::{Block, Task};
 use row::Row;
 
 /// The YAML names of the blocks this build implements, as an error lists them.
-const SUPPORTED: &str =
-    "Conv, C2f, C3k2, SPPF, FocalModulation, C2PSA, nn.Upsample, Concat, Detect";
+const SUPPORTED: &str = "Conv, C2f, C3k2, SPPF, FocalModulation, C2PSA, nn.Upsample, Concat, and the heads Detect, Segment, Pose, OBB (and YOLO26's Segment26, Pose26, OBB26)";
 
 /// Why a model's YAML cannot be built.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -30,7 +29,7 @@ pub enum GraphError {
     )]
     UnknownModule { layer: usize, module: String },
     #[error(
-        "layer {layer} is a `{module}` head: this build runs detection models (Detect) only, so it refuses the model rather than run it as something else"
+        "layer {layer} is a `{module}` head: this build runs detection, segmentation, pose and oriented-box models (Detect, Segment, Pose, OBB), so it refuses the model rather than run it as something else"
     )]
     UnsupportedHead { layer: usize, module: String },
     #[error("layer {layer} (`{module}`): {reason}")]
@@ -189,15 +188,57 @@ impl Graph {
                     }
                     Block::Concat
                 }
-                "Detect" => Block::Detect {
-                    nc: match args.first() {
-                        Some(Json::String(s)) if s == "nc" => nc,
-                        Some(v) => v.as_u64().map(|n| n as usize),
-                        None => nc,
-                    },
-                },
-                "Segment" | "Segment26" | "Pose" | "Pose26" | "OBB" | "OBB26" | "Classify"
-                | "WorldDetect" | "YOLOEDetect" | "YOLOESegment" | "RTDETRDecoder"
+                "Detect" | "Segment" | "Segment26" | "Pose" | "Pose26" | "OBB" | "OBB26" => {
+                    let yolo26 = row.module.ends_with("26");
+                    let task = match row.module.trim_end_matches("26") {
+                        "Segment" => Task::Segment {
+                            masks: row.int_arg(args, 1)?.unwrap_or(32),
+                            yolo26,
+                        },
+                        "Pose" => {
+                            let shape = match args.get(1) {
+                                Some(Json::String(s)) if s == "kpt_shape" => yaml.get("kpt_shape"),
+                                other => other,
+                            };
+                            let (keypoints, dims) = match shape.and_then(Json::as_array) {
+                                None => (17, 3),
+                                Some(pair) => match pair.as_slice() {
+                                    [k, d] => (
+                                        k.as_u64().unwrap_or(0) as usize,
+                                        d.as_u64().unwrap_or(0) as usize,
+                                    ),
+                                    _ => (0, 0),
+                                },
+                            };
+                            if keypoints == 0 || !(2..=3).contains(&dims) {
+                                return Err(
+                                    row.bad("has a kpt_shape that is not [keypoints, 2 or 3]")
+                                );
+                            }
+                            Task::Pose {
+                                keypoints,
+                                dims,
+                                yolo26,
+                            }
+                        }
+                        "OBB" => {
+                            if row.int_arg(args, 1)?.unwrap_or(1) != 1 {
+                                return Err(row.bad("predicts more than one angle"));
+                            }
+                            Task::Obb { yolo26 }
+                        }
+                        _ => Task::Detect,
+                    };
+                    Block::Detect {
+                        nc: match args.first() {
+                            Some(Json::String(s)) if s == "nc" => nc,
+                            Some(v) => v.as_u64().map(|n| n as usize),
+                            None => nc,
+                        },
+                        task,
+                    }
+                }
+                "Classify" | "WorldDetect" | "YOLOEDetect" | "YOLOESegment" | "RTDETRDecoder"
                 | "v10Detect" => {
                     return Err(GraphError::UnsupportedHead {
                         layer,
@@ -298,7 +339,13 @@ impl Graph {
             conv(2),
             node(&[-1, 10], Block::Concat),
             c3k2(&[-1], 22),
-            node(&[16, 19, 22], Block::Detect { nc: None }),
+            node(
+                &[16, 19, 22],
+                Block::Detect {
+                    nc: None,
+                    task: Task::Detect,
+                },
+            ),
         ];
         Self::new(nodes, 16, false, false, None, "YOLO11".into())
             .expect("YOLO11's layout is a valid graph")
@@ -383,6 +430,14 @@ impl Graph {
     /// The index of the last layer, Detect.
     pub fn detect_layer(&self) -> usize {
         self.nodes.len() - 1
+    }
+
+    /// What the head predicts.
+    pub fn task(&self) -> Task {
+        match self.nodes[self.detect_layer()].block {
+            Block::Detect { task, .. } => task,
+            _ => unreachable!("the graph ends in Detect"),
+        }
     }
 
     /// Whether a later layer reads layer `index`'s output.

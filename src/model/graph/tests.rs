@@ -65,7 +65,13 @@ fn yolo26n_resolves_as_parse_model_does() {
             shortcut: true
         }
     );
-    assert_eq!(graph.nodes[23].block, Block::Detect { nc: Some(80) });
+    assert_eq!(
+        graph.nodes[23].block,
+        Block::Detect {
+            nc: Some(80),
+            task: Task::Detect
+        }
+    );
     assert!(graph.is_read_later(4) && graph.is_read_later(22) && !graph.is_read_later(5));
 }
 
@@ -113,14 +119,56 @@ fn unknown_blocks_and_task_heads_are_refused_by_name_and_layer() {
     assert!(message.contains("layer 6 is `A2C2f`"), "{message}");
 
     let mut yaml = yolo26n();
-    yaml["head"][12] = json!([[16, 19, 22], 1, "Segment26", ["nc", 32, 256]]);
+    yaml["head"][12] = json!([[16, 19, 22], 1, "Classify", ["nc"]]);
     assert_eq!(
         Graph::from_yaml(&yaml).unwrap_err(),
         GraphError::UnsupportedHead {
             layer: 23,
-            module: "Segment26".into()
+            module: "Classify".into()
         }
     );
+}
+
+#[test]
+fn task_heads_take_their_yaml_arguments() {
+    let head = |row: serde_json::Value, kpt_shape: Option<serde_json::Value>| {
+        let mut yaml = yolo26n();
+        yaml["head"][12] = row;
+        if let Some(shape) = kpt_shape {
+            yaml["kpt_shape"] = shape;
+        }
+        Graph::from_yaml(&yaml).map(|g| g.task())
+    };
+    let detect = json!([[16, 19, 22], 1, "Detect", ["nc"]]);
+    assert_eq!(head(detect, None), Ok(Task::Detect));
+    let segment = json!([[16, 19, 22], 1, "Segment26", ["nc", 16, 256]]);
+    assert_eq!(
+        head(segment, None),
+        Ok(Task::Segment {
+            masks: 16,
+            yolo26: true
+        })
+    );
+    let pose = json!([[16, 19, 22], 1, "Pose", ["nc", "kpt_shape"]]);
+    assert_eq!(
+        head(pose.clone(), Some(json!([5, 2]))),
+        Ok(Task::Pose {
+            keypoints: 5,
+            dims: 2,
+            yolo26: false
+        })
+    );
+    assert!(matches!(
+        head(pose, Some(json!([17, 4]))),
+        Err(GraphError::BadRow { layer: 23, .. })
+    ));
+    let obb = json!([[16, 19, 22], 1, "OBB26", ["nc", 1]]);
+    assert_eq!(head(obb, None), Ok(Task::Obb { yolo26: true }));
+    let two_angles = json!([[16, 19, 22], 1, "OBB", ["nc", 2]]);
+    assert!(matches!(
+        head(two_angles, None),
+        Err(GraphError::BadRow { layer: 23, .. })
+    ));
 }
 
 #[test]

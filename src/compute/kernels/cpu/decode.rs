@@ -58,6 +58,21 @@ pub fn decode(
     Tensor::from_data(TensorData::new(out, [batch, rows, anchors]), &device)
 }
 
+/// Each side's distance from its anchor, in cells, `(B, 4, anchors)`: DFL's expected value
+/// over the bins of `boxes` `(B, 4 · bins, anchors)`, as [`decode`] computes it.
+pub fn dfl_distances(boxes: Tensor<3>, projection: Tensor<1>) -> Tensor<3> {
+    let device = boxes.device();
+    let [batch, box_rows, anchors] = boxes.dims();
+    let (boxes, projection) = (flex_tensor(boxes), flex_tensor(projection));
+    let projection = values(&projection);
+    let bins = box_rows / 4;
+    let out: Vec<f32> = values(&boxes)
+        .par_chunks(bins * anchors)
+        .flat_map_iter(|side| expected_bins(side, anchors, projection))
+        .collect();
+    Tensor::from_data(TensorData::new(out, [batch, 4, anchors]), &device)
+}
+
 /// DFL for one side: per anchor, the softmax over the bins (rows of `side`, `anchors`
 /// apart) weighted by `projection`. Loops run along anchors, so they vectorise.
 fn expected_bins(side: &[f32], anchors: usize, projection: &[f32]) -> Vec<f32> {

@@ -33,7 +33,7 @@ mod winograd;
 
 pub use activation::activate_in_place;
 pub use conv::{ConvLayer, conv2d};
-pub use decode::{AnchorGrid, decode};
+pub use decode::{AnchorGrid, decode, dfl_distances};
 pub use depthwise::depthwise_conv2d;
 pub use packed::PackCache;
 pub use pool::max_pool2d;

@@ -1,0 +1,325 @@
+//! Instance masks from a segmentation head, as Ultralytics' predictor makes them by default
+//! (`retina_masks=False`): the kept box's mask coefficients times the prototypes, upsampled
+//! bilinearly to the model's input, cropped to the box and thresholded at 0 (a probability
+//! of 0.5); and their outlines, traced as `cv2.findContours(RETR_EXTERNAL,
+//! CHAIN_APPROX_SIMPLE)` traces them.
+
+/// The prototypes of one image: `masks` maps of `height × width`, a quarter of the input's
+/// size, row-major one after another.
+pub struct Prototypes<'a> {
+    pub values: &'a [f32],
+    pub masks: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// One instance's mask on the model's input canvas: the pixels of `width × height` from
+/// (`left`, `top`), the box's pixels only (nothing outside a box is ever set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceMask {
+    pub left: usize,
+    pub top: usize,
+    pub width: usize,
+    pub height: usize,
+    /// Row-major, one entry per pixel of the region.
+    pub pixels: Vec<bool>,
+}
+
+impl InstanceMask {
+    /// Whether canvas pixel (`x`, `y`) is in the mask.
+    pub fn contains(&self, x: usize, y: usize) -> bool {
+        x >= self.left
+            && y >= self.top
+            && x < self.left + self.width
+            && y < self.top + self.height
+            && self.pixels[(y - self.top) * self.width + (x - self.left)]
+    }
+
+    /// How many canvas pixels the mask covers.
+    pub fn area(&self) -> usize {
+        self.pixels.iter().filter(|&&p| p).count()
+    }
+
+    /// The mask of the box `xyxy` (canvas pixels) with these mask `coefficients`, on a
+    /// `canvas_width × canvas_height` input: the pixels whose column `c` and row `r` satisfy
+    /// `x1 ≤ c < x2`, `y1 ≤ r < y2` (Ultralytics' `crop_mask`) and whose upsampled logit is
+    /// above 0.
+    pub fn from_prototypes(
+        xyxy: [f32; 4],
+        coefficients: &[f32],
+        prototypes: &Prototypes,
+        canvas_width: usize,
+        canvas_height: usize,
+    ) -> Self {
+        let first = |v: f32, size: usize| (v.max(0.0).ceil() as usize).min(size);
+        let (left, right) = (first(xyxy[0], canvas_width), first(xyxy[2], canvas_width));
+        let (top, bottom) = (first(xyxy[1], canvas_height), first(xyxy[3], canvas_height));
+        let (width, height) = (right.saturating_sub(left), bottom.saturating_sub(top));
+        let mut mask = Self {
+            left,
+            top,
+            width,
+            height,
+            pixels: vec![false; width * height],
+        };
+        if width == 0 || height == 0 {
+            return mask;
+        }
+        // PyTorch's bilinear upsampling (align_corners=False): each output pixel samples the
+        // prototype grid at (dst + 0.5)·scale − 0.5, clamped at 0.
+        let axis = |dst: usize, scale: f32, size: usize| {
+            let src = ((dst as f32 + 0.5) * scale - 0.5).max(0.0);
+            let low = (src as usize).min(size - 1);
+            let high = if low < size - 1 { low + 1 } else { low };
+            (low, high, src - low as f32)
+        };
+        let (scale_x, scale_y) = (
+            prototypes.width as f32 / canvas_width as f32,
+            prototypes.height as f32 / canvas_height as f32,
+        );
+        let columns: Vec<_> = (left..right)
+            .map(|x| axis(x, scale_x, prototypes.width))
+            .collect();
+        let rows: Vec<_> = (top..bottom)
+            .map(|y| axis(y, scale_y, prototypes.height))
+            .collect();
+        // The mask's logits on the prototype cells these pixels read, and no others.
+        let (cell_left, cell_right) = (columns[0].0, columns[width - 1].1 + 1);
+        let (cell_top, cell_bottom) = (rows[0].0, rows[height - 1].1 + 1);
+        let cells_wide = cell_right - cell_left;
+        let mut logits = vec![0.0f32; cells_wide * (cell_bottom - cell_top)];
+        let plane = prototypes.width * prototypes.height;
+        for (k, &coefficient) in coefficients.iter().enumerate().take(prototypes.masks) {
+            let map = &prototypes.values[k * plane..(k + 1) * plane];
+            for (row, out) in (cell_top..cell_bottom).zip(logits.chunks_exact_mut(cells_wide)) {
+                let cells = &map[row * prototypes.width + cell_left..][..cells_wide];
+                for (o, &p) in out.iter_mut().zip(cells) {
+                    *o += coefficient * p;
+                }
+            }
+        }
+        let at = |row: usize, column: usize| {
+            logits[(row - cell_top) * cells_wide + (column - cell_left)]
+        };
+        for (y, &(y0, y1, ly)) in rows.iter().enumerate() {
+            for (x, &(x0, x1, lx)) in columns.iter().enumerate() {
+                let value = (1.0 - ly) * ((1.0 - lx) * at(y0, x0) + lx * at(y0, x1))
+                    + ly * ((1.0 - lx) * at(y1, x0) + lx * at(y1, x1));
+                // Columns and rows from ceil(x1) to ceil(x2) are those crop_mask keeps.
+                mask.pixels[y * width + x] = value > 0.0;
+            }
+        }
+        mask
+    }
+
+    /// The outer outline of each connected part (8-connected, as `cv2.findContours` with
+    /// `RETR_EXTERNAL`; a part inside another's hole is left out), through the centres of
+    /// its border pixels, straight runs reduced to their ends (`CHAIN_APPROX_SIMPLE`); in
+    /// canvas pixels.
+    pub fn outlines(&self) -> Vec<Vec<[f32; 2]>> {
+        // Work on the region with a one-pixel empty frame, so every part has a border.
+        let (w, h) = (self.width + 2, self.height + 2);
+        let mut grid = vec![false; w * h];
+        for y in 0..self.height {
+            for x in 0..self.width {
+                grid[(y + 1) * w + x + 1] = self.pixels[y * self.width + x];
+            }
+        }
+        let outside = background_reached_from_the_frame(&grid, w, h);
+        let mut seen = vec![false; w * h];
+        let mut outlines = Vec::new();
+        // Row-major, so each part is met first at its top-left pixel, as the tracing needs.
+        for start in 0..w * h {
+            if !grid[start] || seen[start] {
+                continue;
+            }
+            let part = flood_part(&grid, w, h, start, &mut seen);
+            let external = part
+                .iter()
+                .any(|&p| [p - 1, p + 1, p - w, p + w].into_iter().any(|q| outside[q]));
+            if external {
+                let offset = [self.left as f32 - 1.0, self.top as f32 - 1.0];
+                outlines.push(
+                    trace_border(&grid, w, start)
+                        .into_iter()
+                        .map(|p| [(p % w) as f32 + offset[0], (p / w) as f32 + offset[1]])
+                        .collect(),
+                );
+            }
+        }
+        outlines
+    }
+}
+
+/// The empty pixels 4-connected to the frame (the rest are holes).
+fn background_reached_from_the_frame(grid: &[bool], w: usize, h: usize) -> Vec<bool> {
+    let mut outside = vec![false; w * h];
+    let mut stack = vec![0];
+    outside[0] = true;
+    while let Some(p) = stack.pop() {
+        let (x, y) = (p % w, p / w);
+        let neighbours = [
+            (x > 0).then(|| p - 1),
+            (x + 1 < w).then(|| p + 1),
+            (y > 0).then(|| p - w),
+            (y + 1 < h).then(|| p + w),
+        ];
+        for q in neighbours.into_iter().flatten() {
+            if !grid[q] && !outside[q] {
+                outside[q] = true;
+                stack.push(q);
+            }
+        }
+    }
+    outside
+}
+
+/// The 8-connected part of `grid` that holds `start`, marked in `seen`.
+fn flood_part(grid: &[bool], w: usize, h: usize, start: usize, seen: &mut [bool]) -> Vec<usize> {
+    let mut part = Vec::new();
+    let mut stack = vec![start];
+    seen[start] = true;
+    while let Some(p) = stack.pop() {
+        part.push(p);
+        let (x, y) = (p % w, p / w);
+        for dy in -1isize..=1 {
+            for dx in -1isize..=1 {
+                let (nx, ny) = (x as isize + dx, y as isize + dy);
+                if (dx, dy) == (0, 0) || nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize {
+                    continue;
+                }
+                let q = ny as usize * w + nx as usize;
+                if grid[q] && !seen[q] {
+                    seen[q] = true;
+                    stack.push(q);
+                }
+            }
+        }
+    }
+    part
+}
+
+/// The outer border of the part whose top-left pixel is `start`, by Moore-neighbour
+/// tracing (the border following of Suzuki and Abe, which OpenCV implements), keeping only
+/// the pixels where the direction turns.
+fn trace_border(grid: &[bool], w: usize, start: usize) -> Vec<usize> {
+    // The 8 neighbours clockwise from east, in image coordinates (y down).
+    let steps: [isize; 8] = [
+        1,
+        w as isize + 1,
+        w as isize,
+        w as isize - 1,
+        -1,
+        -(w as isize) - 1,
+        -(w as isize),
+        -(w as isize) + 1,
+    ];
+    let neighbour = |p: usize, d: usize| (p as isize + steps[d]) as usize;
+    // From the top-left pixel, the pixel to its west is empty: search clockwise from there.
+    let first_direction = (0..8)
+        .map(|k| (4 + k) % 8)
+        .find(|&d| grid[neighbour(start, d)]);
+    let Some(first_direction) = first_direction else {
+        return vec![start];
+    };
+    let mut border = vec![start];
+    let mut directions = vec![first_direction];
+    let (mut at, mut direction) = (neighbour(start, first_direction), first_direction);
+    loop {
+        // Search clockwise from the neighbour after the one we came from.
+        let from = (direction + 6) % 8;
+        let next = (0..8)
+            .map(|k| (from + k) % 8)
+            .find(|&d| grid[neighbour(at, d)])
+            .expect("a pixel reached by a step has that step's pixel as a neighbour");
+        if at == start && next == first_direction {
+            break;
+        }
+        border.push(at);
+        directions.push(next);
+        at = neighbour(at, next);
+        direction = next;
+    }
+    // A point stays where the direction it leaves by differs from the one it came by.
+    let n = border.len();
+    (0..n)
+        .filter(|&i| directions[i] != directions[(i + n - 1) % n])
+        .map(|i| border[i])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(rows: &[&str]) -> InstanceMask {
+        InstanceMask {
+            left: 10,
+            top: 20,
+            width: rows[0].len(),
+            height: rows.len(),
+            pixels: rows
+                .iter()
+                .flat_map(|r| r.chars().map(|c| c == '#'))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_rectangle_is_its_four_corner_pixels() {
+        let m = mask(&["....", ".###", ".###", "...."]);
+        assert_eq!(
+            m.outlines(),
+            vec![vec![[11.0, 21.0], [13.0, 21.0], [13.0, 22.0], [11.0, 22.0]]]
+        );
+        assert_eq!(m.area(), 6);
+        assert!(m.contains(11, 21) && !m.contains(10, 21) && !m.contains(14, 21));
+    }
+
+    #[test]
+    fn parts_are_traced_apart_and_a_part_inside_a_hole_is_left_out() {
+        let m = mask(&[
+            "#####..#", //
+            "#...#...", //
+            "#.#.#...", //
+            "#...#...", //
+            "#####...",
+        ]);
+        let outlines = m.outlines();
+        assert_eq!(outlines.len(), 2, "{outlines:?}");
+        assert_eq!(
+            outlines[0],
+            vec![[10.0, 20.0], [14.0, 20.0], [14.0, 24.0], [10.0, 24.0]]
+        );
+        assert_eq!(outlines[1], vec![[17.0, 20.0]]);
+    }
+
+    #[test]
+    fn diagonal_runs_keep_their_ends() {
+        let m = mask(&["#...", ".#..", "..#.", "...#"]);
+        assert_eq!(m.outlines(), vec![vec![[10.0, 20.0], [13.0, 23.0]]]);
+    }
+
+    #[test]
+    fn masks_are_the_upsampled_logits_above_zero_inside_the_box() {
+        // One prototype, 2×2: positive on the left column, negative on the right; the
+        // canvas is 8×8, so the sign changes halfway across.
+        let values = [1.0, -1.0, 1.0, -1.0];
+        let prototypes = Prototypes {
+            values: &values,
+            masks: 1,
+            width: 2,
+            height: 2,
+        };
+        let m = InstanceMask::from_prototypes([0.5, 1.0, 7.0, 3.2], &[2.0], &prototypes, 8, 8);
+        // Columns ceil(0.5)=1 .. ceil(7.0)=7, rows 1 .. ceil(3.2)=4.
+        assert_eq!((m.left, m.top, m.width, m.height), (1, 1, 6, 3));
+        for y in 0..8 {
+            for x in 0..8 {
+                let inside = (1..7).contains(&x) && (1..4).contains(&y);
+                // Bilinear between the two columns' centres (canvas x 1.5 and 5.5): zero at 3.5.
+                assert_eq!(m.contains(x, y), inside && x <= 3, "({x}, {y})");
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! What task models add to a box, drawn as Ultralytics draws it: a mask as a translucent
+//! fill in the class colour with its outline, a COCO pose as its skeleton in Ultralytics'
+//! limb colours (keypoints under 0.5 visibility left out), an oriented box as its polygon.
+
+use image::{Rgb, RgbImage};
+
+use crate::inference::masks::InstanceMask;
+use crate::inference::postprocess::Shape;
+use crate::inference::preprocess::Letterbox;
+
+/// Ultralytics' pose palette (RGB).
+const POSE_PALETTE: [[u8; 3]; 20] = [
+    [255, 128, 0],
+    [255, 153, 51],
+    [255, 178, 102],
+    [230, 230, 0],
+    [255, 153, 255],
+    [153, 204, 255],
+    [255, 102, 255],
+    [255, 51, 255],
+    [102, 178, 255],
+    [51, 153, 255],
+    [255, 153, 153],
+    [255, 102, 102],
+    [255, 51, 51],
+    [153, 255, 153],
+    [102, 255, 102],
+    [51, 255, 51],
+    [0, 255, 0],
+    [0, 0, 255],
+    [255, 0, 0],
+    [255, 255, 255],
+];
+
+/// COCO's 19 limbs (keypoint indices from 0) and their palette entries.
+const SKELETON: [([usize; 2], usize); 19] = [
+    ([15, 13], 9),
+    ([13, 11], 9),
+    ([16, 14], 9),
+    ([14, 12], 9),
+    ([11, 12], 7),
+    ([5, 11], 7),
+    ([6, 12], 7),
+    ([5, 6], 0),
+    ([5, 7], 0),
+    ([6, 8], 0),
+    ([7, 9], 0),
+    ([8, 10], 0),
+    ([1, 2], 16),
+    ([0, 1], 16),
+    ([0, 2], 16),
+    ([1, 3], 16),
+    ([2, 4], 16),
+    ([3, 5], 16),
+    ([4, 6], 16),
+];
+
+/// The palette entry of each of COCO's 17 keypoints.
+const KEYPOINT_COLOURS: [usize; 17] = [16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9];
+
+/// Keypoints less visible than this are not drawn (Ultralytics' `kpt_line` threshold).
+const VISIBLE: f32 = 0.5;
+
+/// Draws the segment from `a` to `b` in a colour, as wide as the caller's lines.
+pub type LinePainter<'a> = dyn FnMut(&mut RgbImage, [f32; 2], [f32; 2], [u8; 3]) + 'a;
+
+/// Draw `shape` (of a detection of colour `colour`) onto `image`, its lines through
+/// `line`; `radius` is a keypoint's.
+pub fn draw_shape(
+    image: &mut RgbImage,
+    shape: &Shape,
+    colour: [u8; 3],
+    radius: i64,
+    line: &mut LinePainter,
+) {
+    match shape {
+        Shape::Box => {}
+        Shape::Mask {
+            mask,
+            outlines,
+            letterbox,
+        } => {
+            blend_mask(image, mask, letterbox, colour);
+            for outline in outlines.iter() {
+                for i in 0..outline.len() {
+                    line(image, outline[i], outline[(i + 1) % outline.len()], colour);
+                }
+            }
+        }
+        Shape::Keypoints(points) => {
+            for (a, b, limb) in limbs(points) {
+                line(image, a, b, limb);
+            }
+            for ([x, y], dot) in dots(points, colour) {
+                disc(image, x, y, radius, dot);
+            }
+        }
+        Shape::Oriented(_) => {
+            if let Some(corners) = shape.corners() {
+                for i in 0..4 {
+                    line(image, corners[i], corners[(i + 1) % 4], colour);
+                }
+            }
+        }
+    }
+}
+
+/// A COCO pose's limbs whose two keypoints are both visible, in Ultralytics' colours (none
+/// for other keypoint layouts).
+pub fn limbs(points: &[[f32; 3]]) -> Vec<([f32; 2], [f32; 2], [u8; 3])> {
+    if points.len() != KEYPOINT_COLOURS.len() {
+        return Vec::new();
+    }
+    SKELETON
+        .iter()
+        .filter(|([a, b], _)| points[*a][2] >= VISIBLE && points[*b][2] >= VISIBLE)
+        .map(|&([a, b], limb)| {
+            let (p, q) = (points[a], points[b]);
+            ([p[0], p[1]], [q[0], q[1]], POSE_PALETTE[limb])
+        })
+        .collect()
+}
+
+/// The visible keypoints and their colours: COCO's own, else the detection's `colour`.
+pub fn dots(points: &[[f32; 3]], colour: [u8; 3]) -> Vec<([f32; 2], [u8; 3])> {
+    let coco = points.len() == KEYPOINT_COLOURS.len();
+    points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p[2] >= VISIBLE)
+        .map(|(k, p)| {
+            let dot = if coco {
+                POSE_PALETTE[KEYPOINT_COLOURS[k]]
+            } else {
+                colour
+            };
+            ([p[0], p[1]], dot)
+        })
+        .collect()
+}
+
+/// Each pixel (`x`, `y`) of a `width × height` image that `mask` covers, the image's pixels
+/// looked up on the model's canvas through the letterbox.
+fn mask_pixels(
+    mask: &InstanceMask,
+    letterbox: &Letterbox,
+    width: u32,
+    height: u32,
+    mut covered: impl FnMut(u32, u32),
+) {
+    let (scale_x, scale_y) = (
+        letterbox.resized_width as f32 / letterbox.source_width as f32,
+        letterbox.resized_height as f32 / letterbox.source_height as f32,
+    );
+    let (pad_x, pad_y) = (letterbox.pad_left as f32, letterbox.pad_top as f32);
+    let to_image = |canvas: usize, pad: f32, scale: f32| ((canvas as f32 - pad) / scale).max(0.0);
+    let x0 = to_image(mask.left, pad_x, scale_x).floor() as u32;
+    let y0 = to_image(mask.top, pad_y, scale_y).floor() as u32;
+    let x1 = (to_image(mask.left + mask.width, pad_x, scale_x).ceil() as u32).min(width);
+    let y1 = (to_image(mask.top + mask.height, pad_y, scale_y).ceil() as u32).min(height);
+    for y in y0..y1 {
+        let cy = (y as f32 + 0.5) * scale_y + pad_y;
+        for x in x0..x1 {
+            let cx = (x as f32 + 0.5) * scale_x + pad_x;
+            if mask.contains(cx as usize, cy as usize) {
+                covered(x, y);
+            }
+        }
+    }
+}
+
+/// Half the class colour over the mask's pixels.
+fn blend_mask(image: &mut RgbImage, mask: &InstanceMask, letterbox: &Letterbox, colour: [u8; 3]) {
+    let (width, height) = image.dimensions();
+    mask_pixels(mask, letterbox, width, height, |x, y| {
+        let Rgb(p) = image.get_pixel_mut(x, y);
+        for (c, &k) in p.iter_mut().zip(&colour) {
+            *c = ((u16::from(*c) + u16::from(k)) / 2) as u8;
+        }
+    });
+}
+
+/// The masks of `detections` as one RGBA layer of a `width × height` image (each in its
+/// colour at half opacity), for a view that draws the picture and the masks apart; none
+/// when no detection has a mask.
+pub fn mask_layer<'a>(
+    width: u32,
+    height: u32,
+    detections: impl IntoIterator<Item = (&'a Shape, [u8; 3])>,
+) -> Option<Vec<u8>> {
+    let mut layer: Option<Vec<u8>> = None;
+    for (shape, colour) in detections {
+        if let Shape::Mask {
+            mask, letterbox, ..
+        } = shape
+        {
+            let pixels = layer.get_or_insert_with(|| vec![0; (width * height * 4) as usize]);
+            mask_pixels(mask, letterbox, width, height, |x, y| {
+                let at = ((y * width + x) * 4) as usize;
+                pixels[at..at + 4].copy_from_slice(&[colour[0], colour[1], colour[2], 128]);
+            });
+        }
+    }
+    layer
+}
+
+/// A filled disc of `radius` at (`x`, `y`).
+fn disc(image: &mut RgbImage, x: f32, y: f32, radius: i64, colour: [u8; 3]) {
+    let (cx, cy) = (x.round() as i64, y.round() as i64);
+    for dy in -radius..=radius {
+        for dx in -radius..=radius {
+            let (px, py) = (cx + dx, cy + dy);
+            let inside = dx * dx + dy * dy <= radius * radius;
+            if inside
+                && px >= 0
+                && py >= 0
+                && px < i64::from(image.width())
+                && py < i64::from(image.height())
+            {
+                image.put_pixel(px as u32, py as u32, Rgb(colour));
+            }
+        }
+    }
+}
