@@ -12,6 +12,7 @@ use egui_kittest::kittest::Queryable;
 use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus, SourceState};
 use focalyolo::compute::device::DeviceChoice;
 use focalyolo::count::Region;
+use focalyolo::inference::postprocess::Shape;
 use focalyolo::output::annotate::{REGION_COLOUR, detection_label, label_with_id};
 use focalyolo::pipeline::PlaybackControl;
 use focalyolo::source::SourceSpec;
@@ -430,6 +431,46 @@ fn app_on_an_image(shared: &Path, folder: &Path) -> Harness<'static, FocalYoloAp
             .is_some_and(|c| !c.detections.is_empty() && !c.maps.is_empty())
     });
     harness
+}
+
+/// Segmentation, pose and oriented-box models in the app: masks filled over the picture
+/// with their outlines, skeletons, rotated boxes (the transplanted checkpoints' boxes are
+/// YOLO11n's, their masks and angles random; the pose model is Ultralytics' own).
+#[test]
+fn task_models_draw_masks_skeletons_and_rotated_boxes() {
+    let shared = require_shared!();
+    // One result for the three harnesses' snapshots, reported together.
+    let mut snapshots = egui_kittest::SnapshotResults::new();
+    for (file, image, snapshot) in [
+        ("yolo11n-pose.pt", "000000000241.jpg", "app_pose"),
+        (
+            "yolo11n-seg-transplant.pt",
+            "000000000009.jpg",
+            "app_segment",
+        ),
+        ("yolo11n-obb-transplant.pt", "000000000009.jpg", "app_obb"),
+    ] {
+        let folder = tempfile::tempdir().unwrap();
+        let weights = shared.join("weights/tasks").join(file);
+        let mut harness = harness(launch(Some(weights), folder.path()));
+        step_until(&mut harness, "the model", model_ready);
+        play(&mut harness, &shared.join("coco128/images").join(image));
+        step_until(&mut harness, "detections", |app| {
+            app.current().is_some_and(|c| !c.detections.is_empty())
+        });
+        let current = harness.state().current().unwrap();
+        let shapes: Vec<&Shape> = current.detections.iter().map(|d| &d.shape).collect();
+        let expected = |shape: &Shape| match snapshot {
+            "app_pose" => matches!(shape, Shape::Keypoints(points) if points.len() == 17),
+            "app_segment" => matches!(shape, Shape::Mask { .. }),
+            _ => matches!(shape, Shape::Oriented(_)),
+        };
+        assert!(shapes.iter().all(|s| expected(s)), "{file}: {shapes:?}");
+        // SPPF at layer 9, and no bundled layer for it: the panel says how to make one.
+        harness.get_by_label_contains("focalyolo distill --teacher");
+        harness.snapshot(snapshot);
+        snapshots.extend_harness(&mut harness);
+    }
 }
 
 #[test]
