@@ -21,10 +21,13 @@ use egui_kittest::wgpu::{WgpuTestRenderer, create_render_state};
 use focalyolo::app::{FocalYoloApp, LaunchOptions, ModelStatus};
 use focalyolo::compute::device::ComputeDevice;
 use focalyolo::compute::device::DeviceChoice;
-use focalyolo::inference::postprocess::{NmsOptions, non_max_suppression, unletterbox};
+use focalyolo::inference::masks::Prototypes;
+use focalyolo::inference::postprocess::{
+    NmsOptions, non_max_suppression, postprocess, unletterbox,
+};
 use focalyolo::inference::preprocess::letterbox_on_device;
 use focalyolo::inference::preprocess::{Canvas, Letterbox};
-use focalyolo::model::{Activations, TakeFocalTaps, Yolo};
+use focalyolo::model::{Activations, Head, TakeFocalTaps, Yolo};
 use focalyolo::output::annotate::draw_detections;
 use focalyolo::output::attention_maps::{Colormap, heatmaps};
 use focalyolo::output::explain::{Explanation, detail_tiles};
@@ -109,6 +112,80 @@ fn frame_stages(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
+    group.finish();
+}
+
+/// What a task model adds after its forward pass, at 640 on the 1080p photo: a segmentation
+/// model's 20 instances (NMS, then each mask from the prototypes and its outlines), a pose
+/// model's keypoints, an oriented-box model's ProbIoU NMS; each beside the model's forward
+/// pass, in the same run.
+fn task_postprocessing(c: &mut Criterion) {
+    let Some((_, photo)) = weights_and_photo("000000000009.jpg") else {
+        return;
+    };
+    let device = ComputeDevice::cpu().device;
+    let frame = image::open(photo)
+        .expect("photo decodes")
+        .resize_exact(1920, 1080, FilterType::Triangle)
+        .to_rgb8();
+    let letterbox =
+        Letterbox::new(frame.width(), frame.height(), IMGSZ, Canvas::Minimal).expect("valid size");
+    let input = letterbox_on_device(frame.as_raw(), 3, &letterbox, &device);
+    let mut group = group_of_20(c, "task_postprocess_1080p_cpu_640");
+    for (file, task) in [
+        ("yolo11n-seg-transplant.pt", "segment"),
+        ("yolo11n-pose.pt", "pose"),
+        ("yolo11n-obb-transplant.pt", "obb"),
+    ] {
+        let Some(path) = shared(&format!("weights/tasks/{file}")) else {
+            eprintln!("skipped {task}: ../shared/weights/tasks/{file} is not here");
+            continue;
+        };
+        let weights = focalyolo::weights::Weights::load(path).expect("weights load");
+        let (model, info) = Yolo::load(&weights, &device).expect("model builds");
+        // About twenty instances: the most confident 32 at any confidence, less a
+        // segmentation model's empty masks.
+        let options = NmsOptions {
+            conf: 0.001,
+            max_det: 32,
+            ..NmsOptions::default()
+        };
+        let outputs = model.forward_outputs(input.clone(), Head::OneToMany);
+        let protos = outputs.protos.map(|p| {
+            let [_, masks, height, width] = p.dims();
+            let values = p.into_data().try_to_vec::<f32>().expect("f32 prototypes");
+            (values, masks, height, width)
+        });
+        let predictions = outputs
+            .predictions
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32 predictions");
+        let prototypes = protos
+            .as_ref()
+            .map(|(values, masks, height, width)| Prototypes {
+                values,
+                masks: *masks,
+                width: *width,
+                height: *height,
+            });
+        let run = || {
+            postprocess(
+                &predictions,
+                prototypes.as_ref(),
+                info.layout(),
+                &letterbox,
+                &options,
+                false,
+            )
+        };
+        let instances = run().len();
+        assert!(instances >= 20, "{task}: {instances} instances");
+        group.bench_function(format!("{task}_forward"), |b| {
+            b.iter(|| model.forward_outputs(input.clone(), Head::OneToMany))
+        });
+        group.bench_function(format!("{task}_postprocess"), |b| b.iter(run));
+    }
     group.finish();
 }
 
@@ -205,5 +282,5 @@ fn step_until(
     }
 }
 
-criterion_group!(benches, frame_stages, window_redraw);
+criterion_group!(benches, frame_stages, task_postprocessing, window_redraw);
 criterion_main!(benches);

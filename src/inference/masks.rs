@@ -98,15 +98,22 @@ impl InstanceMask {
                 }
             }
         }
-        let at = |row: usize, column: usize| {
-            logits[(row - cell_top) * cells_wide + (column - cell_left)]
-        };
-        for (y, &(y0, y1, ly)) in rows.iter().enumerate() {
-            for (x, &(x0, x1, lx)) in columns.iter().enumerate() {
-                let value = (1.0 - ly) * ((1.0 - lx) * at(y0, x0) + lx * at(y0, x1))
-                    + ly * ((1.0 - lx) * at(y1, x0) + lx * at(y1, x1));
+        // Separable: each prototype row the pixels read, interpolated along x once.
+        let cells_high = cell_bottom - cell_top;
+        let mut along_x = vec![0.0f32; cells_high * width];
+        for (row, out) in along_x.chunks_exact_mut(width).enumerate() {
+            let cells = &logits[row * cells_wide..(row + 1) * cells_wide];
+            for (o, &(x0, x1, lx)) in out.iter_mut().zip(&columns) {
+                let (a, b) = (cells[x0 - cell_left], cells[x1 - cell_left]);
+                *o = (1.0 - lx) * a + lx * b;
+            }
+        }
+        for (out, &(y0, y1, ly)) in mask.pixels.chunks_exact_mut(width).zip(&rows) {
+            let upper = &along_x[(y0 - cell_top) * width..][..width];
+            let lower = &along_x[(y1 - cell_top) * width..][..width];
+            for ((o, &a), &b) in out.iter_mut().zip(upper).zip(lower) {
                 // Columns and rows from ceil(x1) to ceil(x2) are those crop_mask keeps.
-                mask.pixels[y * width + x] = value > 0.0;
+                *o = (1.0 - ly) * a + ly * b > 0.0;
             }
         }
         mask
@@ -133,11 +140,7 @@ impl InstanceMask {
             if !grid[start] || seen[start] {
                 continue;
             }
-            let part = flood_part(&grid, w, h, start, &mut seen);
-            let external = part
-                .iter()
-                .any(|&p| [p - 1, p + 1, p - w, p + w].into_iter().any(|q| outside[q]));
-            if external {
+            if flood_part(&grid, w, h, start, &mut seen, &outside) {
                 let offset = [self.left as f32 - 1.0, self.top as f32 - 1.0];
                 outlines.push(
                     trace_border(&grid, w, start)
@@ -174,13 +177,21 @@ fn background_reached_from_the_frame(grid: &[bool], w: usize, h: usize) -> Vec<b
     outside
 }
 
-/// The 8-connected part of `grid` that holds `start`, marked in `seen`.
-fn flood_part(grid: &[bool], w: usize, h: usize, start: usize, seen: &mut [bool]) -> Vec<usize> {
-    let mut part = Vec::new();
+/// Marks in `seen` the 8-connected part of `grid` that holds `start`; whether it touches
+/// the `outside` background (4-connected), that is, whether its outer border is external.
+fn flood_part(
+    grid: &[bool],
+    w: usize,
+    h: usize,
+    start: usize,
+    seen: &mut [bool],
+    outside: &[bool],
+) -> bool {
+    let mut external = false;
     let mut stack = vec![start];
     seen[start] = true;
     while let Some(p) = stack.pop() {
-        part.push(p);
+        external = external || [p - 1, p + 1, p - w, p + w].iter().any(|&q| outside[q]);
         let (x, y) = (p % w, p / w);
         for dy in -1isize..=1 {
             for dx in -1isize..=1 {
@@ -196,7 +207,7 @@ fn flood_part(grid: &[bool], w: usize, h: usize, start: usize, seen: &mut [bool]
             }
         }
     }
-    part
+    external
 }
 
 /// The outer border of the part whose top-left pixel is `start`, by Moore-neighbour
