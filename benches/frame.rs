@@ -49,12 +49,7 @@ fn frame_stages(c: &mut Criterion) {
     let (weights, _) = load_with_layer9(&weights, &Layer9Choice::Bundled).expect("weights load");
     let (model, info) = Yolo::load(&weights, &device).expect("model builds");
     // A real photo at 1080p, so NMS and drawing see a real scene's boxes.
-    let frame = image::open(photo)
-        .expect("photo decodes")
-        .resize_exact(1920, 1080, FilterType::Triangle)
-        .to_rgb8();
-    let letterbox =
-        Letterbox::new(frame.width(), frame.height(), IMGSZ, Canvas::Minimal).expect("valid size");
+    let (frame, letterbox) = frame_1080p(&photo);
     let options = NmsOptions::default();
     let input = letterbox_on_device(frame.as_raw(), 3, &letterbox, &device);
     let predictions = model
@@ -124,12 +119,7 @@ fn task_postprocessing(c: &mut Criterion) {
         return;
     };
     let device = ComputeDevice::cpu().device;
-    let frame = image::open(photo)
-        .expect("photo decodes")
-        .resize_exact(1920, 1080, FilterType::Triangle)
-        .to_rgb8();
-    let letterbox =
-        Letterbox::new(frame.width(), frame.height(), IMGSZ, Canvas::Minimal).expect("valid size");
+    let (frame, letterbox) = frame_1080p(&photo);
     let input = letterbox_on_device(frame.as_raw(), 3, &letterbox, &device);
     let mut group = group_of_20(c, "task_postprocess_1080p_cpu_640");
     for (file, task) in [
@@ -151,24 +141,14 @@ fn task_postprocessing(c: &mut Criterion) {
             ..NmsOptions::default()
         };
         let outputs = model.forward_outputs(input.clone(), Head::OneToMany);
-        let protos = outputs.protos.map(|p| {
-            let [_, masks, height, width] = p.dims();
-            let values = p.into_data().try_to_vec::<f32>().expect("f32 prototypes");
-            (values, masks, height, width)
-        });
+        let prototypes = outputs
+            .protos
+            .map(|p| Prototypes::read(p).expect("f32 prototypes"));
         let predictions = outputs
             .predictions
             .into_data()
             .try_to_vec::<f32>()
             .expect("f32 predictions");
-        let prototypes = protos
-            .as_ref()
-            .map(|(values, masks, height, width)| Prototypes {
-                values,
-                masks: *masks,
-                width: *width,
-                height: *height,
-            });
         let run = || {
             postprocess(
                 &predictions,
@@ -187,6 +167,17 @@ fn task_postprocessing(c: &mut Criterion) {
         group.bench_function(format!("{task}_postprocess"), |b| b.iter(run));
     }
     group.finish();
+}
+
+/// `photo` stretched to 1080p, and its letterbox at 640.
+fn frame_1080p(photo: &Path) -> (image::RgbImage, Letterbox) {
+    let frame = image::open(photo)
+        .expect("photo decodes")
+        .resize_exact(1920, 1080, FilterType::Triangle)
+        .to_rgb8();
+    let letterbox =
+        Letterbox::new(frame.width(), frame.height(), IMGSZ, Canvas::Minimal).expect("valid size");
+    (frame, letterbox)
 }
 
 /// The weights and coco128's `photo` from `../shared`, or the reason to skip, printed.

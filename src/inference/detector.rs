@@ -173,13 +173,9 @@ impl Detector {
             self.model.forward_outputs(input, head)
         };
         let readback = |e: burn::tensor::TensorReadError| DetectError::Readback(e.to_string());
-        let protos = outputs
+        let prototypes = outputs
             .protos
-            .map(|p| {
-                let [_, masks, height, width] = p.dims();
-                p.try_into_vec_as::<f32>()
-                    .map(|values| (values, masks, height, width))
-            })
+            .map(Prototypes::read)
             .transpose()
             .map_err(readback)?;
         let predictions = outputs
@@ -188,14 +184,6 @@ impl Detector {
             .map_err(readback)?;
         let inferred = Instant::now();
 
-        let prototypes = protos
-            .as_ref()
-            .map(|(values, masks, height, width)| Prototypes {
-                values,
-                masks: *masks,
-                width: *width,
-                height: *height,
-            });
         let detections = postprocess(
             &predictions,
             prototypes.as_ref(),

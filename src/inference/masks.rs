@@ -4,13 +4,30 @@
 //! of 0.5); and their outlines, traced as `cv2.findContours(RETR_EXTERNAL,
 //! CHAIN_APPROX_SIMPLE)` traces them.
 
+use burn::tensor::{Tensor, TensorReadError};
+
 /// The prototypes of one image: `masks` maps of `height × width`, a quarter of the input's
 /// size, row-major one after another.
-pub struct Prototypes<'a> {
-    pub values: &'a [f32],
+pub struct Prototypes {
+    pub values: Vec<f32>,
     pub masks: usize,
     pub width: usize,
     pub height: usize,
+}
+
+impl Prototypes {
+    /// The first image's prototypes of a segmentation head's `(B, nm, H/4, W/4)` output.
+    pub fn read(protos: Tensor<4>) -> Result<Self, TensorReadError> {
+        let [_, masks, height, width] = protos.dims();
+        let mut values = protos.try_into_vec_as::<f32>()?;
+        values.truncate(masks * height * width);
+        Ok(Self {
+            values,
+            masks,
+            width,
+            height,
+        })
+    }
 }
 
 /// One instance's mask on the model's input canvas: the pixels of `width × height` from
@@ -128,86 +145,118 @@ impl InstanceMask {
         let (w, h) = (self.width + 2, self.height + 2);
         let mut grid = vec![false; w * h];
         for y in 0..self.height {
-            for x in 0..self.width {
-                grid[(y + 1) * w + x + 1] = self.pixels[y * self.width + x];
-            }
+            grid[(y + 1) * w + 1..][..self.width]
+                .copy_from_slice(&self.pixels[y * self.width..][..self.width]);
         }
-        let outside = background_reached_from_the_frame(&grid, w, h);
-        let mut seen = vec![false; w * h];
-        let mut outlines = Vec::new();
-        // Row-major, so each part is met first at its top-left pixel, as the tracing needs.
-        for start in 0..w * h {
-            if !grid[start] || seen[start] {
-                continue;
-            }
-            if flood_part(&grid, w, h, start, &mut seen, &outside) {
-                let offset = [self.left as f32 - 1.0, self.top as f32 - 1.0];
-                outlines.push(
-                    trace_border(&grid, w, start)
-                        .into_iter()
-                        .map(|p| [(p % w) as f32 + offset[0], (p / w) as f32 + offset[1]])
-                        .collect(),
-                );
-            }
+        // The background 4-connected to the frame, and the 8-connected parts, labelled as
+        // runs of a row: a part is external when one of its pixels has a 4-neighbour in that
+        // background (a run beside it in its row, or overlapping it in the row above or below).
+        let background = Runs::new(&grid, w, h, false);
+        let outside = background.root[0];
+        let parts = Runs::new(&grid, w, h, true);
+        let mut external = vec![false; parts.runs.len()];
+        for (i, run) in parts.runs.iter().enumerate() {
+            let touches = |row: usize, from: usize, to: usize| {
+                background.in_row(row).any(|(j, other)| {
+                    other.start < to && from < other.end && background.root[j] == outside
+                })
+            };
+            external[parts.root[i]] |= touches(run.row, run.start - 1, run.end + 1)
+                || touches(run.row - 1, run.start, run.end)
+                || touches(run.row + 1, run.start, run.end);
         }
-        outlines
+        // Each external part's first run (its root) starts at its top-left pixel, where the
+        // tracing starts; roots come in raster order.
+        let starts: Vec<usize> = (0..parts.runs.len())
+            .filter(|&i| parts.root[i] == i && external[i])
+            .map(|i| parts.runs[i].row * w + parts.runs[i].start)
+            .collect();
+        let offset = [self.left as f32 - 1.0, self.top as f32 - 1.0];
+        starts
+            .into_iter()
+            .map(|start| {
+                trace_border(&grid, w, start)
+                    .into_iter()
+                    .map(|p| [(p % w) as f32 + offset[0], (p / w) as f32 + offset[1]])
+                    .collect()
+            })
+            .collect()
     }
 }
 
-/// The empty pixels 4-connected to the frame (the rest are holes).
-fn background_reached_from_the_frame(grid: &[bool], w: usize, h: usize) -> Vec<bool> {
-    let mut outside = vec![false; w * h];
-    let mut stack = vec![0];
-    outside[0] = true;
-    while let Some(p) = stack.pop() {
-        let (x, y) = (p % w, p / w);
-        let neighbours = [
-            (x > 0).then(|| p - 1),
-            (x + 1 < w).then(|| p + 1),
-            (y > 0).then(|| p - w),
-            (y + 1 < h).then(|| p + w),
-        ];
-        for q in neighbours.into_iter().flatten() {
-            if !grid[q] && !outside[q] {
-                outside[q] = true;
-                stack.push(q);
-            }
-        }
-    }
-    outside
-}
-
-/// Marks in `seen` the 8-connected part of `grid` that holds `start`; whether it touches
-/// the `outside` background (4-connected), that is, whether its outer border is external.
-fn flood_part(
-    grid: &[bool],
-    w: usize,
-    h: usize,
+/// A row's stretch of pixels of one value, `start..end`.
+struct Run {
+    row: usize,
     start: usize,
-    seen: &mut [bool],
-    outside: &[bool],
-) -> bool {
-    let mut external = false;
-    let mut stack = vec![start];
-    seen[start] = true;
-    while let Some(p) = stack.pop() {
-        external = external || [p - 1, p + 1, p - w, p + w].iter().any(|&q| outside[q]);
-        let (x, y) = (p % w, p / w);
-        for dy in -1isize..=1 {
-            for dx in -1isize..=1 {
-                let (nx, ny) = (x as isize + dx, y as isize + dy);
-                if (dx, dy) == (0, 0) || nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize {
+    end: usize,
+}
+
+/// The runs of the pixels of `grid` equal to `foreground`, in raster order, and the
+/// connected part each belongs to (its first run): 8-connected for the mask, 4-connected
+/// for the background. Union-find over runs rather than pixels: a mask has few per row.
+struct Runs {
+    runs: Vec<Run>,
+    /// The first run of each row, and one past the last row's.
+    row_starts: Vec<usize>,
+    root: Vec<usize>,
+}
+
+impl Runs {
+    fn new(grid: &[bool], w: usize, h: usize, foreground: bool) -> Self {
+        let mut runs = Vec::new();
+        let mut row_starts = Vec::with_capacity(h + 1);
+        for row in 0..h {
+            row_starts.push(runs.len());
+            let line = &grid[row * w..(row + 1) * w];
+            let mut x = 0;
+            while x < w {
+                if line[x] != foreground {
+                    x += 1;
                     continue;
                 }
-                let q = ny as usize * w + nx as usize;
-                if grid[q] && !seen[q] {
-                    seen[q] = true;
-                    stack.push(q);
+                let start = x;
+                while x < w && line[x] == foreground {
+                    x += 1;
+                }
+                runs.push(Run { row, start, end: x });
+            }
+        }
+        row_starts.push(runs.len());
+        let mut parent: Vec<usize> = (0..runs.len()).collect();
+        fn find(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        // Diagonal neighbours join parts of the mask, not of the background.
+        let reach = usize::from(foreground);
+        for row in 1..h {
+            let above = row_starts[row - 1]..row_starts[row];
+            for i in row_starts[row]..row_starts[row + 1] {
+                for j in above.clone() {
+                    let (a, b) = (&runs[i], &runs[j]);
+                    if b.start < a.end + reach && a.start < b.end + reach {
+                        let (x, y) = (find(&mut parent, i), find(&mut parent, j));
+                        parent[x.max(y)] = x.min(y);
+                    }
                 }
             }
         }
+        let root = (0..runs.len()).map(|i| find(&mut parent, i)).collect();
+        Self {
+            runs,
+            row_starts,
+            root,
+        }
     }
-    external
+
+    /// The runs of `row`, with their indices.
+    fn in_row(&self, row: usize) -> impl Iterator<Item = (usize, &Run)> {
+        let range = self.row_starts[row]..self.row_starts[row + 1];
+        range.clone().zip(&self.runs[range])
+    }
 }
 
 /// The outer border of the part whose top-left pixel is `start`, by Moore-neighbour
@@ -315,9 +364,8 @@ mod tests {
     fn masks_are_the_upsampled_logits_above_zero_inside_the_box() {
         // One prototype, 2×2: positive on the left column, negative on the right; the
         // canvas is 8×8, so the sign changes halfway across.
-        let values = [1.0, -1.0, 1.0, -1.0];
         let prototypes = Prototypes {
-            values: &values,
+            values: vec![1.0, -1.0, 1.0, -1.0],
             masks: 1,
             width: 2,
             height: 2,
