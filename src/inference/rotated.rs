@@ -19,10 +19,32 @@ fn covariance(b: &[f32; 5]) -> (f32, f32, f32) {
 /// ProbIoU of two oriented boxes (Ultralytics' `batch_probiou`, eps 1e-7): 1 minus the
 /// Hellinger distance of their Gaussians.
 pub fn probiou(p: &[f32; 5], q: &[f32; 5]) -> f32 {
+    gaussian_probiou(&Gaussian::of(p), &Gaussian::of(q))
+}
+
+/// An oriented box as a Gaussian: its centre and covariance terms, worked out once per box
+/// rather than once per pair.
+struct Gaussian {
+    x: f32,
+    y: f32,
+    covariance: (f32, f32, f32),
+}
+
+impl Gaussian {
+    fn of(b: &[f32; 5]) -> Self {
+        Self {
+            x: b[0],
+            y: b[1],
+            covariance: covariance(b),
+        }
+    }
+}
+
+fn gaussian_probiou(p: &Gaussian, q: &Gaussian) -> f32 {
     const EPS: f32 = 1e-7;
-    let (a1, b1, c1) = covariance(p);
-    let (a2, b2, c2) = covariance(q);
-    let (dx, dy) = (p[0] - q[0], p[1] - q[1]);
+    let (a1, b1, c1) = p.covariance;
+    let (a2, b2, c2) = q.covariance;
+    let (dx, dy) = (p.x - q.x, p.y - q.y);
     let denominator = (a1 + a2) * (b1 + b2) - (c1 + c2).powi(2) + EPS;
     let t1 = ((a1 + a2) * dy.powi(2) + (b1 + b2) * dx.powi(2)) / denominator * 0.25;
     let t2 = ((c1 + c2) * (-dx) * dy) / denominator * 0.5;
@@ -40,8 +62,23 @@ pub fn probiou(p: &[f32; 5], q: &[f32; 5]) -> f32 {
 /// box overlaps at ProbIoU `iou` or more, whether that box was kept or not (Fast-NMS, as
 /// Ultralytics runs it for oriented boxes).
 pub fn fast_nms(boxes: &[[f32; 5]], iou: f32) -> Vec<usize> {
+    let gaussians: Vec<Gaussian> = boxes.iter().map(Gaussian::of).collect();
+    // ProbIoU ≥ iou needs a Bhattacharyya distance of at most -ln(1 - (1 - iou)²), and that
+    // distance is at least a quarter of |d|² over the summed covariances' trace: boxes
+    // whose centres lie farther apart cannot overlap enough, and skip the logarithms.
+    let most = -(1.0 - (1.0 - f64::from(iou)).powi(2)).ln();
+    let far = |p: &Gaussian, q: &Gaussian| {
+        let (dx, dy) = (f64::from(p.x - q.x), f64::from(p.y - q.y));
+        let trace = f64::from(p.covariance.0 + p.covariance.1 + q.covariance.0 + q.covariance.1);
+        0.25 * (dx * dx + dy * dy) > most * 1.001 * trace
+    };
     (0..boxes.len())
-        .filter(|&i| (0..i).all(|j| probiou(&boxes[j], &boxes[i]) < iou))
+        .filter(|&i| {
+            (0..i).all(|j| {
+                let (p, q) = (&gaussians[j], &gaussians[i]);
+                far(p, q) || gaussian_probiou(p, q) < iou
+            })
+        })
         .collect()
 }
 
@@ -104,6 +141,27 @@ mod tests {
         assert!(probiou(&boxes[0], &boxes[2]) < 0.5 && probiou(&boxes[1], &boxes[2]) > 0.5);
         assert_eq!(fast_nms(&boxes, 0.5), vec![0]);
         assert_eq!(fast_nms(&boxes, 0.8), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn boxes_skipped_as_far_apart_never_reach_the_threshold() {
+        // Pairs along a line, at thresholds from loose to strict: the distance bound never
+        // skips a pair whose ProbIoU reaches the threshold.
+        for iou in [0.05, 0.3, 0.5, 0.7, 0.95] {
+            for step in 0..200 {
+                let d = step as f32 * 0.5;
+                let boxes = [
+                    [50.0, 50.0, 40.0, 12.0, 0.4],
+                    [50.0 + d, 50.0 + d / 3.0, 18.0, 30.0, 1.1],
+                ];
+                let overlapping = probiou(&boxes[0], &boxes[1]) >= iou;
+                assert_eq!(
+                    fast_nms(&boxes, iou).len() == 1,
+                    overlapping,
+                    "iou {iou}, d {d}"
+                );
+            }
+        }
     }
 
     #[test]
