@@ -7,3 +7,4 @@ pub mod masks;
 pub mod postprocess;
 pub mod preprocess;
 pub mod rotated;
+pub mod task_shapes;
