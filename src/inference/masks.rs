@@ -6,6 +6,8 @@
 
 use burn::tensor::{Tensor, TensorReadError};
 
+use crate::compute::kernels::cpu;
+
 /// The prototypes of one image: `masks` maps of `height × width`, a quarter of the input's
 /// size, row-major one after another.
 pub struct Prototypes {
@@ -28,6 +30,49 @@ impl Prototypes {
             height,
         })
     }
+
+    /// Each instance's mask logits on the prototype grid, from its `masks` coefficients
+    /// (`coefficients` holds them instance after instance): one matrix product for all.
+    pub fn logits(&self, coefficients: &[f32], instances: usize) -> MaskLogits {
+        MaskLogits {
+            values: cpu::matmul(
+                coefficients,
+                &self.values,
+                instances,
+                self.masks,
+                self.width * self.height,
+            ),
+            width: self.width,
+            height: self.height,
+        }
+    }
+}
+
+/// Instances' mask logits on the prototype grid, one `width × height` plane after another.
+pub struct MaskLogits {
+    values: Vec<f32>,
+    width: usize,
+    height: usize,
+}
+
+impl MaskLogits {
+    /// Each instance's plane, in the order of its coefficients.
+    pub fn planes(&self) -> impl Iterator<Item = LogitPlane<'_>> {
+        self.values
+            .chunks_exact(self.width * self.height)
+            .map(|values| LogitPlane {
+                values,
+                width: self.width,
+                height: self.height,
+            })
+    }
+}
+
+/// One instance's mask logits on the prototype grid (`width × height`, row-major).
+pub struct LogitPlane<'a> {
+    pub values: &'a [f32],
+    pub width: usize,
+    pub height: usize,
 }
 
 /// One instance's mask on the model's input canvas: the pixels of `width × height` from
@@ -57,14 +102,13 @@ impl InstanceMask {
         self.pixels.iter().filter(|&&p| p).count()
     }
 
-    /// The mask of the box `xyxy` (canvas pixels) with these mask `coefficients`, on a
+    /// The mask of the box `xyxy` (canvas pixels) with these mask `logits`, on a
     /// `canvas_width × canvas_height` input: the pixels whose column `c` and row `r` satisfy
     /// `x1 ≤ c < x2`, `y1 ≤ r < y2` (Ultralytics' `crop_mask`) and whose upsampled logit is
     /// above 0.
-    pub fn from_prototypes(
+    pub fn from_logits(
         xyxy: [f32; 4],
-        coefficients: &[f32],
-        prototypes: &Prototypes,
+        logits: &LogitPlane,
         canvas_width: usize,
         canvas_height: usize,
     ) -> Self {
@@ -83,7 +127,7 @@ impl InstanceMask {
             return mask;
         }
         // PyTorch's bilinear upsampling (align_corners=False): each output pixel samples the
-        // prototype grid at (dst + 0.5)·scale − 0.5, clamped at 0.
+        // logit grid at (dst + 0.5)·scale − 0.5, clamped at 0.
         let axis = |dst: usize, scale: f32, size: usize| {
             let src = ((dst as f32 + 0.5) * scale - 0.5).max(0.0);
             let low = (src as usize).min(size - 1);
@@ -91,38 +135,24 @@ impl InstanceMask {
             (low, high, src - low as f32)
         };
         let (scale_x, scale_y) = (
-            prototypes.width as f32 / canvas_width as f32,
-            prototypes.height as f32 / canvas_height as f32,
+            logits.width as f32 / canvas_width as f32,
+            logits.height as f32 / canvas_height as f32,
         );
         let columns: Vec<_> = (left..right)
-            .map(|x| axis(x, scale_x, prototypes.width))
+            .map(|x| axis(x, scale_x, logits.width))
             .collect();
         let rows: Vec<_> = (top..bottom)
-            .map(|y| axis(y, scale_y, prototypes.height))
+            .map(|y| axis(y, scale_y, logits.height))
             .collect();
-        // The mask's logits on the prototype cells these pixels read, and no others.
-        let (cell_left, cell_right) = (columns[0].0, columns[width - 1].1 + 1);
-        let (cell_top, cell_bottom) = (rows[0].0, rows[height - 1].1 + 1);
-        let cells_wide = cell_right - cell_left;
-        let mut logits = vec![0.0f32; cells_wide * (cell_bottom - cell_top)];
-        let plane = prototypes.width * prototypes.height;
-        for (k, &coefficient) in coefficients.iter().enumerate().take(prototypes.masks) {
-            let map = &prototypes.values[k * plane..(k + 1) * plane];
-            for (row, out) in (cell_top..cell_bottom).zip(logits.chunks_exact_mut(cells_wide)) {
-                let cells = &map[row * prototypes.width + cell_left..][..cells_wide];
-                for (o, &p) in out.iter_mut().zip(cells) {
-                    *o += coefficient * p;
-                }
-            }
-        }
+        // Only the grid cells these pixels read.
+        let cell_top = rows[0].0;
+        let cells_high = rows[height - 1].1 + 1 - cell_top;
         // Separable: each prototype row the pixels read, interpolated along x once.
-        let cells_high = cell_bottom - cell_top;
         let mut along_x = vec![0.0f32; cells_high * width];
         for (row, out) in along_x.chunks_exact_mut(width).enumerate() {
-            let cells = &logits[row * cells_wide..(row + 1) * cells_wide];
+            let cells = &logits.values[(cell_top + row) * logits.width..][..logits.width];
             for (o, &(x0, x1, lx)) in out.iter_mut().zip(&columns) {
-                let (a, b) = (cells[x0 - cell_left], cells[x1 - cell_left]);
-                *o = (1.0 - lx) * a + lx * b;
+                *o = (1.0 - lx) * cells[x0] + lx * cells[x1];
             }
         }
         for (out, &(y0, y1, ly)) in mask.pixels.chunks_exact_mut(width).zip(&rows) {
@@ -141,25 +171,35 @@ impl InstanceMask {
     /// its border pixels, straight runs reduced to their ends (`CHAIN_APPROX_SIMPLE`); in
     /// canvas pixels.
     pub fn outlines(&self) -> Vec<Vec<[f32; 2]>> {
+        if self.width == 0 || self.height == 0 {
+            return Vec::new();
+        }
         // Work on the region with a one-pixel empty frame, so every part has a border.
         let (w, h) = (self.width + 2, self.height + 2);
-        let mut grid = vec![false; w * h];
-        for y in 0..self.height {
-            grid[(y + 1) * w + 1..][..self.width]
-                .copy_from_slice(&self.pixels[y * self.width..][..self.width]);
+        let mut grid = vec![0u8; w * h];
+        for (line, pixels) in grid[w..]
+            .chunks_exact_mut(w)
+            .zip(self.pixels.chunks_exact(self.width))
+        {
+            for (cell, &set) in line[1..].iter_mut().zip(pixels) {
+                *cell = u8::from(set);
+            }
         }
         // The background 4-connected to the frame, and the 8-connected parts, labelled as
         // runs of a row: a part is external when one of its pixels has a 4-neighbour in that
         // background (a run beside it in its row, or overlapping it in the row above or below).
-        let background = Runs::new(&grid, w, h, false);
+        let parts = Runs::new(foreground_runs(&grid, w, h), h, true);
+        let background = Runs::new(gaps(&parts, w), h, false);
         let outside = background.root[0];
-        let parts = Runs::new(&grid, w, h, true);
         let mut external = vec![false; parts.runs.len()];
         for (i, run) in parts.runs.iter().enumerate() {
+            if external[parts.root[i]] {
+                continue;
+            }
             let touches = |row: usize, from: usize, to: usize| {
-                background.in_row(row).any(|(j, other)| {
-                    other.start < to && from < other.end && background.root[j] == outside
-                })
+                background
+                    .overlapping(row, from, to)
+                    .any(|(j, _)| background.root[j] == outside)
             };
             external[parts.root[i]] |= touches(run.row, run.start - 1, run.end + 1)
                 || touches(run.row - 1, run.start, run.end)
@@ -172,14 +212,10 @@ impl InstanceMask {
             .map(|i| parts.runs[i].row * w + parts.runs[i].start)
             .collect();
         let offset = [self.left as f32 - 1.0, self.top as f32 - 1.0];
+        let canvas = |p: usize| [(p % w) as f32 + offset[0], (p / w) as f32 + offset[1]];
         starts
             .into_iter()
-            .map(|start| {
-                trace_border(&grid, w, start)
-                    .into_iter()
-                    .map(|p| [(p % w) as f32 + offset[0], (p / w) as f32 + offset[1]])
-                    .collect()
-            })
+            .map(|start| trace_border(&grid, w, start, canvas))
             .collect()
     }
 }
@@ -191,9 +227,8 @@ struct Run {
     end: usize,
 }
 
-/// The runs of the pixels of `grid` equal to `foreground`, in raster order, and the
-/// connected part each belongs to (its first run): 8-connected for the mask, 4-connected
-/// for the background. Union-find over runs rather than pixels: a mask has few per row.
+/// Runs of one value in raster order, and the connected part each belongs to (its first
+/// run). Union-find over runs rather than pixels: a mask has few per row.
 struct Runs {
     runs: Vec<Run>,
     /// The first run of each row, and one past the last row's.
@@ -202,24 +237,12 @@ struct Runs {
 }
 
 impl Runs {
-    fn new(grid: &[bool], w: usize, h: usize, foreground: bool) -> Self {
-        let mut runs = Vec::new();
+    /// Labels `runs` (in raster order, over `h` rows) into connected parts: 8-connected for
+    /// the `foreground`, 4-connected for the background.
+    fn new(runs: Vec<Run>, h: usize, foreground: bool) -> Self {
         let mut row_starts = Vec::with_capacity(h + 1);
         for row in 0..h {
-            row_starts.push(runs.len());
-            let line = &grid[row * w..(row + 1) * w];
-            let mut x = 0;
-            while x < w {
-                if line[x] != foreground {
-                    x += 1;
-                    continue;
-                }
-                let start = x;
-                while x < w && line[x] == foreground {
-                    x += 1;
-                }
-                runs.push(Run { row, start, end: x });
-            }
+            row_starts.push(runs.partition_point(|run| run.row < row));
         }
         row_starts.push(runs.len());
         let mut parent: Vec<usize> = (0..runs.len()).collect();
@@ -232,15 +255,21 @@ impl Runs {
         }
         // Diagonal neighbours join parts of the mask, not of the background.
         let reach = usize::from(foreground);
+        // A row's runs are sorted and disjoint, so the runs above that touch a run start at
+        // or after those that touched the run before it: one merge-like pass per row pair
+        // (a noisy mask has hundreds of runs a row).
         for row in 1..h {
-            let above = row_starts[row - 1]..row_starts[row];
+            let above_end = row_starts[row];
+            let mut first = row_starts[row - 1];
             for i in row_starts[row]..row_starts[row + 1] {
-                for j in above.clone() {
-                    let (a, b) = (&runs[i], &runs[j]);
-                    if b.start < a.end + reach && a.start < b.end + reach {
-                        let (x, y) = (find(&mut parent, i), find(&mut parent, j));
-                        parent[x.max(y)] = x.min(y);
-                    }
+                let run = &runs[i];
+                while first < above_end && runs[first].end + reach <= run.start {
+                    first += 1;
+                }
+                let touching = (first..above_end).take_while(|&j| runs[j].start < run.end + reach);
+                for j in touching {
+                    let (x, y) = (find(&mut parent, i), find(&mut parent, j));
+                    parent[x.max(y)] = x.min(y);
                 }
             }
         }
@@ -252,17 +281,81 @@ impl Runs {
         }
     }
 
-    /// The runs of `row`, with their indices.
-    fn in_row(&self, row: usize) -> impl Iterator<Item = (usize, &Run)> {
-        let range = self.row_starts[row]..self.row_starts[row + 1];
-        range.clone().zip(&self.runs[range])
+    /// The runs of `row` that overlap columns `from..to`, with their indices (a binary
+    /// search: the row's runs are sorted).
+    fn overlapping(
+        &self,
+        row: usize,
+        from: usize,
+        to: usize,
+    ) -> impl Iterator<Item = (usize, &Run)> {
+        let (start, end) = (self.row_starts[row], self.row_starts[row + 1]);
+        let first = start + self.runs[start..end].partition_point(|run| run.end <= from);
+        (first..end)
+            .zip(&self.runs[first..end])
+            .take_while(move |(_, run)| run.start < to)
     }
+}
+
+/// The runs of set pixels of each row of `grid` (`w` wide, `h` high), in raster order.
+fn foreground_runs(grid: &[u8], w: usize, h: usize) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (row, line) in grid.chunks_exact(w).take(h).enumerate() {
+        let mut x = 0;
+        while x < w {
+            let start = run_end(line, x, 0);
+            if start == w {
+                break;
+            }
+            x = run_end(line, start, 1);
+            runs.push(Run { row, start, end: x });
+        }
+    }
+    runs
+}
+
+/// The runs between the `parts`' runs, row by row, on a grid `w` wide whose border is unset.
+fn gaps(parts: &Runs, w: usize) -> Vec<Run> {
+    let rows = parts.row_starts.len() - 1;
+    let mut gaps = Vec::with_capacity(parts.runs.len() + rows);
+    for row in 0..rows {
+        let mut start = 0;
+        for (_, run) in parts.overlapping(row, 0, w) {
+            gaps.push(Run {
+                row,
+                start,
+                end: run.start,
+            });
+            start = run.end;
+        }
+        gaps.push(Run { row, start, end: w });
+    }
+    gaps
+}
+
+/// The first index from `x` whose byte is not `value` (0 or 1), or `line.len()`: eight
+/// bytes at a time, as most runs are long.
+fn run_end(line: &[u8], mut x: usize, value: u8) -> usize {
+    let pattern = u64::from_le_bytes([value; 8]);
+    while let Some(bytes) = line.get(x..x + 8) {
+        let differ = u64::from_le_bytes(bytes.try_into().expect("eight bytes")) ^ pattern;
+        if differ != 0 {
+            return x + differ.trailing_zeros() as usize / 8;
+        }
+        x += 8;
+    }
+    x + line[x..].iter().take_while(|&&b| b == value).count()
 }
 
 /// The outer border of the part whose top-left pixel is `start`, by Moore-neighbour
 /// tracing (the border following of Suzuki and Abe, which OpenCV implements), keeping only
-/// the pixels where the direction turns.
-fn trace_border(grid: &[bool], w: usize, start: usize) -> Vec<usize> {
+/// the pixels where the direction turns, each as `point` gives it.
+fn trace_border(
+    grid: &[u8],
+    w: usize,
+    start: usize,
+    point: impl Fn(usize) -> [f32; 2],
+) -> Vec<[f32; 2]> {
     // The 8 neighbours clockwise from east, in image coordinates (y down).
     let steps: [isize; 8] = [
         1,
@@ -278,34 +371,31 @@ fn trace_border(grid: &[bool], w: usize, start: usize) -> Vec<usize> {
     // From the top-left pixel, the pixel to its west is empty: search clockwise from there.
     let first_direction = (0..8)
         .map(|k| (4 + k) % 8)
-        .find(|&d| grid[neighbour(start, d)]);
+        .find(|&d| grid[neighbour(start, d)] != 0);
+    // The start is always a turn: the tracing leaves it east to south-west (the pixels
+    // before it in raster order are empty) and comes back west to north-east.
+    let mut border = vec![point(start)];
     let Some(first_direction) = first_direction else {
-        return vec![start];
+        return border;
     };
-    let mut border = vec![start];
-    let mut directions = vec![first_direction];
     let (mut at, mut direction) = (neighbour(start, first_direction), first_direction);
     loop {
         // Search clockwise from the neighbour after the one we came from.
         let from = (direction + 6) % 8;
         let next = (0..8)
             .map(|k| (from + k) % 8)
-            .find(|&d| grid[neighbour(at, d)])
+            .find(|&d| grid[neighbour(at, d)] != 0)
             .expect("a pixel reached by a step has that step's pixel as a neighbour");
         if at == start && next == first_direction {
-            break;
+            return border;
         }
-        border.push(at);
-        directions.push(next);
+        // A pixel stays where the direction it leaves by differs from the one it came by.
+        if next != direction {
+            border.push(point(at));
+        }
         at = neighbour(at, next);
         direction = next;
     }
-    // A point stays where the direction it leaves by differs from the one it came by.
-    let n = border.len();
-    (0..n)
-        .filter(|&i| directions[i] != directions[(i + n - 1) % n])
-        .map(|i| border[i])
-        .collect()
 }
 
 #[cfg(test)]
@@ -360,6 +450,90 @@ mod tests {
         assert_eq!(m.outlines(), vec![vec![[10.0, 20.0], [13.0, 23.0]]]);
     }
 
+    /// The top-left pixel of each part a pixel flood fill finds external: 8-connected parts
+    /// with a 4-neighbour in the background 4-connected to the region's edge.
+    fn external_parts_by_flood_fill(m: &InstanceMask) -> Vec<[f32; 2]> {
+        let (w, h) = (m.width as isize, m.height as isize);
+        let set = |x: isize, y: isize| {
+            (0..w).contains(&x) && (0..h).contains(&y) && m.pixels[(y * w + x) as usize]
+        };
+        let fill = |seeds: Vec<(isize, isize)>, value: bool, steps: &[(isize, isize)]| {
+            let mut seen = std::collections::HashSet::new();
+            let mut stack = seeds;
+            while let Some((x, y)) = stack.pop() {
+                if x < -1 || y < -1 || x > w || y > h || set(x, y) != value || !seen.insert((x, y))
+                {
+                    continue;
+                }
+                stack.extend(steps.iter().map(|(dx, dy)| (x + dx, y + dy)));
+            }
+            seen
+        };
+        let four = [(1, 0), (-1, 0), (0, 1), (0, -1)];
+        let eight = [
+            (1, 0),
+            (-1, 0),
+            (0, 1),
+            (0, -1),
+            (1, 1),
+            (1, -1),
+            (-1, 1),
+            (-1, -1),
+        ];
+        let outside = fill(vec![(-1, -1)], false, &four);
+        let mut claimed = std::collections::HashSet::new();
+        let mut starts = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                if !set(x, y) || claimed.contains(&(x, y)) {
+                    continue;
+                }
+                let part = fill(vec![(x, y)], true, &eight);
+                let external = part.iter().any(|&(px, py)| {
+                    four.iter()
+                        .any(|(dx, dy)| outside.contains(&(px + dx, py + dy)))
+                });
+                if external {
+                    starts.push([(x + m.left as isize) as f32, (y + m.top as isize) as f32]);
+                }
+                claimed.extend(part);
+            }
+        }
+        starts
+    }
+
+    #[test]
+    fn noisy_masks_trace_the_parts_a_flood_fill_finds() {
+        use rand::{Rng, SeedableRng};
+        for (seed, density) in [(1, 0.2), (2, 0.45), (3, 0.55), (4, 0.8)] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let (width, height) = (37, 23);
+            let m = InstanceMask {
+                left: 5,
+                top: 7,
+                width,
+                height,
+                pixels: (0..width * height)
+                    .map(|_| rng.random_bool(density))
+                    .collect(),
+            };
+            let starts: Vec<[f32; 2]> = m.outlines().iter().map(|outline| outline[0]).collect();
+            assert_eq!(starts, external_parts_by_flood_fill(&m), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn an_empty_region_has_no_outlines() {
+        let m = InstanceMask {
+            left: 3,
+            top: 4,
+            width: 0,
+            height: 5,
+            pixels: Vec::new(),
+        };
+        assert!(m.outlines().is_empty());
+    }
+
     #[test]
     fn masks_are_the_upsampled_logits_above_zero_inside_the_box() {
         // One prototype, 2×2: positive on the left column, negative on the right; the
@@ -370,7 +544,10 @@ mod tests {
             width: 2,
             height: 2,
         };
-        let m = InstanceMask::from_prototypes([0.5, 1.0, 7.0, 3.2], &[2.0], &prototypes, 8, 8);
+        let logits = prototypes.logits(&[2.0], 1);
+        let plane = logits.planes().next().expect("one instance");
+        assert_eq!(plane.values, [2.0, -2.0, 2.0, -2.0]);
+        let m = InstanceMask::from_logits([0.5, 1.0, 7.0, 3.2], &plane, 8, 8);
         // Columns ceil(0.5)=1 .. ceil(7.0)=7, rows 1 .. ceil(3.2)=4.
         assert_eq!((m.left, m.top, m.width, m.height), (1, 1, 6, 3));
         for y in 0..8 {

@@ -266,37 +266,49 @@ pub fn non_max_suppression(
                 .as_ref()
                 .is_none_or(|keep| keep.contains(&class))
     };
-    let mut candidates: Vec<Detection> = Vec::new();
-    for a in 0..anchors {
+    let corners = |a: usize| {
         let (cx, cy, w, h) = (at(0, a), at(1, a), at(2, a), at(3, a));
-        let xyxy = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
-        if options.multi_label {
+        [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]
+    };
+    let mut candidates: Vec<Detection> = Vec::new();
+    if options.multi_label {
+        for a in 0..anchors {
             candidates.extend(
                 (0..num_classes)
                     .filter(|&c| wanted(c, at(4 + c, a)))
                     .map(|class| Detection {
-                        xyxy,
+                        xyxy: corners(a),
                         conf: at(4 + class, a),
                         class,
                         anchor: a,
                         ..Detection::default()
                     }),
             );
-        } else {
-            let (class, conf) = (0..num_classes).map(|c| (c, at(4 + c, a))).fold(
-                (0, f32::NEG_INFINITY),
-                |best, x| if x.1 > best.1 { x } else { best },
-            );
-            if wanted(class, conf) {
-                candidates.push(Detection {
-                    xyxy,
+        }
+    } else {
+        // Each anchor's best class (the first of equals), row by row: a class's scores lie
+        // side by side, an anchor's 80 apart by a whole row.
+        let mut best = vec![(0usize, f32::NEG_INFINITY); anchors];
+        for class in 0..num_classes {
+            let scores = &predictions[(4 + class) * anchors..][..anchors];
+            for (b, &score) in best.iter_mut().zip(scores) {
+                if score > b.1 {
+                    *b = (class, score);
+                }
+            }
+        }
+        candidates.extend(
+            best.into_iter()
+                .enumerate()
+                .filter(|&(_, (class, conf))| wanted(class, conf))
+                .map(|(a, (class, conf))| Detection {
+                    xyxy: corners(a),
                     conf,
                     class,
                     anchor: a,
                     ..Detection::default()
-                });
-            }
-        }
+                }),
+        );
     }
     candidates.sort_by(|a, b| b.conf.total_cmp(&a.conf));
     candidates.truncate(MAX_NMS);

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::inference::masks::{InstanceMask, Prototypes};
 use crate::inference::postprocess::{Detection, Layout};
 use crate::inference::preprocess::Letterbox;
@@ -84,24 +86,38 @@ pub fn attach_shapes(
             let Some(prototypes) = prototypes else {
                 return;
             };
-            for d in detections.iter_mut() {
-                let coefficients: Vec<f32> = (0..masks).map(|k| at(first + k, d.anchor)).collect();
-                let mask = InstanceMask::from_prototypes(
-                    d.xyxy,
-                    &coefficients,
-                    prototypes,
-                    letterbox.canvas_width,
-                    letterbox.canvas_height,
-                );
-                d.shape = Shape::Mask {
-                    outlines: Arc::new(mask.outlines()),
-                    mask: Arc::new(mask),
-                    letterbox: *letterbox,
-                };
-            }
-            detections.retain(|d| match &d.shape {
-                Shape::Mask { mask, .. } => mask.pixels.contains(&true),
-                _ => true,
+            let coefficients: Vec<f32> = detections
+                .iter()
+                .flat_map(|d| (0..masks).map(|k| at(first + k, d.anchor)))
+                .collect();
+            let logits = prototypes.logits(&coefficients, detections.len());
+            // Instances are independent: one a thread.
+            let planes: Vec<_> = logits.planes().collect();
+            let shapes: Vec<Option<Shape>> = detections
+                .par_iter()
+                .zip(planes)
+                .map(|(d, plane)| {
+                    let mask = InstanceMask::from_logits(
+                        d.xyxy,
+                        &plane,
+                        letterbox.canvas_width,
+                        letterbox.canvas_height,
+                    );
+                    mask.pixels.contains(&true).then(|| Shape::Mask {
+                        outlines: Arc::new(mask.outlines()),
+                        mask: Arc::new(mask),
+                        letterbox: *letterbox,
+                    })
+                })
+                .collect();
+            // A box whose mask is empty goes, as in Ultralytics' predictor.
+            let mut shapes = shapes.into_iter();
+            detections.retain_mut(|d| match shapes.next().flatten() {
+                Some(shape) => {
+                    d.shape = shape;
+                    true
+                }
+                None => false,
             });
         }
     }

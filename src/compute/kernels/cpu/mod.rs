@@ -23,6 +23,7 @@ mod depthwise;
 mod direct;
 mod im2col;
 mod im2col_gemm;
+mod matmul;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod packed;
 mod pool;
@@ -35,6 +36,7 @@ pub use activation::activate_in_place;
 pub use conv::{ConvLayer, conv2d};
 pub use decode::{AnchorGrid, decode, dfl_distances};
 pub use depthwise::depthwise_conv2d;
+pub use matmul::matmul;
 pub use packed::PackCache;
 pub use pool::max_pool2d;
 pub use softmax::softmax_last_axis;
