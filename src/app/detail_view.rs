@@ -10,7 +10,7 @@ use super::session::Processed;
 use super::video_view::upload;
 use crate::inference::postprocess::{Detection, box_iou};
 use crate::output::attention_maps::Colormap;
-use crate::output::explain::{Explanation, detail_tiles};
+use crate::output::explain::{Explanation, ShapeFacts, detail_tiles};
 
 /// The most each picture in the window takes, in points (five make a row); they are made
 /// at the screen's pixel density.
@@ -127,7 +127,7 @@ impl DetailView {
         ));
         let pictures = detail_tiles(
             &processed.frame.image,
-            detection.xyxy,
+            detection,
             &processed.maps,
             letterbox,
             colormap,
@@ -241,5 +241,54 @@ fn numbers(ui: &mut Ui, explanation: &Explanation) {
                 ui.label(format!("{:.2} of its frame range", map.mean));
                 ui.end_row();
             }
+            if let Some(shape) = &explanation.shape {
+                shape_rows(ui, shape);
+            }
         });
+}
+
+/// What a task model adds to the box: its mask's size, its keypoints, or its rotation.
+fn shape_rows(ui: &mut Ui, shape: &ShapeFacts) {
+    match shape {
+        ShapeFacts::Mask { area_px, parts } => {
+            ui.label("mask");
+            let parts = match parts {
+                1 => "one part".to_string(),
+                n => format!("{n} parts"),
+            };
+            ui.label(format!("{area_px} px of the frame, {parts}"));
+        }
+        ShapeFacts::Keypoints(points) => {
+            ui.label("keypoints");
+            let visible = points.iter().filter(|p| p.visibility >= 0.5).count();
+            egui::CollapsingHeader::new(format!(
+                "{visible} of {} visible (0.5 and above are drawn)",
+                points.len()
+            ))
+            .id_salt("why this box keypoints")
+            .show(ui, |ui| {
+                for point in points {
+                    let text = format!(
+                        "{} {:.0}, {:.0} ({:.2})",
+                        point.name, point.xy[0], point.xy[1], point.visibility
+                    );
+                    match point.visibility >= 0.5 {
+                        true => ui.label(text),
+                        false => ui.weak(text),
+                    };
+                }
+            });
+        }
+        ShapeFacts::Oriented {
+            width,
+            height,
+            degrees,
+        } => {
+            ui.label("oriented box");
+            ui.label(format!(
+                "{width:.0} × {height:.0} px, rotated {degrees:.1}°"
+            ));
+        }
+    }
+    ui.end_row();
 }

@@ -209,13 +209,13 @@ fn model_line(summary: &ModelSummary, nms_free: bool) -> String {
         String::new()
     };
     format!(
-        "{} — {}, {} classes, {:.1} M parameters, layer 9 {layer9}{head}",
+        "{} — {}, {}, {:.1} M parameters, layer 9 {layer9}{head}",
         summary.path.file_name().map_or_else(
             || summary.path.display().to_string(),
             |n| n.to_string_lossy().into()
         ),
         info.name(),
-        info.num_classes,
+        info.classes(),
         info.parameters as f64 / 1e6,
     )
 }

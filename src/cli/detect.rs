@@ -52,9 +52,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let detector = args.model.load_detector(&device)?;
     let names = detector.info().class_names.clone();
     eprintln!(
-        "model: {} ({} classes, {}) on {}",
+        "model: {} ({}, {}) on {}",
         detector.info().name(),
-        names.len(),
+        detector.info().classes(),
         detector.info().head(args.nms.no_nms()),
         device.description
     );
@@ -137,7 +137,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             for (index, detection) in detections.iter().enumerate() {
                 let tiles = detail_tiles(
                     &image,
-                    detection.xyxy,
+                    detection,
                     &maps,
                     &frame.letterbox,
                     Colormap::Turbo,

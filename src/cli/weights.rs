@@ -86,11 +86,11 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let (weights, info) = load_checked(&args.input)?;
     weights.save_safetensors(&args.output)?;
     println!(
-        "wrote {} ({} tensors, {} with {} classes)",
+        "wrote {} ({} tensors, {} with {})",
         args.output.display(),
         weights.tensors().len(),
         info.name(),
-        info.num_classes
+        info.classes()
     );
     Ok(ExitCode::SUCCESS)
 }

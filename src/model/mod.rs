@@ -118,6 +118,14 @@ impl ModelInfo {
         matches!(self.layer9, Layer9::FocalModulation { .. })
     }
 
+    /// "80 classes", or "1 class".
+    pub fn classes(&self) -> String {
+        match self.num_classes {
+            1 => "1 class".to_string(),
+            n => format!("{n} classes"),
+        }
+    }
+
     /// The family, scale and task as Ultralytics names the model: `YOLO11n`, `YOLOv8s`,
     /// `YOLO26n-seg`, `YOLO11n-pose`, `YOLO11n-obb`.
     pub fn name(&self) -> String {

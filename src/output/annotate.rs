@@ -8,7 +8,7 @@ use image::{Rgb, RgbImage};
 
 use crate::count::{Region, RegionCount};
 use crate::inference::postprocess::{Detection, class_name};
-use crate::output::shapes::draw_shape;
+use crate::output::shapes::{View, draw_shape};
 use crate::track::TrackedObject;
 
 /// The bundled font, parsed once rather than per label.
@@ -92,6 +92,7 @@ fn draw_box(image: &mut RgbImage, detection: &Detection, label: Option<&str>) {
     draw_shape(
         image,
         &detection.shape,
+        View::WHOLE,
         colour,
         thickness + 1,
         &mut |image, a, b, colour| draw_line(image, a, b, thickness, colour),
@@ -184,7 +185,7 @@ pub fn draw_regions<'a>(
 }
 
 /// A `thickness`-wide line from `a` to `b`, as squares stamped every half pixel.
-fn draw_line(image: &mut RgbImage, a: [f32; 2], b: [f32; 2], thickness: i64, colour: [u8; 3]) {
+pub fn draw_line(image: &mut RgbImage, a: [f32; 2], b: [f32; 2], thickness: i64, colour: [u8; 3]) {
     let length = (b[0] - a[0]).hypot(b[1] - a[1]);
     let steps = (length * 2.0).ceil().max(1.0) as usize;
     let half = thickness / 2;

@@ -5,9 +5,10 @@
 use image::{Rgb, RgbImage, imageops};
 use serde::Serialize;
 
-use super::annotate::{draw_label, draw_rectangle};
+use super::annotate::{class_colour, draw_label, draw_line, draw_rectangle};
 use super::attention_maps::{Colormap, Heatmap, blend, colourise_region};
-use crate::inference::postprocess::{AnchorPlace, Detection, class_name};
+use super::shapes::{View, draw_shape};
+use crate::inference::postprocess::{AnchorPlace, Detection, Shape, class_name};
 use crate::inference::preprocess::Letterbox;
 
 /// Margin around the box in the detail view's crop, as a share of the box's size per side.
@@ -51,6 +52,108 @@ pub struct MapInside {
     pub mean: f32,
 }
 
+/// COCO's keypoint names, in the order a COCO pose model gives its 17 keypoints.
+const COCO_KEYPOINTS: [&str; 17] = [
+    "nose",
+    "left eye",
+    "right eye",
+    "left ear",
+    "right ear",
+    "left shoulder",
+    "right shoulder",
+    "left elbow",
+    "right elbow",
+    "left wrist",
+    "right wrist",
+    "left hip",
+    "right hip",
+    "left knee",
+    "right knee",
+    "left ankle",
+    "right ankle",
+];
+
+/// A keypoint's place (source pixels) and visibility, named where the layout is COCO's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedKeypoint {
+    pub name: String,
+    pub xy: [f32; 2],
+    pub visibility: f32,
+}
+
+/// What a task model adds to the box, in numbers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShapeFacts {
+    /// The mask's area in source pixels (its canvas area scaled to the frame), and its
+    /// connected parts.
+    Mask { area_px: usize, parts: usize },
+    /// Every keypoint; those under 0.5 visibility are not drawn.
+    Keypoints(Vec<NamedKeypoint>),
+    /// The oriented box's size and its rotation in degrees.
+    Oriented {
+        width: f32,
+        height: f32,
+        degrees: f32,
+    },
+}
+
+impl ShapeFacts {
+    pub fn of(shape: &Shape) -> Option<Self> {
+        Some(match shape {
+            Shape::Box => return None,
+            Shape::Mask {
+                mask,
+                outlines,
+                letterbox,
+            } => {
+                // Each canvas pixel stands for this many source pixels.
+                let per_canvas_pixel = (letterbox.source_width * letterbox.source_height) as f32
+                    / (letterbox.resized_width * letterbox.resized_height).max(1) as f32;
+                ShapeFacts::Mask {
+                    area_px: (mask.area() as f32 * per_canvas_pixel).round() as usize,
+                    parts: outlines.len(),
+                }
+            }
+            Shape::Keypoints(points) => {
+                let coco = points.len() == COCO_KEYPOINTS.len();
+                ShapeFacts::Keypoints(
+                    points
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &[x, y, visibility])| NamedKeypoint {
+                            name: match coco {
+                                true => COCO_KEYPOINTS[k].to_string(),
+                                false => format!("keypoint {k}"),
+                            },
+                            xy: [x, y],
+                            visibility,
+                        })
+                        .collect(),
+                )
+            }
+            &Shape::Oriented([_, _, width, height, radians]) => ShapeFacts::Oriented {
+                width,
+                height,
+                degrees: radians.to_degrees(),
+            },
+        })
+    }
+
+    /// A few words for a list row: "mask 1,234 px", "15/17 keypoints", "rotated 23°".
+    pub fn summary(&self) -> String {
+        match self {
+            ShapeFacts::Mask { area_px, .. } => format!("mask {area_px} px"),
+            ShapeFacts::Keypoints(points) => format!(
+                "{}/{} keypoints",
+                points.iter().filter(|p| p.visibility >= 0.5).count(),
+                points.len()
+            ),
+            ShapeFacts::Oriented { degrees, .. } => format!("rotated {degrees:.0}°"),
+        }
+    }
+}
+
 /// Everything the detail view and `detect --explain` say about one box.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
@@ -68,6 +171,9 @@ pub struct Explanation {
     /// None for a model without FocalModulation.
     pub modulator_energy: Option<EnergyShare>,
     pub maps_inside: Vec<MapInside>,
+    /// A segmentation, pose or OBB model's mask, keypoints or oriented box.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<ShapeFacts>,
 }
 
 impl Explanation {
@@ -111,6 +217,7 @@ impl Explanation {
                     mean: mean_inside(map, letterbox, detection.xyxy),
                 })
                 .collect(),
+            shape: ShapeFacts::of(&detection.shape),
         }
     }
 }
@@ -232,16 +339,17 @@ pub fn crop_region(xyxy: [f32; 4], width: u32, height: u32) -> [u32; 4] {
 }
 
 /// The detail view's pictures, each as large as fits in `bound` (width, height): the crop
-/// around the box, then each map laid over it (the panel's colours and ranges), each with
-/// the box outlined.
+/// around the box with its mask, skeleton or oriented box, then each map laid over the crop
+/// (the panel's colours and ranges), each with the box outlined.
 pub fn detail_tiles(
     image: &RgbImage,
-    xyxy: [f32; 4],
+    detection: &Detection,
     maps: &[Heatmap],
     letterbox: &Letterbox,
     colormap: Colormap,
     bound: [u32; 2],
 ) -> Vec<(String, RgbImage)> {
+    let xyxy = detection.xyxy;
     let [x0, y0, x1, y1] = crop_region(xyxy, image.width(), image.height());
     let (crop_w, crop_h) = (x1 - x0, y1 - y0);
     let scale = (bound[0] as f32 / crop_w as f32).min(bound[1] as f32 / crop_h as f32);
@@ -271,7 +379,20 @@ pub fn detail_tiles(
         tile
     };
     let region = [x0 as f32, y0 as f32, x1 as f32, y1 as f32];
-    let mut tiles = vec![("frame".to_string(), outline(crop.clone()))];
+    let mut framed = crop.clone();
+    let view = View {
+        origin: [x0 as f32, y0 as f32],
+        scale,
+    };
+    draw_shape(
+        &mut framed,
+        &detection.shape,
+        view,
+        class_colour(detection.class),
+        2,
+        &mut |tile, a, b, colour| draw_line(tile, a, b, 2, colour),
+    );
+    let mut tiles = vec![("frame".to_string(), outline(framed))];
     for map in maps {
         let colours = colourise_region(map, letterbox, colormap, region, width, height);
         let mut tile = crop.clone();

@@ -64,15 +64,49 @@ const VISIBLE: f32 = 0.5;
 /// Draws the segment from `a` to `b` in a colour, as wide as the caller's lines.
 pub type LinePainter<'a> = dyn FnMut(&mut RgbImage, [f32; 2], [f32; 2], [u8; 3]) + 'a;
 
-/// Draw `shape` (of a detection of colour `colour`) onto `image`, its lines through
-/// `line`; `radius` is a keypoint's.
+/// Where a picture shows its source image: image point `p` lands at `(p − origin)·scale`
+/// (a crop, resized), so one drawing serves the whole frame and the detail view's tiles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct View {
+    pub origin: [f32; 2],
+    pub scale: f32,
+}
+
+impl View {
+    /// The image itself, pixel for pixel.
+    pub const WHOLE: View = View {
+        origin: [0.0, 0.0],
+        scale: 1.0,
+    };
+
+    fn to_picture(self, [x, y]: [f32; 2]) -> [f32; 2] {
+        [
+            (x - self.origin[0]) * self.scale,
+            (y - self.origin[1]) * self.scale,
+        ]
+    }
+
+    fn to_image(self, [x, y]: [f32; 2]) -> [f32; 2] {
+        [
+            x / self.scale + self.origin[0],
+            y / self.scale + self.origin[1],
+        ]
+    }
+}
+
+/// Draw `shape` (of a detection of colour `colour`) onto `picture`, which shows its image
+/// through `view`; its lines through `line`; `radius` is a keypoint's.
 pub fn draw_shape(
-    image: &mut RgbImage,
+    picture: &mut RgbImage,
     shape: &Shape,
+    view: View,
     colour: [u8; 3],
     radius: i64,
     line: &mut LinePainter,
 ) {
+    let mut segment = |picture: &mut RgbImage, a, b, colour| {
+        line(picture, view.to_picture(a), view.to_picture(b), colour);
+    };
     match shape {
         Shape::Box => {}
         Shape::Mask {
@@ -80,25 +114,31 @@ pub fn draw_shape(
             outlines,
             letterbox,
         } => {
-            blend_mask(image, mask, letterbox, colour);
+            blend_mask(picture, mask, letterbox, view, colour);
             for outline in outlines.iter() {
                 for i in 0..outline.len() {
-                    line(image, outline[i], outline[(i + 1) % outline.len()], colour);
+                    segment(
+                        picture,
+                        outline[i],
+                        outline[(i + 1) % outline.len()],
+                        colour,
+                    );
                 }
             }
         }
         Shape::Keypoints(points) => {
             for (a, b, limb) in limbs(points) {
-                line(image, a, b, limb);
+                segment(picture, a, b, limb);
             }
-            for ([x, y], dot) in dots(points, colour) {
-                disc(image, x, y, radius, dot);
+            for (point, dot) in dots(points, colour) {
+                let [x, y] = view.to_picture(point);
+                disc(picture, x, y, radius, dot);
             }
         }
         Shape::Oriented(_) => {
             if let Some(corners) = shape.corners() {
                 for i in 0..4 {
-                    line(image, corners[i], corners[(i + 1) % 4], colour);
+                    segment(picture, corners[i], corners[(i + 1) % 4], colour);
                 }
             }
         }
@@ -139,30 +179,36 @@ pub fn dots(points: &[[f32; 3]], colour: [u8; 3]) -> Vec<([f32; 2], [u8; 3])> {
         .collect()
 }
 
-/// Each pixel (`x`, `y`) of a `width × height` image that `mask` covers, the image's pixels
-/// looked up on the model's canvas through the letterbox.
+/// Each pixel (`x`, `y`) of a `width × height` picture (showing its image through `view`)
+/// that `mask` covers, the pixels' centres looked up on the model's canvas through the
+/// letterbox.
 fn mask_pixels(
     mask: &InstanceMask,
     letterbox: &Letterbox,
-    width: u32,
-    height: u32,
+    view: View,
+    [width, height]: [u32; 2],
     mut covered: impl FnMut(u32, u32),
 ) {
     let (scale_x, scale_y) = (
         letterbox.resized_width as f32 / letterbox.source_width as f32,
         letterbox.resized_height as f32 / letterbox.source_height as f32,
     );
-    let (pad_x, pad_y) = (letterbox.pad_left as f32, letterbox.pad_top as f32);
-    let to_image = |canvas: usize, pad: f32, scale: f32| ((canvas as f32 - pad) / scale).max(0.0);
-    let x0 = to_image(mask.left, pad_x, scale_x).floor() as u32;
-    let y0 = to_image(mask.top, pad_y, scale_y).floor() as u32;
-    let x1 = (to_image(mask.left + mask.width, pad_x, scale_x).ceil() as u32).min(width);
-    let y1 = (to_image(mask.top + mask.height, pad_y, scale_y).ceil() as u32).min(height);
+    let pad = [letterbox.pad_left as f32, letterbox.pad_top as f32];
+    let to_canvas = |[x, y]: [f32; 2]| [x * scale_x + pad[0], y * scale_y + pad[1]];
+    let to_image = |[x, y]: [f32; 2]| [(x - pad[0]) / scale_x, (y - pad[1]) / scale_y];
+    let first = view.to_picture(to_image([mask.left as f32, mask.top as f32]));
+    let last = view.to_picture(to_image([
+        (mask.left + mask.width) as f32,
+        (mask.top + mask.height) as f32,
+    ]));
+    let x0 = first[0].max(0.0).floor() as u32;
+    let y0 = first[1].max(0.0).floor() as u32;
+    let x1 = (last[0].max(0.0).ceil() as u32).min(width);
+    let y1 = (last[1].max(0.0).ceil() as u32).min(height);
     for y in y0..y1 {
-        let cy = (y as f32 + 0.5) * scale_y + pad_y;
         for x in x0..x1 {
-            let cx = (x as f32 + 0.5) * scale_x + pad_x;
-            if mask.contains(cx as usize, cy as usize) {
+            let [cx, cy] = to_canvas(view.to_image([x as f32 + 0.5, y as f32 + 0.5]));
+            if cx >= 0.0 && cy >= 0.0 && mask.contains(cx as usize, cy as usize) {
                 covered(x, y);
             }
         }
@@ -170,10 +216,16 @@ fn mask_pixels(
 }
 
 /// Half the class colour over the mask's pixels.
-fn blend_mask(image: &mut RgbImage, mask: &InstanceMask, letterbox: &Letterbox, colour: [u8; 3]) {
-    let (width, height) = image.dimensions();
-    mask_pixels(mask, letterbox, width, height, |x, y| {
-        let Rgb(p) = image.get_pixel_mut(x, y);
+fn blend_mask(
+    picture: &mut RgbImage,
+    mask: &InstanceMask,
+    letterbox: &Letterbox,
+    view: View,
+    colour: [u8; 3],
+) {
+    let size = [picture.width(), picture.height()];
+    mask_pixels(mask, letterbox, view, size, |x, y| {
+        let Rgb(p) = picture.get_pixel_mut(x, y);
         for (c, &k) in p.iter_mut().zip(&colour) {
             *c = ((u16::from(*c) + u16::from(k)) / 2) as u8;
         }
@@ -195,7 +247,7 @@ pub fn mask_layer<'a>(
         } = shape
         {
             let pixels = layer.get_or_insert_with(|| vec![0; (width * height * 4) as usize]);
-            mask_pixels(mask, letterbox, width, height, |x, y| {
+            mask_pixels(mask, letterbox, View::WHOLE, [width, height], |x, y| {
                 let at = ((y * width + x) * 4) as usize;
                 pixels[at..at + 4].copy_from_slice(&[colour[0], colour[1], colour[2], 128]);
             });

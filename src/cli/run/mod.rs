@@ -113,9 +113,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     ] {
         let Some(detector) = detector else { continue };
         eprintln!(
-            "{which}: {} ({} classes, layer 9 {}, {}) on {}",
+            "{which}: {} ({}, layer 9 {}, {}) on {}",
             detector.info().name(),
-            detector.info().num_classes,
+            detector.info().classes(),
             detector.info().layer9,
             detector.info().head(args.nms.no_nms()),
             device.description
