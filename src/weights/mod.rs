@@ -331,16 +331,29 @@ impl Weights {
             .collect()
     }
 
-    /// SHA-256 over every tensor outside layer 9 (names, shapes, f32 values): identifies the
-    /// frozen layers a FocalModulation layer was distilled against.
+    /// SHA-256 over every tensor outside layer 9 and the head's task branches (names,
+    /// shapes, f32 values): identifies the frozen layers a FocalModulation layer was
+    /// distilled against. Distillation matches boxes and classes, so a segmentation, pose or
+    /// OBB model built on the same detector (its masks, keypoints or angles read the same
+    /// features) is one the layer fits.
     pub fn frozen_hash(&self) -> String {
         use sha2::{Digest, Sha256};
+        const TASK_BRANCHES: [&str; 5] = [
+            "cv4",
+            "one2one_cv4",
+            "cv4_kpts",
+            "one2one_cv4_kpts",
+            "proto",
+        ];
+        let layer = |name: &str| name.split('.').nth(1)?.parse::<usize>().ok();
+        let head = self.tensors.keys().filter_map(|k| layer(k)).max();
+        let frozen = |name: &str| match (layer(name), name.split('.').nth(2)) {
+            (Some(9), _) => false,
+            (index, Some(child)) if index == head => !TASK_BRANCHES.contains(&child),
+            _ => true,
+        };
         let mut hasher = Sha256::new();
-        for (name, tensor) in self
-            .tensors
-            .iter()
-            .filter(|(k, _)| !k.starts_with("model.9."))
-        {
+        for (name, tensor) in self.tensors.iter().filter(|(k, _)| frozen(k)) {
             hasher.update(name.as_bytes());
             for d in &tensor.shape {
                 hasher.update((*d as u64).to_le_bytes());
@@ -425,5 +438,52 @@ impl<'a> WeightsView<'a> {
             .range(child.clone()..)
             .next()
             .is_some_and(|(k, _)| k.starts_with(&child))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(names: &[&str]) -> Weights {
+        let tensors = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let tensor = WeightTensor {
+                    shape: vec![1],
+                    values: vec![i as f32],
+                };
+                (name.to_string(), tensor)
+            })
+            .collect();
+        Weights::from_tensors(tensors, Vec::new())
+    }
+
+    #[test]
+    fn the_frozen_hash_leaves_out_layer_9_and_the_heads_task_branches_only() {
+        let detector = [
+            "model.0.conv.weight",
+            "model.10.cv1.conv.weight",
+            "model.23.cv2.0.0.conv.weight",
+        ];
+        let hash = weights(&detector).frozen_hash();
+        let with = |extra: &[&str]| {
+            let names: Vec<&str> = detector.iter().chain(extra).copied().collect();
+            weights(&names).frozen_hash()
+        };
+        // A segmentation head's mask branch and prototypes, a pose head's keypoints, layer 9.
+        let task = [
+            "model.23.cv4.0.0.conv.weight",
+            "model.23.proto.cv1.conv.weight",
+        ];
+        assert_eq!(with(&task), hash);
+        assert_eq!(
+            with(&["model.23.cv4_kpts.0.weight", "model.9.cv1.conv.weight"]),
+            hash
+        );
+        // A `cv4` outside the head, or another head branch, is part of what was frozen.
+        assert_ne!(with(&["model.10.cv4.conv.weight"]), hash);
+        assert_ne!(with(&["model.23.cv5.0.weight"]), hash);
     }
 }

@@ -368,11 +368,17 @@ fn tracking_paused(
     clip: &Path,
 ) -> (Harness<'static, FocalYoloApp>, Arc<PlaybackControl>) {
     let mut harness = stock_app(shared, folder);
+    let control = track_paused(&mut harness, clip);
+    (harness, control)
+}
+
+/// Tracking on, `clip` opened and paused before its first frame.
+fn track_paused(harness: &mut Harness<'_, FocalYoloApp>, clip: &Path) -> Arc<PlaybackControl> {
     harness.state_mut().settings_mut().track = true;
-    play(&mut harness, clip);
+    play(harness, clip);
     let control = harness.state().session().unwrap().control.clone();
     control.set_paused(true);
-    (harness, control)
+    control
 }
 
 /// Step the paused source to frame `index` and wait for its tracks.
@@ -433,41 +439,108 @@ fn app_on_an_image(shared: &Path, folder: &Path) -> Harness<'static, FocalYoloAp
     harness
 }
 
-/// Segmentation, pose and oriented-box models in the app: masks filled over the picture
-/// with their outlines, skeletons, rotated boxes (the transplanted checkpoints' boxes are
-/// YOLO11n's, their masks and angles random; the pose model is Ultralytics' own).
+/// Whether `shape` is what the task model of `file` adds to a box.
+fn task_shape(file: &str, shape: &Shape) -> bool {
+    match file {
+        f if f.contains("pose") => matches!(shape, Shape::Keypoints(points) if points.len() == 17),
+        f if f.contains("seg") => matches!(shape, Shape::Mask { .. }),
+        _ => matches!(shape, Shape::Oriented(_)),
+    }
+}
+
+/// The task model `weights` tracking `clip`, stepped to its fourth frame; every box and
+/// every track carries the model's mask, keypoints or oriented box.
+fn task_model_on_a_clip(
+    weights: PathBuf,
+    clip: &Path,
+    folder: &Path,
+) -> Harness<'static, FocalYoloApp> {
+    let file = weights.file_name().unwrap().to_string_lossy().to_string();
+    let mut harness = harness(launch(Some(weights), folder));
+    step_until(&mut harness, "the model", model_ready);
+    let control = track_paused(&mut harness, clip);
+    for index in 0..4 {
+        step_to_tracked(&mut harness, &control, index);
+    }
+    let current = harness.state().current().unwrap();
+    let tracks = current.tracks.as_ref().unwrap();
+    assert!(
+        !current.detections.is_empty() && !tracks.objects.is_empty(),
+        "{file}"
+    );
+    for detection in current
+        .detections
+        .iter()
+        .chain(tracks.objects.iter().map(|o| &o.detection))
+    {
+        assert!(
+            task_shape(&file, &detection.shape),
+            "{file}: {:?}",
+            detection.shape
+        );
+    }
+    harness
+}
+
+/// Click the first row of the Detections list whose label holds `summary` (what the task
+/// head adds, e.g. "· mask"), opening "Why this box?" on it.
+fn explain_first_row(harness: &mut Harness<'_, FocalYoloApp>, summary: &str) {
+    let row = harness.query_all_by_label_contains(summary).next();
+    row.unwrap_or_else(|| panic!("no detection row says {summary}"))
+        .click();
+    harness.run_steps(4);
+    harness.get_by_label("Why this box?");
+}
+
+/// Segmentation, pose and oriented-box models in the app on clips, tracking: masks filled
+/// over the picture with their outlines, skeletons, rotated boxes, each with its track ID,
+/// and "Why this box?" showing the mask, keypoints or rotation of the box picked from the
+/// list. The transplanted checkpoints' detector is YOLO11n's (their masks and angles
+/// random), so the bundled FocalModulation layer fits them: their gate maps show in the
+/// panel and beside the box. The pose model is Ultralytics' own, with SPPF.
 #[test]
 fn task_models_draw_masks_skeletons_and_rotated_boxes() {
     let shared = require_shared!();
     // One result for the three harnesses' snapshots, reported together.
     let mut snapshots = egui_kittest::SnapshotResults::new();
-    for (file, image, snapshot) in [
-        ("yolo11n-pose.pt", "000000000241.jpg", "app_pose"),
+    for (file, snapshot, summary, row) in [
+        ("yolo11n-pose.pt", "app_pose", "/17 keypoints", "keypoints"),
         (
             "yolo11n-seg-transplant.pt",
-            "000000000009.jpg",
             "app_segment",
+            " · mask ",
+            "mask",
         ),
-        ("yolo11n-obb-transplant.pt", "000000000009.jpg", "app_obb"),
+        (
+            "yolo11n-obb-transplant.pt",
+            "app_obb",
+            " · rotated ",
+            "oriented box",
+        ),
     ] {
         let folder = tempfile::tempdir().unwrap();
         let weights = shared.join("weights/tasks").join(file);
-        let mut harness = harness(launch(Some(weights), folder.path()));
-        step_until(&mut harness, "the model", model_ready);
-        play(&mut harness, &shared.join("coco128/images").join(image));
-        step_until(&mut harness, "detections", |app| {
-            app.current().is_some_and(|c| !c.detections.is_empty())
+        let clip = shared.join("videos").join(match file {
+            "yolo11n-pose.pt" => "fiyud_dance.mp4",
+            _ => "huutrinh_people_movement.mp4",
         });
-        let current = harness.state().current().unwrap();
-        let shapes: Vec<&Shape> = current.detections.iter().map(|d| &d.shape).collect();
-        let expected = |shape: &Shape| match snapshot {
-            "app_pose" => matches!(shape, Shape::Keypoints(points) if points.len() == 17),
-            "app_segment" => matches!(shape, Shape::Mask { .. }),
-            _ => matches!(shape, Shape::Oriented(_)),
-        };
-        assert!(shapes.iter().all(|s| expected(s)), "{file}: {shapes:?}");
-        // SPPF at layer 9, and no bundled layer for it: the panel says how to make one.
-        harness.get_by_label_contains("focalyolo distill --teacher");
+        let mut harness = task_model_on_a_clip(weights, &clip, folder.path());
+        let focal = !harness.state().current().unwrap().maps.is_empty();
+        assert_eq!(focal, file != "yolo11n-pose.pt", "{file}");
+        if !focal {
+            // SPPF at layer 9, and no bundled layer for it: the panel says how to make one.
+            harness.get_by_label_contains("focalyolo distill --teacher");
+        }
+        explain_first_row(&mut harness, summary);
+        harness.get_by_label(row);
+        for map in ["gate level 0", "gate level 1", "gate global", "modulator"] {
+            let shown = harness.query_all_by_label(map).count();
+            assert_eq!(
+                shown,
+                if focal { 2 } else { 0 },
+                "{file} {map}: panel and detail view"
+            );
+        }
         harness.snapshot(snapshot);
         snapshots.extend_harness(&mut harness);
     }

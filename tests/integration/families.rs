@@ -415,7 +415,9 @@ fn compare_with_predict(shared: &Path, checkpoint: &Checkpoint, reference: &str,
     }
     let json = images.path().join("ours.jsonl");
     let output = Command::new(env!("CARGO_BIN_EXE_focalyolo"))
-        .args(["detect", "--device", "cpu", "--weights"])
+        // The checkpoint as Ultralytics runs it: its own layer 9, even where the bundled
+        // FocalModulation fits (the transplants' detector is YOLO11n's).
+        .args(["detect", "--device", "cpu", "--stock", "--weights"])
         .arg(checkpoint.file(".pt"))
         .arg("--source")
         .arg(images.path())
