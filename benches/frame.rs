@@ -87,7 +87,7 @@ fn frame_stages(c: &mut Criterion) {
             let numbers = Explanation::new(&detections[0], &maps, &letterbox, &info.class_names);
             let pictures = detail_tiles(
                 &frame,
-                detections[0].xyxy,
+                &detections[0],
                 &maps,
                 &letterbox,
                 Colormap::Turbo,
