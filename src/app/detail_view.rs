@@ -10,7 +10,8 @@ use super::session::Processed;
 use super::video_view::upload;
 use crate::inference::postprocess::{Detection, box_iou};
 use crate::output::attention_maps::Colormap;
-use crate::output::explain::{Explanation, ShapeFacts, detail_tiles};
+use crate::output::explain::{Explanation, detail_tiles};
+use crate::output::shape_facts::ShapeFacts;
 
 /// The most each picture in the window takes, in points (five make a row); they are made
 /// at the screen's pixel density.
@@ -260,7 +261,7 @@ fn shape_rows(ui: &mut Ui, shape: &ShapeFacts) {
         }
         ShapeFacts::Keypoints(points) => {
             ui.label("keypoints");
-            let visible = points.iter().filter(|p| p.visibility >= 0.5).count();
+            let visible = points.iter().filter(|p| p.visible()).count();
             egui::CollapsingHeader::new(format!(
                 "{visible} of {} visible (0.5 and above are drawn)",
                 points.len()
@@ -272,7 +273,7 @@ fn shape_rows(ui: &mut Ui, shape: &ShapeFacts) {
                         "{} {:.0}, {:.0} ({:.2})",
                         point.name, point.xy[0], point.xy[1], point.visibility
                     );
-                    match point.visibility >= 0.5 {
+                    match point.visible() {
                         true => ui.label(text),
                         false => ui.weak(text),
                     };

@@ -12,7 +12,7 @@ use super::video_view::{Pointed, colour32};
 use crate::count::{Region, RegionCount};
 use crate::inference::postprocess::{Detection, class_name};
 use crate::output::annotate::label_with_id;
-use crate::output::explain::ShapeFacts;
+use crate::output::shape_facts;
 use crate::track::{TRACKING_CONF, TrackedFrame, TrackerConfig};
 
 /// The left panel. It owns the performance and comparison figures it shows; the rest
@@ -184,8 +184,8 @@ fn detections_list(
                     for (index, detection) in shown {
                         let id = ids.get(index).copied().flatten();
                         let mut label = label_with_id(id, detection, names);
-                        if let Some(facts) = ShapeFacts::of(&detection.shape) {
-                            label = format!("{label} · {}", facts.summary());
+                        if let Some(summary) = shape_facts::summary(&detection.shape) {
+                            label = format!("{label} · {summary}");
                         }
                         let mut row =
                             ui.selectable_label(frame.marked.clicked == Some(index), label);

@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use super::annotate::{class_colour, draw_label, draw_line, draw_rectangle};
 use super::attention_maps::{Colormap, Heatmap, blend, colourise_region};
+use super::shape_facts::ShapeFacts;
 use super::shapes::{View, draw_shape};
-use crate::inference::postprocess::{AnchorPlace, Detection, Shape, class_name};
+use crate::inference::postprocess::{AnchorPlace, Detection, class_name};
 use crate::inference::preprocess::Letterbox;
 
 /// Margin around the box in the detail view's crop, as a share of the box's size per side.
@@ -50,108 +51,6 @@ impl EnergyShare {
 pub struct MapInside {
     pub map: String,
     pub mean: f32,
-}
-
-/// COCO's keypoint names, in the order a COCO pose model gives its 17 keypoints.
-const COCO_KEYPOINTS: [&str; 17] = [
-    "nose",
-    "left eye",
-    "right eye",
-    "left ear",
-    "right ear",
-    "left shoulder",
-    "right shoulder",
-    "left elbow",
-    "right elbow",
-    "left wrist",
-    "right wrist",
-    "left hip",
-    "right hip",
-    "left knee",
-    "right knee",
-    "left ankle",
-    "right ankle",
-];
-
-/// A keypoint's place (source pixels) and visibility, named where the layout is COCO's.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NamedKeypoint {
-    pub name: String,
-    pub xy: [f32; 2],
-    pub visibility: f32,
-}
-
-/// What a task model adds to the box, in numbers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShapeFacts {
-    /// The mask's area in source pixels (its canvas area scaled to the frame), and its
-    /// connected parts.
-    Mask { area_px: usize, parts: usize },
-    /// Every keypoint; those under 0.5 visibility are not drawn.
-    Keypoints(Vec<NamedKeypoint>),
-    /// The oriented box's size and its rotation in degrees.
-    Oriented {
-        width: f32,
-        height: f32,
-        degrees: f32,
-    },
-}
-
-impl ShapeFacts {
-    pub fn of(shape: &Shape) -> Option<Self> {
-        Some(match shape {
-            Shape::Box => return None,
-            Shape::Mask {
-                mask,
-                outlines,
-                letterbox,
-            } => {
-                // Each canvas pixel stands for this many source pixels.
-                let per_canvas_pixel = (letterbox.source_width * letterbox.source_height) as f32
-                    / (letterbox.resized_width * letterbox.resized_height).max(1) as f32;
-                ShapeFacts::Mask {
-                    area_px: (mask.area() as f32 * per_canvas_pixel).round() as usize,
-                    parts: outlines.len(),
-                }
-            }
-            Shape::Keypoints(points) => {
-                let coco = points.len() == COCO_KEYPOINTS.len();
-                ShapeFacts::Keypoints(
-                    points
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &[x, y, visibility])| NamedKeypoint {
-                            name: match coco {
-                                true => COCO_KEYPOINTS[k].to_string(),
-                                false => format!("keypoint {k}"),
-                            },
-                            xy: [x, y],
-                            visibility,
-                        })
-                        .collect(),
-                )
-            }
-            &Shape::Oriented([_, _, width, height, radians]) => ShapeFacts::Oriented {
-                width,
-                height,
-                degrees: radians.to_degrees(),
-            },
-        })
-    }
-
-    /// A few words for a list row: "mask 1,234 px", "15/17 keypoints", "rotated 23°".
-    pub fn summary(&self) -> String {
-        match self {
-            ShapeFacts::Mask { area_px, .. } => format!("mask {area_px} px"),
-            ShapeFacts::Keypoints(points) => format!(
-                "{}/{} keypoints",
-                points.iter().filter(|p| p.visibility >= 0.5).count(),
-                points.len()
-            ),
-            ShapeFacts::Oriented { degrees, .. } => format!("rotated {degrees:.0}°"),
-        }
-    }
 }
 
 /// Everything the detail view and `detect --explain` say about one box.

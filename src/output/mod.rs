@@ -7,5 +7,6 @@ pub mod annotate;
 pub mod attention_maps;
 pub mod explain;
 pub mod report;
+pub mod shape_facts;
 pub mod shapes;
 pub mod video_writer;

@@ -59,7 +59,7 @@ const SKELETON: [([usize; 2], usize); 19] = [
 const KEYPOINT_COLOURS: [usize; 17] = [16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9];
 
 /// Keypoints less visible than this are not drawn (Ultralytics' `kpt_line` threshold).
-const VISIBLE: f32 = 0.5;
+pub const VISIBLE: f32 = 0.5;
 
 /// Draws the segment from `a` to `b` in a colour, as wide as the caller's lines.
 pub type LinePainter<'a> = dyn FnMut(&mut RgbImage, [f32; 2], [f32; 2], [u8; 3]) + 'a;
