@@ -262,27 +262,18 @@ pub fn detail_tiles(
     } else {
         imageops::resize(&*region_view, width, height, imageops::FilterType::Triangle)
     };
-    let outline = |mut tile: RgbImage| {
-        let to_tile = |v: f32, origin: u32| (v - origin as f32) * scale;
-        draw_rectangle(
-            &mut tile,
-            [
-                to_tile(xyxy[0], x0),
-                to_tile(xyxy[1], y0),
-                to_tile(xyxy[2], x0),
-                to_tile(xyxy[3], y0),
-            ],
-            [255, 255, 255],
-            2,
-        );
-        tile
-    };
-    let region = [x0 as f32, y0 as f32, x1 as f32, y1 as f32];
-    let mut framed = crop.clone();
     let view = View {
         origin: [x0 as f32, y0 as f32],
         scale,
     };
+    let outline = |mut tile: RgbImage| {
+        let [left, top] = view.to_picture([xyxy[0], xyxy[1]]);
+        let [right, bottom] = view.to_picture([xyxy[2], xyxy[3]]);
+        draw_rectangle(&mut tile, [left, top, right, bottom], [255, 255, 255], 2);
+        tile
+    };
+    let region = [x0 as f32, y0 as f32, x1 as f32, y1 as f32];
+    let mut framed = crop.clone();
     draw_shape(
         &mut framed,
         &detection.shape,

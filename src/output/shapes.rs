@@ -79,7 +79,8 @@ impl View {
         scale: 1.0,
     };
 
-    fn to_picture(self, [x, y]: [f32; 2]) -> [f32; 2] {
+    /// Where image point (`x`, `y`) lands in the picture.
+    pub fn to_picture(self, [x, y]: [f32; 2]) -> [f32; 2] {
         [
             (x - self.origin[0]) * self.scale,
             (y - self.origin[1]) * self.scale,
