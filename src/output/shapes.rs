@@ -206,9 +206,13 @@ fn mask_pixels(
     let y0 = first[1].max(0.0).floor() as u32;
     let x1 = (last[0].max(0.0).ceil() as u32).min(width);
     let y1 = (last[1].max(0.0).ceil() as u32).min(height);
+    // The canvas column of each picture column, worked out once rather than per row.
+    let columns: Vec<f32> = (x0..x1)
+        .map(|x| to_canvas(view.to_image([x as f32 + 0.5, 0.0]))[0])
+        .collect();
     for y in y0..y1 {
-        for x in x0..x1 {
-            let [cx, cy] = to_canvas(view.to_image([x as f32 + 0.5, y as f32 + 0.5]));
+        let cy = to_canvas(view.to_image([0.0, y as f32 + 0.5]))[1];
+        for (x, &cx) in (x0..x1).zip(&columns) {
             if cx >= 0.0 && cy >= 0.0 && mask.contains(cx as usize, cy as usize) {
                 covered(x, y);
             }
