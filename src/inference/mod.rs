@@ -4,6 +4,7 @@
 
 pub mod detector;
 pub mod masks;
+pub mod nms;
 pub mod postprocess;
 pub mod preprocess;
 pub mod rotated;
