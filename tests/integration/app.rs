@@ -503,16 +503,24 @@ fn task_models_draw_masks_skeletons_and_rotated_boxes() {
     let shared = require_shared!();
     // One result for the three harnesses' snapshots, reported together.
     let mut snapshots = egui_kittest::SnapshotResults::new();
-    for (file, snapshot, summary, row) in [
-        ("yolo11n-pose.pt", "app_pose", "/17 keypoints", "keypoints"),
+    for (file, clip, snapshot, summary, row) in [
+        (
+            "yolo11n-pose.pt",
+            "fiyud_dance.mp4",
+            "app_pose",
+            "/17 keypoints",
+            "keypoints",
+        ),
         (
             "yolo11n-seg-transplant.pt",
+            "huutrinh_people_movement.mp4",
             "app_segment",
             " · mask ",
             "mask",
         ),
         (
             "yolo11n-obb-transplant.pt",
+            "huutrinh_people_movement.mp4",
             "app_obb",
             " · rotated ",
             "oriented box",
@@ -520,10 +528,7 @@ fn task_models_draw_masks_skeletons_and_rotated_boxes() {
     ] {
         let folder = tempfile::tempdir().unwrap();
         let weights = shared.join("weights/tasks").join(file);
-        let clip = shared.join("videos").join(match file {
-            "yolo11n-pose.pt" => "fiyud_dance.mp4",
-            _ => "huutrinh_people_movement.mp4",
-        });
+        let clip = shared.join("videos").join(clip);
         let mut harness = task_model_on_a_clip(weights, &clip, folder.path());
         let focal = !harness.state().current().unwrap().maps.is_empty();
         assert_eq!(focal, file != "yolo11n-pose.pt", "{file}");
