@@ -9,7 +9,9 @@ use burn::tensor::{Device, ExecutionError, Tensor, TensorData};
 use clap::Args;
 use focalyolo::compute::device::{ComputeDevice, DeviceChoice};
 use focalyolo::compute::kernels::benchmark::{time_depthwise, yolo11n_depthwise_shapes};
+use focalyolo::compute::kernels::cpu::{self, FmaPeak};
 use focalyolo::compute::kernels::{KernelSettings, configure, runs_wgsl, settings};
+use focalyolo::model::flops::FlopCount;
 use focalyolo::model::{Activations, Observer, Yolo};
 
 use super::Layer9Args;
@@ -65,7 +67,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "{:<72} {:>6} {:>10} {:>10}",
         "device", "imgsz", "median ms", "mean ms"
     );
+    // The roofline's ceiling: measured on the CPU, for the CPU's layers.
+    let cpu_peak = if args.profile { cpu::fma_peak() } else { None };
     for device in devices {
+        let peak = cpu_peak.as_ref().filter(|_| !device.is_gpu);
         // Opening a wgpu device checked the kernels: where they failed they stay off, and
         // the device's description says why. Where they passed, time the model with them
         // and with burn's own operations.
@@ -85,7 +90,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let (model, _) = Yolo::load(&weights, &device.device)?;
             if args.profile {
                 for &imgsz in &args.imgsz {
-                    profile_layers(&model, &device, imgsz, args.iterations, &label)?;
+                    profile_layers(&model, &device, imgsz, args.iterations, &label, peak)?;
                 }
                 continue;
             }
@@ -120,12 +125,15 @@ fn time_forward(
     Ok((median(&mut times), mean))
 }
 
-/// Median milliseconds of each layer, the device synchronised after every layer.
+/// Median milliseconds of each layer, the device synchronised after every layer, and the
+/// FLOPs each layer performed.
 struct LayerTimer {
     device: Device,
     last: Instant,
     samples: Vec<Vec<f64>>,
     shapes: Vec<Vec<usize>>,
+    count: FlopCount,
+    flops: Vec<u64>,
 }
 
 impl LayerTimer {
@@ -135,6 +143,7 @@ impl LayerTimer {
         let now = Instant::now();
         self.samples[index].push((now - self.last).as_secs_f64() * 1e3);
         self.shapes[index] = shape;
+        self.flops[index] = self.count.take();
         self.last = now;
     }
 }
@@ -149,19 +158,25 @@ impl Observer for LayerTimer {
     }
 }
 
+/// Each layer's median time, its FLOPs, the GFLOP/s they ran at and, on the CPU, that rate
+/// as a share of the measured `peak`: the roofline of `docs/cpu-performance.md`.
 fn profile_layers(
     model: &Yolo,
     device: &ComputeDevice,
     imgsz: usize,
     iterations: usize,
     label: &str,
+    peak: Option<&FmaPeak>,
 ) -> anyhow::Result<()> {
     let input = gray_input(imgsz, &device.device);
+    let layers = model.last_layer() + 1;
     let mut timer = LayerTimer {
         device: device.device.clone(),
         last: Instant::now(),
-        samples: vec![Vec::new(); model.last_layer() + 1],
-        shapes: vec![Vec::new(); model.last_layer() + 1],
+        samples: vec![Vec::new(); layers],
+        shapes: vec![Vec::new(); layers],
+        count: FlopCount::start().context("another FLOP count is open in this process")?,
+        flops: vec![0; layers],
     };
     for pass in 0..iterations.max(1) + 2 {
         if pass == 2 {
@@ -180,12 +195,29 @@ fn profile_layers(
             .with_context(|| format!("forward pass on {label}"))?;
     }
     let medians: Vec<f64> = timer.samples.iter_mut().map(|s| median(s)).collect();
-    let total: f64 = medians.iter().sum();
+    let total_ms: f64 = medians.iter().sum();
+    let total_flops: u64 = timer.flops.iter().sum();
     println!("{label}, imgsz {imgsz}: median ms per layer over {iterations} passes");
+    if let Some(peak) = peak {
+        println!(
+            "peak: {} FMA loop, {:.1} GFLOP/s on {} threads ({:.1} on one)",
+            peak.instructions, peak.all_threads, peak.threads, peak.one_thread
+        );
+    }
     println!(
-        "{:>5} {:<16} {:>18} {:>9} {:>7}",
-        "layer", "module", "output", "ms", "share"
+        "{:>5} {:<16} {:>18} {:>9} {:>7} {:>8} {:>8} {:>6}",
+        "layer", "module", "output", "ms", "share", "GFLOP", "GFLOP/s", "peak"
     );
+    let rate = |flops: u64, ms: f64| {
+        let gflops_per_s = flops as f64 / ms / 1e6;
+        let of_peak = peak.map_or("-".to_owned(), |p| {
+            format!("{:.0}%", 100.0 * gflops_per_s / p.all_threads)
+        });
+        format!(
+            "{:>8.4} {gflops_per_s:>8.1} {of_peak:>6}",
+            flops as f64 / 1e9
+        )
+    };
     for (index, ms) in medians.iter().enumerate() {
         let shape = timer.shapes[index]
             .iter()
@@ -193,12 +225,20 @@ fn profile_layers(
             .collect::<Vec<_>>()
             .join("×");
         println!(
-            "{index:>5} {:<16} {shape:>18} {ms:>9.2} {:>6.1}%",
+            "{index:>5} {:<16} {shape:>18} {ms:>9.2} {:>6.1}% {}",
             model.layer_name(index),
-            100.0 * ms / total
+            100.0 * ms / total_ms,
+            rate(timer.flops[index], *ms)
         );
     }
-    println!("{:>5} {:<16} {:>18} {total:>9.2}", "", "sum", "");
+    println!(
+        "{:>5} {:<16} {:>18} {total_ms:>9.2} {:>7} {}",
+        "",
+        "sum",
+        "",
+        "",
+        rate(total_flops, total_ms)
+    );
     Ok(())
 }
 

@@ -5,9 +5,9 @@ use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
-use super::ModelError;
 use super::blocks::load_children;
 use super::conv::Conv;
+use super::{ModelError, flops};
 use crate::compute::kernels::{Activation, cpu};
 use crate::weights::WeightsView;
 
@@ -73,6 +73,7 @@ impl Attention {
             softmax(scores.mul_scalar(scale), 3)
         };
         let out = v.clone().matmul(attn.swap_dims(2, 3)).reshape([b, c, h, w]);
+        flops::add(b * self.num_heads * n * n * (self.key_dim + self.head_dim));
         let pe = self.pe.forward(v.reshape([b, c, h, w]));
         self.proj.forward(out + pe)
     }

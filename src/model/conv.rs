@@ -7,7 +7,7 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 
-use super::ModelError;
+use super::{ModelError, flops};
 use crate::compute::kernels::{Activation, cpu, depthwise_conv2d};
 use crate::weights::{WeightTensor, WeightsView};
 
@@ -148,7 +148,8 @@ impl Conv2dLayer {
                 Some(b) => b.val(),
                 None => Tensor::zeros([out_channels], &x.device()),
             };
-            return depthwise_conv2d(x, self.weight.val(), bias, self.stride, self.activation);
+            let y = depthwise_conv2d(x, self.weight.val(), bias, self.stride, self.activation);
+            return self.counted(y);
         }
         // The weights are autodiff tensors while a layer trains, even on plain inputs.
         if self.groups == 1 && cpu::on_flex(&x) && cpu::on_flex(&self.weight.val()) {
@@ -168,7 +169,7 @@ impl Conv2dLayer {
                 activation: self.activation,
                 packed: &self.packed,
             };
-            return cpu::conv2d(parts, layer);
+            return self.counted(cpu::conv2d(parts, layer));
         }
         self.forward(Tensor::cat(parts, 1))
     }
@@ -180,7 +181,15 @@ impl Conv2dLayer {
         let pad = k / 2;
         let options = ConvOptions::new([self.stride; 2], [pad; 2], [1, 1], self.groups);
         let y = conv2d(x, weight, self.bias.as_ref().map(|b| b.val()), options);
-        self.activation.apply(y)
+        self.counted(self.activation.apply(y))
+    }
+
+    /// `y`, this convolution's output, its multiply-adds counted for the roofline.
+    fn counted(&self, y: Tensor<4>) -> Tensor<4> {
+        let [batch, out_channels, height, width] = y.dims();
+        let [_, in_per_group, kh, kw] = self.weight.dims();
+        flops::add(batch * out_channels * height * width * in_per_group * kh * kw);
+        y
     }
 }
 

@@ -8,6 +8,7 @@ pub mod blocks;
 mod check;
 pub mod conv;
 pub mod detect;
+pub mod flops;
 pub mod focal;
 pub mod graph;
 mod pass;

@@ -7,8 +7,8 @@ use burn::tensor::module::{conv_transpose2d, interpolate};
 use burn::tensor::ops::{ConvTransposeOptions, InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 
-use super::ModelError;
 use super::conv::{Conv, upload};
+use super::{ModelError, flops};
 use crate::compute::kernels::Activation;
 use crate::weights::WeightsView;
 
@@ -46,12 +46,15 @@ impl Upsample2x {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv_transpose2d(
+        let y = conv_transpose2d(
             x,
             self.weight.clone(),
             Some(self.bias.clone()),
             ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1),
-        )
+        );
+        // Each output value sums one input value per input channel.
+        flops::add(y.shape().num_elements() * self.weight.dims()[0]);
+        y
     }
 }
 

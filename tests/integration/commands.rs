@@ -69,24 +69,28 @@ fn bench_times_the_model_and_profiles_every_layer() {
         text(&output.stderr)
     );
 
-    // --profile --stock: a row per layer of YOLO11n's graph, SPPF at 9, shares adding up.
+    // --profile --stock: a row per layer of YOLO11n's graph, SPPF at 9, shares adding up,
+    // each layer's FLOPs those Ultralytics counts for it, the rates those FLOPs over the
+    // times and over the measured peak.
     let output = focalyolo(&[&common[..], &["--profile", "--stock"]].concat());
     succeeded(&output);
     let stdout = text(&output.stdout);
-    let layers: Vec<(usize, String, f64, f64)> = stdout
+    let peak_line = stdout
         .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let index = fields.first()?.parse().ok()?;
-            let [ms, share] = trailing_numbers(line)[..] else {
-                return None;
-            };
-            Some((index, fields[1].to_string(), ms, share))
-        })
-        .collect();
-    let modules: Vec<&str> = layers.iter().map(|(_, m, _, _)| m.as_str()).collect();
+        .find(|line| line.starts_with("peak: "))
+        .unwrap_or_else(|| panic!("a peak line: {stdout}"));
+    let peak: f64 = peak_line
+        .split(" GFLOP/s")
+        .next()
+        .and_then(|head| head.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("a peak rate: {peak_line}"));
+    let layers: Vec<LayerRow> = stdout.lines().filter_map(LayerRow::parse).collect();
+    let modules: Vec<&str> = layers.iter().map(|l| l.module.as_str()).collect();
     assert_eq!(layers.len(), 24, "{stdout}");
-    assert!(layers.iter().enumerate().all(|(i, l)| l.0 == i), "{stdout}");
+    assert!(
+        layers.iter().enumerate().all(|(i, l)| l.index == i),
+        "{stdout}"
+    );
     assert_eq!(
         [
             modules[0],
@@ -97,18 +101,103 @@ fn bench_times_the_model_and_profiles_every_layer() {
         ],
         ["Conv", "SPPF", "C2PSA", "Upsample", "Detect"]
     );
-    let shares: f64 = layers.iter().map(|l| l.3).sum();
+    let shares: f64 = layers.iter().map(|l| l.share).sum();
     assert!((shares - 100.0).abs() < 0.5, "shares add up to {shares}%");
+    for layer in &layers {
+        let rate = layer.gflop / layer.ms * 1e3;
+        assert!(
+            (layer.rate - rate).abs() <= 0.05 + 0.01 * rate,
+            "layer {}: {} GFLOP/s is not {} GFLOP over {} ms",
+            layer.index,
+            layer.rate,
+            layer.gflop,
+            layer.ms
+        );
+        assert!(
+            (layer.of_peak - 100.0 * layer.rate / peak).abs() <= 0.5 + 0.01 * layer.of_peak,
+            "layer {}: {}% of {peak}",
+            layer.index,
+            layer.of_peak
+        );
+    }
+    for (layer, gflop) in ULTRALYTICS_GFLOP_AT_320 {
+        assert!(
+            (layers[layer].gflop - gflop).abs() <= 0.0005,
+            "layer {layer}: {} GFLOP, Ultralytics counts {gflop}",
+            layers[layer].gflop
+        );
+    }
     let sum_line = stdout
         .lines()
         .find(|line| line.trim_start().starts_with("sum"))
         .expect("a sum row");
-    let total: f64 = layers.iter().map(|l| l.2).sum();
+    let total: f64 = layers.iter().map(|l| l.ms).sum();
     let printed = trailing_numbers(sum_line)[0];
     assert!(
         (printed - total).abs() < 0.05 * total,
         "{printed} vs {total}"
     );
+}
+
+/// Each layer's GFLOPs in YOLO11n (BatchNorm fused) at 320 as Ultralytics
+/// counts them (`thop`, as `model.info()` and `profile=True` do: two FLOPs a multiply-add,
+/// convolutions and attention's products), printed layer by layer by a local script; its
+/// Detect adds DFL's fixed 1×1 convolution (0.0003), which we fold into the decoding.
+const ULTRALYTICS_GFLOP_AT_320: [(usize, f64); 24] = [
+    (0, 0.0221),
+    (1, 0.0590),
+    (2, 0.0819),
+    (3, 0.1180),
+    (4, 0.0819),
+    (5, 0.1180),
+    (6, 0.0688),
+    (7, 0.0590),
+    (8, 0.0688),
+    (9, 0.0328),
+    (10, 0.0532),
+    (11, 0.0000),
+    (12, 0.0000),
+    (13, 0.0885),
+    (14, 0.0000),
+    (15, 0.0000),
+    (16, 0.1016),
+    (17, 0.0295),
+    (18, 0.0000),
+    (19, 0.0688),
+    (20, 0.0295),
+    (21, 0.0000),
+    (22, 0.0754),
+    (23, 0.4674),
+];
+
+/// A row of `bench --profile`'s table.
+struct LayerRow {
+    index: usize,
+    module: String,
+    ms: f64,
+    share: f64,
+    gflop: f64,
+    rate: f64,
+    of_peak: f64,
+}
+
+impl LayerRow {
+    fn parse(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let index = fields.first()?.parse().ok()?;
+        let [ms, share, gflop, rate, of_peak] = trailing_numbers(line)[..] else {
+            return None;
+        };
+        Some(Self {
+            index,
+            module: fields[1].to_string(),
+            ms,
+            share,
+            gflop,
+            rate,
+            of_peak,
+        })
+    }
 }
 
 #[test]

@@ -26,6 +26,7 @@ mod im2col_gemm;
 mod matmul;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod packed;
+mod peak;
 mod pool;
 mod softmax;
 mod upsample;
@@ -38,6 +39,7 @@ pub use decode::{AnchorGrid, decode, dfl_distances};
 pub use depthwise::depthwise_conv2d;
 pub use matmul::matmul;
 pub use packed::PackCache;
+pub use peak::{FmaPeak, fma_peak};
 pub use pool::max_pool2d;
 pub use softmax::softmax_last_axis;
 pub use upsample::upsample_nearest2x;
