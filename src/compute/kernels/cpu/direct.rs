@@ -344,6 +344,7 @@ unsafe fn convolve_task(
                 for (t, panel) in group.clone().zip(panels.chunks_exact(panel_len)) {
                     // SAFETY: AVX2 and FMA (the caller's contract).
                     unsafe { micro_tile(panel, weights, &mut tile) };
+                    let runs = TileRuns::new(job, t * NR);
                     for (m, values) in tile.iter_mut().enumerate() {
                         let co = block * MR + m;
                         if co >= g.cout {
@@ -352,9 +353,7 @@ unsafe fn convolve_task(
                         let bias = job.bias.map_or(0.0, |b| b[co]);
                         add_and_activate(values, bias, job.activation);
                         // SAFETY: the caller's contract; channel `co`'s plane lies in the image.
-                        unsafe {
-                            store(job, values, t * NR, out_image.add(co * g.out_h * g.out_w))
-                        };
+                        unsafe { runs.store(values, out_image.add(co * g.out_h * g.out_w)) };
                     }
                 }
             }
@@ -413,27 +412,49 @@ pub(super) unsafe fn micro_tile(panel: &[f32], weights: &[f32], out: &mut [[f32;
     }
 }
 
-/// The outputs of one channel's tile from flat index `q` into its plane `out` (`out_h ×
-/// out_w`), leaving out the columns past `out_w` and the rows past `out_h`.
-///
-/// # Safety
-/// `out` must be the channel's plane, and no other task may write these outputs.
-#[inline(always)]
-unsafe fn store(job: &Job, values: &[f32; NR], q: usize, out: *mut f32) {
-    let g = job.g;
-    let pitch = job.layout.pitch;
-    let end = (q + NR).min(job.layout.flat_len);
-    let mut index = q;
-    while index < end {
-        let (y, x) = (index / pitch, index % pitch);
-        let run_end = (index - x + g.out_w).min(end);
-        if run_end > index {
-            let run = &values[index - q..run_end - q];
-            // SAFETY: (y, x..) lies inside the plane: y < out_h, x + run.len() ≤ out_w.
-            unsafe {
-                std::ptr::copy_nonoverlapping(run.as_ptr(), out.add(y * g.out_w + x), run.len())
-            };
+/// Where the [`NR`] outputs of the tile from flat index `q` land in an output plane
+/// (`out_h × out_w`): the stretches of its rows inside the plane, as (first value, first
+/// output, length). Worked out once for the tile's [`MR`] channels: a division per channel
+/// cost as much as the multiply-adds of a short 1×1 convolution.
+struct TileRuns {
+    runs: [(usize, usize, usize); NR],
+    count: usize,
+}
+
+impl TileRuns {
+    #[inline(always)]
+    fn new(job: &Job, q: usize) -> Self {
+        let (out_w, pitch) = (job.g.out_w, job.layout.pitch);
+        let end = (q + NR).min(job.layout.flat_len);
+        let mut tile = Self {
+            runs: [(0, 0, 0); NR],
+            count: 0,
+        };
+        let (mut y, mut x) = (q / pitch, q % pitch);
+        let mut index = q;
+        while index < end {
+            let run_end = (index - x + out_w).min(end);
+            if run_end > index {
+                tile.runs[tile.count] = (index - q, y * out_w + x, run_end - index);
+                tile.count += 1;
+            }
+            index += pitch - x;
+            (y, x) = (y + 1, 0);
         }
-        index = index - x + pitch;
+        tile
+    }
+
+    /// One channel's outputs of the tile into its plane `out`, leaving out the columns past
+    /// `out_w` and the rows past `out_h`.
+    ///
+    /// # Safety
+    /// `out` must be the channel's plane, and no other task may write these outputs.
+    #[inline(always)]
+    unsafe fn store(&self, values: &[f32; NR], out: *mut f32) {
+        for &(from, to, len) in &self.runs[..self.count] {
+            // SAFETY: the run lies inside the plane (`new`: rows below out_h, columns
+            // below out_w) and inside the tile's values.
+            unsafe { std::ptr::copy_nonoverlapping(values.as_ptr().add(from), out.add(to), len) };
+        }
     }
 }
