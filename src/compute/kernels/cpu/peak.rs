@@ -81,42 +81,48 @@ fn fma_loop() -> Option<FmaLoop> {
     None
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn fma_avx2(rounds: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let (a, b) = std::hint::black_box((_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-6)));
-    let mut chains = [_mm256_set1_ps(1.0); CHAINS];
-    for _ in 0..rounds {
-        for chain in &mut chains {
-            *chain = _mm256_fmadd_ps(*chain, a, b);
+/// `$name(rounds)`: [`CHAINS`] independent chains of `rounds` multiply-adds on `$vector`s
+/// (under `$feature`), summed lane by lane at the end.
+macro_rules! fma_chains {
+    ($name:ident, $feature:literal, $vector:ident, $lanes:literal, $set1:ident, $fmadd:ident, $add:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        fn $name(rounds: usize) -> f32 {
+            use std::arch::x86_64::*;
+            let (a, b) = std::hint::black_box(($set1(0.999_999), $set1(1e-6)));
+            let mut chains = [$set1(1.0); CHAINS];
+            for _ in 0..rounds {
+                for chain in &mut chains {
+                    *chain = $fmadd(*chain, a, b);
+                }
+            }
+            let sum = chains.iter().fold($set1(0.0), |s, &c| $add(s, c));
+            // SAFETY: a vector of f32 lanes has the layout of an array of them.
+            unsafe { std::mem::transmute::<$vector, [f32; $lanes]>(sum) }
+                .iter()
+                .sum()
         }
-    }
-    let sum = chains
-        .iter()
-        .fold(_mm256_setzero_ps(), |s, &c| _mm256_add_ps(s, c));
-    // SAFETY: a vector of eight f32 has the layout of eight f32.
-    unsafe { std::mem::transmute::<__m256, [f32; 8]>(sum) }
-        .iter()
-        .sum()
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fma_avx512(rounds: usize) -> f32 {
-    use std::arch::x86_64::*;
-    let (a, b) = std::hint::black_box((_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-6)));
-    let mut chains = [_mm512_set1_ps(1.0); CHAINS];
-    for _ in 0..rounds {
-        for chain in &mut chains {
-            *chain = _mm512_fmadd_ps(*chain, a, b);
-        }
-    }
-    let sum = chains
-        .iter()
-        .fold(_mm512_setzero_ps(), |s, &c| _mm512_add_ps(s, c));
-    _mm512_reduce_add_ps(sum)
-}
+fma_chains!(
+    fma_avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps
+);
+fma_chains!(
+    fma_avx512,
+    "avx512f",
+    __m512,
+    16,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps
+);
 
 #[cfg(test)]
 mod tests {
