@@ -138,6 +138,6 @@ impl C2Psa {
             halves.next().expect("second half"),
         );
         let b = self.m.iter().fold(b, |y, block| block.forward(y));
-        self.cv2.forward(Tensor::cat(vec![a, b], 1))
+        self.cv2.forward_concat(vec![a, b])
     }
 }
