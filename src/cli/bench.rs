@@ -194,7 +194,13 @@ fn profile_layers(
             .try_into_data()
             .with_context(|| format!("forward pass on {label}"))?;
     }
-    let medians: Vec<f64> = timer.samples.iter_mut().map(|s| median(s)).collect();
+    // A Concat handed to the next layer as its parts is never timed on its own (0 ms): its
+    // cost, if any, is the next layer's.
+    let medians: Vec<f64> = timer
+        .samples
+        .iter_mut()
+        .map(|s| if s.is_empty() { 0.0 } else { median(s) })
+        .collect();
     let total_ms: f64 = medians.iter().sum();
     let total_flops: u64 = timer.flops.iter().sum();
     println!("{label}, imgsz {imgsz}: median ms per layer over {iterations} passes");
@@ -209,7 +215,11 @@ fn profile_layers(
         "layer", "module", "output", "ms", "share", "GFLOP", "GFLOP/s", "peak"
     );
     let rate = |flops: u64, ms: f64| {
-        let gflops_per_s = flops as f64 / ms / 1e6;
+        let gflops_per_s = if ms > 0.0 {
+            flops as f64 / ms / 1e6
+        } else {
+            0.0
+        };
         let of_peak = peak.map_or("-".to_owned(), |p| {
             format!("{:.0}%", 100.0 * gflops_per_s / p.all_threads)
         });
@@ -219,11 +229,14 @@ fn profile_layers(
         )
     };
     for (index, ms) in medians.iter().enumerate() {
-        let shape = timer.shapes[index]
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("×");
+        let shape = match timer.shapes[index].as_slice() {
+            [] => "not written out".to_string(),
+            dims => dims
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("×"),
+        };
         println!(
             "{index:>5} {:<16} {shape:>18} {ms:>9.2} {:>6.1}% {}",
             model.layer_name(index),

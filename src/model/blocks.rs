@@ -177,7 +177,18 @@ impl C2f {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut ys = self.cv1.forward(x).chunk(2, 1);
+        self.stages(self.cv1.forward(x))
+    }
+
+    /// `forward(cat(parts, 1))`, the concatenation not written out on the CPU backend
+    /// ([`Conv::forward_concat`]): the necks' C2f each read a Concat.
+    pub fn forward_concat(&self, parts: Vec<Tensor<4>>) -> Tensor<4> {
+        self.stages(self.cv1.forward_concat(parts))
+    }
+
+    /// `cv2` of `cv1`'s two halves and every stage's output.
+    fn stages(&self, first: Tensor<4>) -> Tensor<4> {
+        let mut ys = first.chunk(2, 1);
         for stage in &self.m {
             let last = ys.last().expect("chunk gives two halves").clone();
             ys.push(stage.forward(last));

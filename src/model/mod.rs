@@ -402,10 +402,16 @@ impl Yolo {
                 })
                 .collect::<Vec<_>>()
         };
-        for index in next..=through.min(last_layer) {
+        let through = through.min(last_layer);
+        // A concatenation handed to the next layer as its parts (see `concat_read_by_next`).
+        let mut concat_parts = None;
+        for index in next..=through {
             last = match &self.model[index] {
                 Layer::Conv(m) => m.forward(last),
-                Layer::C2f(m) => m.forward(last),
+                Layer::C2f(m) => match concat_parts.take() {
+                    Some(parts) => m.forward_concat(parts),
+                    None => m.forward(last),
+                },
                 Layer::Sppf(m) => m.forward(last),
                 Layer::FocalModulation(m) if observer.wants_focal_taps() => {
                     let (output, taps) = m.forward_with_taps(last);
@@ -422,6 +428,14 @@ impl Yolo {
                         InterpolateOptions::new(InterpolateMode::Nearest)
                             .with_output_size([2 * h, 2 * w]),
                     )
+                }
+                Layer::Concat(_)
+                    if index < through
+                        && self.concat_read_by_next(index)
+                        && !observer.wants_every_output() =>
+                {
+                    concat_parts = Some(inputs(&kept, &last, index));
+                    continue;
                 }
                 Layer::Concat(_) => Tensor::cat(inputs(&kept, &last, index), 1),
                 Layer::Detect(m) => {
@@ -444,9 +458,17 @@ impl Yolo {
         Activations {
             kept,
             last,
-            next: next.max(through.min(last_layer) + 1),
+            next: next.max(through + 1),
             predictions,
             head,
         }
+    }
+
+    /// Whether Concat `index` is read by the next layer alone, a C2f, whose first
+    /// convolution reads the parts where they are: every neck's Concat in the three families.
+    fn concat_read_by_next(&self, index: usize) -> bool {
+        !self.graph.is_read_later(index)
+            && matches!(self.model.get(index + 1), Some(Layer::C2f(_)))
+            && self.graph.from(index + 1) == [-1]
     }
 }

@@ -94,6 +94,12 @@ pub trait Observer {
     }
     /// FocalModulation's taps from this pass (asked for by `wants_focal_taps`).
     fn focal_taps(&mut self, _taps: FocalTaps) {}
+    /// Whether `layer_done` must see every layer's output. Otherwise a Concat that only the
+    /// next layer reads, a C2f, is handed to it as its parts, not written out, and
+    /// `layer_done` does not hear of it.
+    fn wants_every_output(&self) -> bool {
+        false
+    }
     /// Layer `index` (any but Detect) has computed `output`.
     fn layer_done(&mut self, _index: usize, _output: &Tensor<4>) {}
     /// Detect (the last layer) has computed the predictions.
@@ -105,6 +111,9 @@ impl Observer for () {}
 
 /// Collects every layer's output in order, for checks against a reference.
 impl Observer for Vec<Tensor<4>> {
+    fn wants_every_output(&self) -> bool {
+        true
+    }
     fn layer_done(&mut self, _: usize, output: &Tensor<4>) {
         self.push(output.clone());
     }

@@ -132,6 +132,9 @@ impl Observer for LayersAndTaps {
     fn focal_taps(&mut self, taps: FocalTaps) {
         self.taps = Some(taps);
     }
+    fn wants_every_output(&self) -> bool {
+        true
+    }
     fn layer_done(&mut self, _: usize, output: &Tensor<4>) {
         self.layers.push(output.clone());
     }
