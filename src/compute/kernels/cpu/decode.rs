@@ -5,7 +5,10 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use super::activation::{exp, sigmoid};
-use super::{flex_tensor, values};
+use super::{flex_tensor, values, vectorised};
+
+/// Class logits per rayon task: large enough that scheduling costs nothing next to them.
+const SIGMOIDS_PER_TASK: usize = 1 << 14;
 
 /// Where each anchor sits, in cells of its level, and its level's stride in pixels.
 pub struct AnchorGrid<'a> {
@@ -37,24 +40,44 @@ pub fn decode(
     let bins = box_rows / 4;
     let rows = 4 + classes;
     let mut out = vec![0.0f32; batch * rows * anchors];
-    out.par_chunks_mut(rows * anchors)
-        .enumerate()
-        .for_each(|(image, out)| {
-            let (box_out, class_out) = out.split_at_mut(4 * anchors);
-            let logits = &boxes[image * box_rows * anchors..(image + 1) * box_rows * anchors];
-            let distances: Vec<Vec<f32>> = logits
-                .chunks_exact(bins * anchors)
-                .map(|side| match projection {
-                    Some(projection) => expected_bins(side, anchors, projection),
-                    None => side.to_vec(),
-                })
-                .collect();
-            write_boxes(&distances, grid, box_out, anchors);
-            let image_scores = &scores[image * classes * anchors..(image + 1) * classes * anchors];
-            for (o, &s) in class_out.iter_mut().zip(image_scores) {
-                *o = sigmoid(s);
-            }
-        });
+    // An image's four sides and its class rows on rayon's threads, each at the widest
+    // SIMD the CPU has: one image at a time, on one thread at baseline width, this was the
+    // serial tail of every pass.
+    for (image, out) in out.chunks_exact_mut(rows * anchors).enumerate() {
+        let (box_out, class_out) = out.split_at_mut(4 * anchors);
+        let logits = &boxes[image * box_rows * anchors..(image + 1) * box_rows * anchors];
+        let image_scores = &scores[image * classes * anchors..(image + 1) * classes * anchors];
+        rayon::join(
+            || {
+                let distances: Vec<Vec<f32>> = logits
+                    .par_chunks_exact(bins * anchors)
+                    .map(|side| match projection {
+                        Some(projection) => vectorised(
+                            #[inline(always)]
+                            || expected_bins(side, anchors, projection),
+                        ),
+                        None => side.to_vec(),
+                    })
+                    .collect();
+                write_boxes(&distances, grid, box_out, anchors);
+            },
+            || {
+                class_out
+                    .par_chunks_mut(SIGMOIDS_PER_TASK)
+                    .zip(image_scores.par_chunks(SIGMOIDS_PER_TASK))
+                    .for_each(|(out, logits)| {
+                        vectorised(
+                            #[inline(always)]
+                            || {
+                                for (o, &s) in out.iter_mut().zip(logits) {
+                                    *o = sigmoid(s);
+                                }
+                            },
+                        )
+                    })
+            },
+        );
+    }
     Tensor::from_data(TensorData::new(out, [batch, rows, anchors]), &device)
 }
 
@@ -68,13 +91,19 @@ pub fn dfl_distances(boxes: Tensor<3>, projection: Tensor<1>) -> Tensor<3> {
     let bins = box_rows / 4;
     let out: Vec<f32> = values(&boxes)
         .par_chunks(bins * anchors)
-        .flat_map_iter(|side| expected_bins(side, anchors, projection))
+        .flat_map_iter(|side| {
+            vectorised(
+                #[inline(always)]
+                || expected_bins(side, anchors, projection),
+            )
+        })
         .collect();
     Tensor::from_data(TensorData::new(out, [batch, 4, anchors]), &device)
 }
 
 /// DFL for one side: per anchor, the softmax over the bins (rows of `side`, `anchors`
 /// apart) weighted by `projection`. Loops run along anchors, so they vectorise.
+#[inline(always)]
 fn expected_bins(side: &[f32], anchors: usize, projection: &[f32]) -> Vec<f32> {
     let mut max = vec![f32::NEG_INFINITY; anchors];
     for bin in side.chunks_exact(anchors) {
