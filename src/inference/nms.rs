@@ -126,7 +126,8 @@ pub fn top_k(predictions: &[f32], layout: Layout, options: &NmsOptions) -> Vec<D
 }
 
 /// Detections in canvas pixels from predictions laid out `rows × anchors` (one image); an
-/// oriented box's `xyxy` is its unrotated extent until [`attach_shapes`] turns it.
+/// oriented box's `xyxy` is its unrotated extent until [`super::task_shapes::attach_shapes`]
+/// turns it.
 pub fn non_max_suppression(
     predictions: &[f32],
     layout: Layout,

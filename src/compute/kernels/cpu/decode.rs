@@ -52,10 +52,7 @@ pub fn decode(
                 let distances: Vec<Vec<f32>> = logits
                     .par_chunks_exact(bins * anchors)
                     .map(|side| match projection {
-                        Some(projection) => vectorised(
-                            #[inline(always)]
-                            || expected_bins(side, anchors, projection),
-                        ),
+                        Some(projection) => expected_bins(side, anchors, projection),
                         None => side.to_vec(),
                     })
                     .collect();
@@ -91,20 +88,24 @@ pub fn dfl_distances(boxes: Tensor<3>, projection: Tensor<1>) -> Tensor<3> {
     let bins = box_rows / 4;
     let out: Vec<f32> = values(&boxes)
         .par_chunks(bins * anchors)
-        .flat_map_iter(|side| {
-            vectorised(
-                #[inline(always)]
-                || expected_bins(side, anchors, projection),
-            )
-        })
+        .flat_map_iter(|side| expected_bins(side, anchors, projection))
         .collect();
     Tensor::from_data(TensorData::new(out, [batch, 4, anchors]), &device)
 }
 
 /// DFL for one side: per anchor, the softmax over the bins (rows of `side`, `anchors`
-/// apart) weighted by `projection`. Loops run along anchors, so they vectorise.
-#[inline(always)]
+/// apart) weighted by `projection`. Loops run along anchors, so they vectorise, at the
+/// widest SIMD the CPU has.
 fn expected_bins(side: &[f32], anchors: usize, projection: &[f32]) -> Vec<f32> {
+    vectorised(
+        #[inline(always)]
+        || expected_bins_inline(side, anchors, projection),
+    )
+}
+
+/// [`expected_bins`]' loops, inlined where [`vectorised`] compiles them.
+#[inline(always)]
+fn expected_bins_inline(side: &[f32], anchors: usize, projection: &[f32]) -> Vec<f32> {
     let mut max = vec![f32::NEG_INFINITY; anchors];
     for bin in side.chunks_exact(anchors) {
         for (m, &v) in max.iter_mut().zip(bin) {

@@ -24,6 +24,8 @@ mod direct;
 mod im2col;
 mod im2col_gemm;
 mod matmul;
+#[cfg(target_arch = "x86_64")]
+mod micro_kernel;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod packed;
 mod peak;

@@ -5,7 +5,8 @@
 //! once per layer, [`super::packed`]) and summed over input channels, and the 16 sums are
 //! transformed back (`Aᵀ m A`). That is 16 multiplications per input channel for 4
 //! outputs, where direct convolution makes 36. The sums over channels are 16 small
-//! matrix products, one per position of the 4×4 block, run on [`direct`]'s micro-kernel:
+//! matrix products, one per position of the 4×4 block, run on the direct
+//! convolution's micro-kernel ([`super::micro_kernel`]):
 //! the input channel takes the place of the tap, and [`NR`] blocks of outputs the place of
 //! [`NR`] outputs.
 //!
@@ -19,7 +20,7 @@ use rayon::prelude::*;
 
 use super::activation::add_and_activate;
 use super::conv::{Convolution, Geometry, SharedOutput};
-use super::direct::{NR, micro_tile, split_tasks, with_prepared};
+use super::micro_kernel::{NR, micro_tile, split_tasks, with_prepared};
 use super::packed::{MR, PackedWeights};
 use super::{filled_by, with_scratch};
 use crate::compute::kernels::Activation;
