@@ -15,13 +15,10 @@ mod pass;
 pub mod proto;
 
 use burn::module::Module;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 use thiserror::Error;
 
 use crate::compute::kernels::Activation;
-use crate::compute::kernels::cpu;
 use crate::weights::{Weights, WeightsError};
 use attention::C2Psa;
 use blocks::{C2f, CspOptions, Sppf, StageKind};
@@ -349,126 +346,5 @@ impl Yolo {
         let [p3, p4, p5] =
             [from[0], from[1], from[2]].map(|f| activations.output(f as usize).cloned());
         Some([p3?, p4?, p5?])
-    }
-
-    /// The one way through the model: runs the layers from where `activations` stopped
-    /// through layer `through` (Detect is [`last_layer`](Self::last_layer)), and tells `observer` of each as it
-    /// finishes. A full pass starts from [`Activations::input`]; distillation stops after the
-    /// backbone and resumes a student at layer 9 with [`Activations::resume`].
-    ///
-    /// # Panics
-    /// If a layer reads an output `activations` does not keep (a resume without layers 4
-    /// and 6 that runs into the neck).
-    pub fn run(
-        &self,
-        activations: Activations,
-        through: usize,
-        observer: &mut (impl Observer + Send),
-    ) -> Activations {
-        // On one of rayon's threads: each of the CPU kernels' parallel loops then starts
-        // on this thread, the other joining, instead of waking the pool from outside and
-        // sleeping until it is done: about 90 loops a pass, 4–5% of a pass at 320.
-        rayon::scope(|_| self.run_layers(activations, through, observer))
-    }
-
-    fn run_layers(
-        &self,
-        activations: Activations,
-        through: usize,
-        observer: &mut impl Observer,
-    ) -> Activations {
-        let Activations {
-            mut kept,
-            mut last,
-            next,
-            mut predictions,
-            head,
-        } = activations;
-        let last_layer = self.last_layer();
-        kept.resize(self.model.len(), None);
-        // What a layer that reads several outputs gets for each `from`: the previous
-        // layer's (-1) or a kept one.
-        let inputs = |kept: &[Option<Tensor<4>>], last: &Tensor<4>, index: usize| {
-            self.graph
-                .from(index)
-                .iter()
-                .map(|&from| match from {
-                    -1 => last.clone(),
-                    from => kept[from as usize].clone().unwrap_or_else(|| {
-                        panic!(
-                            "layer {index} reads layer {from}, which these activations do not keep"
-                        )
-                    }),
-                })
-                .collect::<Vec<_>>()
-        };
-        let through = through.min(last_layer);
-        // A concatenation handed to the next layer as its parts (see `concat_read_by_next`).
-        let mut concat_parts = None;
-        for index in next..=through {
-            last = match &self.model[index] {
-                Layer::Conv(m) => m.forward(last),
-                Layer::C2f(m) => match concat_parts.take() {
-                    Some(parts) => m.forward_concat(parts),
-                    None => m.forward(last),
-                },
-                Layer::Sppf(m) => m.forward(last),
-                Layer::FocalModulation(m) if observer.wants_focal_taps() => {
-                    let (output, taps) = m.forward_with_taps(last);
-                    observer.focal_taps(taps);
-                    output
-                }
-                Layer::FocalModulation(m) => m.forward(last),
-                Layer::C2Psa(m) => m.forward(last),
-                Layer::Upsample(_) if cpu::on_flex(&last) => cpu::upsample_nearest2x(last),
-                Layer::Upsample(_) => {
-                    let [_, _, h, w] = last.dims();
-                    interpolate(
-                        last,
-                        InterpolateOptions::new(InterpolateMode::Nearest)
-                            .with_output_size([2 * h, 2 * w]),
-                    )
-                }
-                Layer::Concat(_)
-                    if index < through
-                        && self.concat_read_by_next(index)
-                        && !observer.wants_every_output() =>
-                {
-                    concat_parts = Some(inputs(&kept, &last, index));
-                    continue;
-                }
-                Layer::Concat(_) => Tensor::cat(inputs(&kept, &last, index), 1),
-                Layer::Detect(m) => {
-                    let output = m.forward(
-                        inputs(&kept, &last, index)
-                            .try_into()
-                            .expect("the graph gives Detect three levels"),
-                        head,
-                    );
-                    observer.detect_done(&output.predictions);
-                    predictions = Some(output);
-                    continue;
-                }
-            };
-            if self.graph.is_read_later(index) {
-                kept[index] = Some(last.clone());
-            }
-            observer.layer_done(index, &last);
-        }
-        Activations {
-            kept,
-            last,
-            next: next.max(through + 1),
-            predictions,
-            head,
-        }
-    }
-
-    /// Whether Concat `index` is read by the next layer alone, a C2f, whose first
-    /// convolution reads the parts where they are: every neck's Concat in the three families.
-    fn concat_read_by_next(&self, index: usize) -> bool {
-        !self.graph.is_read_later(index)
-            && matches!(self.model.get(index + 1), Some(Layer::C2f(_)))
-            && self.graph.from(index + 1) == [-1]
     }
 }

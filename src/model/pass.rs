@@ -1,9 +1,12 @@
-//! What a pass through the layers carries from one to the next ([`Activations`]), and what
-//! watches it go ([`Observer`]).
+//! A pass through the layers ([`Yolo::run`]): what it carries from one layer to the next
+//! ([`Activations`]), and what watches it go ([`Observer`]).
 
 use burn::tensor::Tensor;
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
-use super::{FocalTaps, Head, HeadOutput};
+use super::{FocalTaps, Head, HeadOutput, Layer, Yolo};
+use crate::compute::kernels::cpu;
 
 /// What a pass through some of the layers has computed: the last layer's output, each
 /// output a later layer reads, and Detect's predictions once it has run. Only those are
@@ -129,5 +132,128 @@ impl Observer for TakeFocalTaps {
     }
     fn focal_taps(&mut self, taps: FocalTaps) {
         self.0 = Some(taps);
+    }
+}
+
+impl Yolo {
+    /// The one way through the model: runs the layers from where `activations` stopped
+    /// through layer `through` (Detect is [`last_layer`](Self::last_layer)), and tells `observer` of each as it
+    /// finishes. A full pass starts from [`Activations::input`]; distillation stops after the
+    /// backbone and resumes a student at layer 9 with [`Activations::resume`].
+    ///
+    /// # Panics
+    /// If a layer reads an output `activations` does not keep (a resume without layers 4
+    /// and 6 that runs into the neck).
+    pub fn run(
+        &self,
+        activations: Activations,
+        through: usize,
+        observer: &mut (impl Observer + Send),
+    ) -> Activations {
+        // On one of rayon's threads: each of the CPU kernels' parallel loops then starts
+        // on this thread, the other joining, instead of waking the pool from outside and
+        // sleeping until it is done: about 90 loops a pass, 4–5% of a pass at 320.
+        rayon::scope(|_| self.run_layers(activations, through, observer))
+    }
+
+    fn run_layers(
+        &self,
+        activations: Activations,
+        through: usize,
+        observer: &mut impl Observer,
+    ) -> Activations {
+        let Activations {
+            mut kept,
+            mut last,
+            next,
+            mut predictions,
+            head,
+        } = activations;
+        let last_layer = self.last_layer();
+        kept.resize(self.model.len(), None);
+        // What a layer that reads several outputs gets for each `from`: the previous
+        // layer's (-1) or a kept one.
+        let inputs = |kept: &[Option<Tensor<4>>], last: &Tensor<4>, index: usize| {
+            self.graph
+                .from(index)
+                .iter()
+                .map(|&from| match from {
+                    -1 => last.clone(),
+                    from => kept[from as usize].clone().unwrap_or_else(|| {
+                        panic!(
+                            "layer {index} reads layer {from}, which these activations do not keep"
+                        )
+                    }),
+                })
+                .collect::<Vec<_>>()
+        };
+        let through = through.min(last_layer);
+        // A concatenation handed to the next layer as its parts (see `concat_read_by_next`).
+        let mut concat_parts = None;
+        for index in next..=through {
+            last = match &self.model[index] {
+                Layer::Conv(m) => m.forward(last),
+                Layer::C2f(m) => match concat_parts.take() {
+                    Some(parts) => m.forward_concat(parts),
+                    None => m.forward(last),
+                },
+                Layer::Sppf(m) => m.forward(last),
+                Layer::FocalModulation(m) if observer.wants_focal_taps() => {
+                    let (output, taps) = m.forward_with_taps(last);
+                    observer.focal_taps(taps);
+                    output
+                }
+                Layer::FocalModulation(m) => m.forward(last),
+                Layer::C2Psa(m) => m.forward(last),
+                Layer::Upsample(_) if cpu::on_flex(&last) => cpu::upsample_nearest2x(last),
+                Layer::Upsample(_) => {
+                    let [_, _, h, w] = last.dims();
+                    interpolate(
+                        last,
+                        InterpolateOptions::new(InterpolateMode::Nearest)
+                            .with_output_size([2 * h, 2 * w]),
+                    )
+                }
+                Layer::Concat(_)
+                    if index < through
+                        && self.concat_read_by_next(index)
+                        && !observer.wants_every_output() =>
+                {
+                    concat_parts = Some(inputs(&kept, &last, index));
+                    continue;
+                }
+                Layer::Concat(_) => Tensor::cat(inputs(&kept, &last, index), 1),
+                Layer::Detect(m) => {
+                    let output = m.forward(
+                        inputs(&kept, &last, index)
+                            .try_into()
+                            .expect("the graph gives Detect three levels"),
+                        head,
+                    );
+                    observer.detect_done(&output.predictions);
+                    predictions = Some(output);
+                    continue;
+                }
+            };
+            if self.graph.is_read_later(index) {
+                kept[index] = Some(last.clone());
+            }
+            observer.layer_done(index, &last);
+        }
+        Activations {
+            kept,
+            last,
+            next: next.max(through + 1),
+            predictions,
+            head,
+        }
+    }
+
+    /// Whether Concat `index` is read by the next layer alone, a C2f, whose first
+    /// convolution reads the parts where they are: every neck's Concat in the three families.
+    fn concat_read_by_next(&self, index: usize) -> bool {
+        !self.graph.is_read_later(index)
+            && matches!(self.model.get(index + 1), Some(Layer::C2f(_)))
+            && self.graph.from(index + 1) == [-1]
     }
 }
